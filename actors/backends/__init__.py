@@ -1,0 +1,1 @@
+"""Inference backends (transformers, vLLM, HTTP) used by the model kinds in actors/."""

@@ -1,0 +1,116 @@
+"""transformers backend for sequence-classifier reward models (AutoModelForSequenceClassification)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import torch
+
+from actors.backends.builtin import resolve_model_path
+from actors.backends.text import Encoded, encode, render, setup_chat_template, token_budget_batches
+from actors.base import ActorContext, ScoreOutcome, ScoreRequest
+from orchestrator.errors import UserError
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+def resolve_dtype(name: str, device: str) -> str:
+    """'auto' means bf16 where the hardware computes it natively (CUDA with bf16, CPUs with AVX512-BF16/AMX)."""
+    if name != "auto":
+        return name
+    if device == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return "bfloat16" if _cpu_has_native_bf16() else "float32"
+
+
+def _cpu_has_native_bf16() -> bool:
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def offline_hint(path: str) -> str:
+    if os.path.isdir(path):
+        return ""
+    return " (not a local directory: it was taken as a hub id; offline, give a local path or builtin:NAME)"
+
+
+class TransformersClassifier:
+    """Loads the model once; scores requests in length-sorted token-budget batches under inference_mode."""
+
+    def __init__(self, config: Any, ctx: ActorContext, model_name: str):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.config = config
+        self.device = ctx.device
+        torch.set_num_threads(max(1, ctx.threads))
+        path = resolve_model_path(config.path)
+        self.dtype = resolve_dtype(config.dtype, self.device)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                path, trust_remote_code=config.trust_remote_code, revision=config.revision
+            )
+            # A causal LM loaded as a classifier gets a new score head: seed it so runs are reproducible.
+            torch.manual_seed(ctx.seed)
+            self.model = AutoModelForSequenceClassification.from_pretrained(
+                path,
+                num_labels=1,
+                dtype=DTYPES[self.dtype],
+                trust_remote_code=config.trust_remote_code,
+                revision=config.revision,
+            )
+        except OSError as e:
+            raise UserError(f"model '{model_name}': cannot load '{config.path}': {e}{offline_hint(path)}") from None
+        self.model.to(self.device).eval()
+        self.template = setup_chat_template(self.tokenizer, config.chat_template, model_name)
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        self.max_length = min(config.max_length, limit) if limit else config.max_length
+        self.default_pad = self.tokenizer.pad_token_id
+        if self.default_pad is None:
+            self.default_pad = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
+
+    def encode(self, r: ScoreRequest) -> Encoded:
+        messages = list(r.prompt) + [{"role": "assistant", "content": r.response}]
+        return encode(self.tokenizer, render(self.tokenizer, messages, self.template), self.max_length,
+                      self.config.truncation_side)
+
+    @torch.inference_mode()
+    def score(self, requests: list[ScoreRequest]) -> list[ScoreOutcome]:
+        encoded = [self.encode(r) for r in requests]
+        out: list[ScoreOutcome | None] = [None] * len(requests)
+        for batch in token_budget_batches([len(e.ids) for e in encoded], self.config.batch_tokens):
+            values = self._forward([encoded[i].ids for i in batch])
+            for i, v in zip(batch, values):
+                out[i] = ScoreOutcome(score=v, n_tokens=len(encoded[i].ids), truncated=encoded[i].truncated)
+        return out  # type: ignore[return-value]
+
+    def _forward(self, seqs: list[list[int]]) -> list[float]:
+        width = max(len(s) for s in seqs)
+        pad = self._pad_id(seqs)
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, s in enumerate(seqs):  # right padding keeps position ids right for every architecture
+            ids[row, : len(s)] = torch.tensor(s, dtype=torch.long)
+            mask[row, : len(s)] = 1
+        text_config = self.model.config.get_text_config()
+        text_config.pad_token_id = pad
+        logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+        return logits[:, 0].float().cpu().tolist()
+
+    def _pad_id(self, seqs: list[list[int]]) -> int:
+        """A pad id that is not the last real token of any sequence.
+
+        Decoder classifiers pool at the rightmost token that differs from pad_token_id; if a sequence ends with
+        the pad token (common: pad == eos), they would pool one token early. Pad positions are masked, so any
+        other id is as good as the real pad token.
+        """
+        last = {s[-1] for s in seqs}
+        if self.default_pad not in last:
+            return self.default_pad
+        return next(i for i in range(len(self.tokenizer)) if i not in last)

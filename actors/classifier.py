@@ -1,0 +1,55 @@
+"""Sequence-classifier reward models: one scalar per (prompt, response)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from actors import register_kind
+from actors.base import ActorContext, InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
+from orchestrator.errors import SpecError
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    path: str  # local dir, hub id, or builtin:NAME
+    backend: Literal["transformers"] = "transformers"
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    max_length: int = 4096  # tokens; longer inputs are truncated from `truncation_side`, and flagged
+    truncation_side: Literal["left", "right"] = "left"
+    batch_tokens: int = 8192  # padded tokens per forward pass
+    chat_template: str = "tokenizer"  # tokenizer | plain | PATH to a Jinja template
+    trust_remote_code: bool = False
+    revision: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_length < 8:
+            raise SpecError("max_length", "must be >= 8")
+        if self.batch_tokens < self.max_length:
+            raise SpecError("batch_tokens", f"must be >= max_length ({self.max_length})")
+
+
+@register_kind
+class Classifier(ModelKind):
+    kind = "classifier"
+    Config = ClassifierConfig
+    description = "sequence-classifier reward model (AutoModelForSequenceClassification)"
+
+    def __init__(self, config: ClassifierConfig, ctx: ActorContext, name: str):
+        super().__init__(config, ctx, name)
+        from actors.backends.hf import TransformersClassifier
+
+        self.backend = TransformersClassifier(config, ctx, name)
+
+    def settings(self) -> InferenceSettings:
+        b = self.backend
+        return InferenceSettings(
+            backend=self.config.backend,
+            dtype=b.dtype,
+            max_length=b.max_length,
+            truncation_side=self.config.truncation_side,
+            chat_template=b.template,
+        )
+
+    def score(self, requests: list[ScoreRequest]) -> list[ScoreOutcome]:
+        return self.backend.score(requests)

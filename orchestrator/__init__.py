@@ -1,0 +1,1 @@
+"""rmorch's driver: spec, plan, scheduler, result store, reports and the CLI."""

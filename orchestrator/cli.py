@@ -1,0 +1,147 @@
+"""`rmorch`: a thin CLI. Options become a spec; one function runs it."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from typing import Any, Callable
+
+import click
+from rich.console import Console
+
+from orchestrator.errors import UserError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """User errors: one line on stderr and exit code 2, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            err_console.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log more (rmorch's own logging at INFO).")
+def main(verbose: bool) -> None:
+    """rmorch: evaluate reward models and LLM judges at cluster scale."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.argument("spec_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--suite", "suites", multiple=True, help="Suite name (repeatable); instead of a spec file.")
+@click.option("--model", "models", multiple=True,
+              help="Model (repeatable): a baseline name (length, random) or NAME=PATH for a classifier RM.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Suite NAME reads DIR/NAME/.")
+@click.option("--limit-per-subset", type=int, help="Seeded sample of at most N items per subset.")
+@click.option("--out", type=click.Path(file_okay=False), help="Output directory (overrides the spec's `out`).")
+@click.option("--seed", type=int, help="Seed (overrides the spec's `seed`).")
+@click.option("--address", help="Join this Ray cluster (else RAY_ADDRESS, else start a local instance).")
+@click.option("--num-cpus", type=int, help="CPUs of the local Ray instance.")
+@click.option("--num-gpus", type=int, help="GPUs of the local Ray instance (default: detected).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@user_errors
+def sweep(spec_file: str | None, suites: tuple[str, ...], models: tuple[str, ...], data_dir: str | None,
+          limit_per_subset: int | None, out: str | None, seed: int | None, address: str | None,
+          num_cpus: int | None, num_gpus: int | None, quiet: bool) -> None:
+    """Run a sweep: every model of SPEC_FILE (or --model) on every suite (or --suite)."""
+    from orchestrator.progress import QuietDisplay, RichDisplay
+    from orchestrator.report import print_leaderboard
+    from orchestrator.spec import load_spec, spec_from_dict
+    from orchestrator.sweep import RayOptions, run_sweep
+
+    if spec_file:
+        if suites or models:
+            raise UserError("give either a spec file or --suite/--model options, not both")
+        spec = load_spec(spec_file)
+        doc = spec.to_dict()
+    else:
+        if not suites or not models:
+            raise UserError("give a spec file, or at least one --suite and one --model")
+        doc = {"suites": [{"name": s} for s in suites], "models": [_model_option(m) for m in models]}
+    if data_dir:
+        for s in doc["suites"]:
+            s.setdefault("data", os.path.join(data_dir, s["name"]))
+    if limit_per_subset is not None:
+        for s in doc["suites"]:
+            s["limit_per_subset"] = limit_per_subset
+    if out is not None:
+        doc["out"] = out
+    if seed is not None:
+        doc["seed"] = seed
+    spec = spec_from_dict(doc, source=spec_file)
+    display = QuietDisplay() if quiet else RichDisplay(err_console)
+    result = run_sweep(spec, RayOptions(address=address, num_cpus=num_cpus, num_gpus=num_gpus), display)
+    print_leaderboard(result.leaderboard, console)
+    last = result.stats
+    console.print(
+        f"{result.n_units} units planned, {result.n_skipped} already in the store, {len(last.computed)} computed; "
+        f"model loads: {dict(last.loads) or 'none'}; {last.error_rows} error rows; {result.seconds:.1f} s. "
+        f"Results: {result.out}/leaderboard.json"
+    )
+    for model, reason in last.failed_models.items():
+        err_console.print(f"[bold red]model {model} did not run:[/bold red] {reason}", highlight=False)
+    if not result.ok:
+        sys.exit(1)
+
+
+def _model_option(value: str) -> dict[str, Any]:
+    if "=" in value:
+        name, path = value.split("=", 1)
+        return {"name": name, "kind": "classifier", "path": path}
+    return {"name": value}
+
+
+@main.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@user_errors
+def report(out: str) -> None:
+    """Print the leaderboard of OUT and write OUT/leaderboard.{json,csv,md}."""
+    from orchestrator.report import build_leaderboard, print_leaderboard, write_leaderboard
+    from orchestrator.store import ResultStore
+
+    if not os.path.isdir(out):
+        raise UserError(f"{out}: no such directory")
+    store = ResultStore(out)
+    entries = build_leaderboard(store)
+    write_leaderboard(store, entries)
+    print_leaderboard(entries, console)
+
+
+@main.command(name="ls")
+def list_known() -> None:
+    """List the known suites and model kinds."""
+    from rich.table import Table
+
+    from actors import get_kind, kind_names
+    from suites import get_suite_class, suite_names
+
+    t = Table(title="suites", title_justify="left")
+    t.add_column("name")
+    t.add_column("hub id")
+    t.add_column("description")
+    for name in suite_names():
+        cls = get_suite_class(name)
+        t.add_row(name, cls.hub_id or "-", cls.description)
+    console.print(t)
+    k = Table(title="model kinds", title_justify="left")
+    k.add_column("kind")
+    k.add_column("description")
+    for name in kind_names():
+        k.add_row(name, get_kind(name).description)
+    console.print(k)
+
+
+if __name__ == "__main__":
+    main()

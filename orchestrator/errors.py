@@ -1,0 +1,43 @@
+"""Errors that are the user's to fix. The CLI prints them as one clear message and exits non-zero, no traceback.
+
+Anything else that escapes is a bug in rmorch and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class UserError(Exception):
+    """A problem with the user's spec, data or environment, explained in the message."""
+
+
+class SpecError(UserError):
+    """The sweep spec is invalid. `key` is the dotted path of the offending key."""
+
+    def __init__(self, key: str, message: str, source: str | None = None):
+        self.key = key
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}spec key '{key}': {message}")
+
+
+class DataError(UserError):
+    """A bad input file. Names the file, the row (1-based line or record number) and the field where known."""
+
+    def __init__(self, file: str, message: str, row: int | None = None, field: str | None = None):
+        self.file, self.row, self.field = file, row, field
+        parts = [str(file)]
+        if row is not None:
+            parts.append(f"row {row}")
+        if field is not None:
+            parts.append(f"field '{field}'")
+        super().__init__(f"{': '.join(parts)}: {message}")
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """' (did you mean 'x'?) known: a, b, c' -- the tail of an unknown-name message."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"{hint}; known: {', '.join(known)}"

@@ -1,0 +1,283 @@
+"""The sweep spec: typed, validated on construction. A wrong spec fails before anything starts, naming the key.
+
+YAML form (keys are a contract; see README "Spec format"):
+
+    seed: 0
+    out: runs/demo
+    shard_size: 256
+    suites:
+      - name: rewardbench
+        data: ../shared/data/rewardbench
+        limit_per_subset: 10
+    models:
+      - name: length
+      - name: smol-rm
+        kind: classifier
+        path: builtin:smollm2-135m-instruct
+
+Relative paths are relative to the current working directory. A model entry holds common keys (name, kind, and the
+resource keys of ResourceSpec) plus the keys of its kind's config dataclass (see actors/).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+import yaml
+
+from orchestrator.errors import SpecError, UserError, did_you_mean
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    """What one replica of a model needs. num_gpus None = 1 for GPU-capable kinds when the cluster has GPUs."""
+
+    num_gpus: float | None = None
+    num_cpus: float = 1.0
+    replicas: int = 1
+
+    def __post_init__(self) -> None:
+        if self.num_gpus is not None and self.num_gpus < 0:
+            raise SpecError("num_gpus", "must be >= 0")
+        if self.num_cpus <= 0:
+            raise SpecError("num_cpus", "must be > 0")
+        if self.replicas < 1:
+            raise SpecError("replicas", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    kind: str
+    config: Any  # the kind's own frozen config dataclass (actors.<kind>.Config)
+    resources: ResourceSpec = field(default_factory=ResourceSpec)
+
+    def settings(self) -> dict[str, Any]:
+        """Everything about this model that can change its numbers."""
+        return {"kind": self.kind, **dataclasses.asdict(self.config)}
+
+    @property
+    def settings_hash(self) -> str:
+        return stable_hash(self.settings())
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    name: str
+    data: str | None = None
+    split: str | None = None
+    limit_per_subset: int | None = None
+    subsets: tuple[str, ...] | None = None
+    options: Any = None  # the suite's own frozen Options dataclass
+
+    def __post_init__(self) -> None:
+        if self.limit_per_subset is not None and self.limit_per_subset < 1:
+            raise SpecError(f"suites.{self.name}.limit_per_subset", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    suites: tuple[SuiteSpec, ...]
+    models: tuple[ModelSpec, ...]
+    out: str = "runs/latest"
+    seed: int = 0
+    shard_size: int = 256  # items per work unit: the granularity of sharding, resume and retries
+    max_retries: int = 2  # per work unit, when a replica dies
+
+    def __post_init__(self) -> None:
+        if not self.suites:
+            raise SpecError("suites", "at least one suite is needed")
+        if not self.models:
+            raise SpecError("models", "at least one model is needed")
+        if self.shard_size < 1:
+            raise SpecError("shard_size", "must be >= 1")
+        for what, names in (("models", [m.name for m in self.models]), ("suites", [s.name for s in self.suites])):
+            dup = {n for n in names if names.count(n) > 1}
+            if dup:
+                raise SpecError(what, f"duplicate names: {sorted(dup)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved spec as plain data (what `out/spec.yaml` records)."""
+        return {
+            "seed": self.seed,
+            "out": self.out,
+            "shard_size": self.shard_size,
+            "max_retries": self.max_retries,
+            "suites": [_suite_to_dict(s) for s in self.suites],
+            "models": [_model_to_dict(m) for m in self.models],
+        }
+
+
+def stable_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ---- building dataclasses from YAML mappings, with key-naming errors -----------------------------------------
+
+
+def build(cls: type, data: Mapping[str, Any], key: str, source: str | None = None) -> Any:
+    """Construct dataclass `cls` from `data`, checking unknown keys, missing keys and simple types."""
+    if not isinstance(data, Mapping):
+        raise SpecError(key, f"expected a mapping, got {type(data).__name__}", source)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for k in data:
+        if k not in fields:
+            raise SpecError(f"{key}.{k}", f"unknown key{did_you_mean(str(k), fields)}", source)
+    kwargs = {}
+    for name, f in fields.items():
+        if name in data:
+            kwargs[name] = _check_type(data[name], hints[name], f"{key}.{name}", source)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise SpecError(f"{key}.{name}", "required key is missing", source)
+    try:
+        return cls(**kwargs)
+    except SpecError as e:
+        raise SpecError(f"{key}.{e.key}", str(e).split(": ", 1)[-1], source) from None
+
+
+def _check_type(value: Any, hint: Any, key: str, source: str | None) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_type(value, arg, key, source)
+            except SpecError as e:
+                errors.append(str(e))
+        raise SpecError(key, f"expected {_hint_name(hint)}, got {value!r:.60}", source)
+    if origin is Literal:
+        if value not in args:
+            raise SpecError(key, f"must be one of {', '.join(map(repr, args))}, got {value!r:.60}", source)
+        return value
+    if origin is tuple:
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise SpecError(key, f"expected a list, got {value!r:.60}", source)
+        return tuple(_check_type(v, args[0], f"{key}[{i}]", source) for i, v in enumerate(value))
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(key, f"expected a number, got {value!r:.60}", source)
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SpecError(key, f"expected an integer, got {value!r:.60}", source)
+        return value
+    if hint in (str, bool):
+        if not isinstance(value, hint):
+            raise SpecError(key, f"expected {hint.__name__}, got {value!r:.60}", source)
+        return value
+    return value
+
+
+def _hint_name(hint: Any) -> str:
+    return " or ".join(getattr(a, "__name__", str(a)) for a in typing.get_args(hint) if a is not type(None))
+
+
+# ---- the YAML document -------------------------------------------------------------------------------------
+
+_TOP_KEYS = {"seed", "out", "shard_size", "max_retries", "suites", "models"}
+_MODEL_COMMON = {"name", "kind"} | {f.name for f in dataclasses.fields(ResourceSpec)}
+_SUITE_COMMON = {f.name for f in dataclasses.fields(SuiteSpec)} - {"options"}
+
+
+def load_spec(path: str) -> SweepSpec:
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = yaml.safe_load(f)
+    except OSError as e:
+        raise UserError(f"{path}: cannot read spec: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: invalid YAML: {e}") from None
+    return spec_from_dict(doc, source=path)
+
+
+def spec_from_dict(doc: Any, source: str | None = None) -> SweepSpec:
+    if not isinstance(doc, Mapping):
+        raise SpecError("<top>", "the spec must be a mapping with 'suites' and 'models'", source)
+    for k in doc:
+        if k not in _TOP_KEYS:
+            raise SpecError(str(k), f"unknown key{did_you_mean(str(k), _TOP_KEYS)}", source)
+    suites = doc.get("suites")
+    models = doc.get("models")
+    for name, value in (("suites", suites), ("models", models)):
+        if not isinstance(value, list) or not value:
+            raise SpecError(name, "expected a non-empty list", source)
+    top = {k: doc[k] for k in ("seed", "out", "shard_size", "max_retries") if k in doc}
+    for k, v in top.items():
+        _check_type(v, typing.get_type_hints(SweepSpec)[k], k, source)
+    return SweepSpec(
+        suites=tuple(_suite_spec(s, i, source) for i, s in enumerate(suites)),
+        models=tuple(_model_spec(m, i, source) for i, m in enumerate(models)),
+        **top,
+    )
+
+
+def _suite_spec(entry: Any, i: int, source: str | None) -> SuiteSpec:
+    from suites import get_suite_class
+
+    if isinstance(entry, str):
+        entry = {"name": entry}
+    key = f"suites[{i}]"
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+        raise SpecError(f"{key}.name", "each suite needs a name", source)
+    try:
+        cls = get_suite_class(entry["name"])
+    except UserError as e:
+        raise SpecError(f"{key}.name", str(e), source) from None
+    option_keys = {f.name for f in dataclasses.fields(cls.Options)}
+    common = {k: v for k, v in entry.items() if k in _SUITE_COMMON}
+    extra = {k: v for k, v in entry.items() if k not in _SUITE_COMMON}
+    for k in extra:
+        if k not in option_keys:
+            raise SpecError(f"{key}.{k}", f"unknown key{did_you_mean(str(k), _SUITE_COMMON | option_keys)}", source)
+    spec = build(SuiteSpec, common, key, source)
+    return dataclasses.replace(spec, options=build(cls.Options, extra, key, source))
+
+
+def _model_spec(entry: Any, i: int, source: str | None) -> ModelSpec:
+    from actors import get_kind, infer_kind
+
+    if isinstance(entry, str):
+        entry = {"name": entry}
+    key = f"models[{i}]"
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str) or not entry["name"]:
+        raise SpecError(f"{key}.name", "each model needs a name", source)
+    kind_name = entry.get("kind") or infer_kind(entry["name"])
+    if kind_name is None:
+        raise SpecError(f"{key}.kind", f"model '{entry['name']}' needs a kind (see `rmorch ls`)", source)
+    try:
+        kind = get_kind(kind_name)
+    except UserError as e:
+        raise SpecError(f"{key}.kind", str(e), source) from None
+    common = {k: v for k, v in entry.items() if k in _MODEL_COMMON}
+    extra = {k: v for k, v in entry.items() if k not in _MODEL_COMMON}
+    resources = build(ResourceSpec, {k: v for k, v in common.items() if k not in ("name", "kind")}, key, source)
+    config = build(kind.Config, extra, key, source)
+    return ModelSpec(name=entry["name"], kind=kind_name, config=config, resources=resources)
+
+
+def _suite_to_dict(s: SuiteSpec) -> dict[str, Any]:
+    d = {k: v for k, v in dataclasses.asdict(s).items() if k != "options" and v is not None}
+    if s.subsets is not None:
+        d["subsets"] = list(s.subsets)
+    if s.options is not None:
+        d.update({k: v for k, v in dataclasses.asdict(s.options).items() if v is not None})
+    return d
+
+
+def _model_to_dict(m: ModelSpec) -> dict[str, Any]:
+    res = {k: v for k, v in dataclasses.asdict(m.resources).items() if v is not None}
+    return {"name": m.name, "kind": m.kind, **dataclasses.asdict(m.config), **res}

@@ -1,0 +1,190 @@
+"""`run_sweep(spec)`: the one function behind `rmorch sweep`, callable from a notebook too.
+
+spec -> load suites (fails fast on bad data) -> plan units -> subtract the store -> schedule on Ray -> report.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from typing import Any
+
+import yaml
+
+from orchestrator.errors import UserError
+from orchestrator.plan import LoadedSuite, WorkUnit, load_suite, make_units
+from orchestrator.progress import Display, QuietDisplay
+from orchestrator.report import LeaderboardEntry, build_leaderboard, write_leaderboard
+from orchestrator.scheduler import RunStats
+from orchestrator.spec import SweepSpec
+from orchestrator.store import ResultStore
+
+
+@dataclass
+class SweepResult:
+    out: str
+    leaderboard: list[LeaderboardEntry]
+    stats: RunStats
+    n_units: int  # units in the plan
+    n_skipped: int  # already in the store
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.stats.failed_models
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    address: str | None = None  # join this cluster; None: start a local instance (or reuse one already up)
+    num_cpus: int | None = None  # local instance only
+    num_gpus: int | None = None  # local instance only; logical GPUs are fine for testing placement
+
+
+def run_sweep(spec: SweepSpec, ray_options: RayOptions | None = None, display: Display | None = None) -> SweepResult:
+    t0 = time.perf_counter()
+    display = display or QuietDisplay()
+    store = ResultStore(spec.out)
+    suites = [load_suite(s, spec.seed) for s in spec.suites]
+    _check_model_paths(spec)
+    units = make_units(spec, suites)
+    done = store.done_keys()
+    pending = [u for u in units if u.key not in done]
+
+    for ls in suites:
+        store.write_items(ls.name, ls.items)
+    store.write_text("spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False, allow_unicode=True))
+    run = _run_metadata(store, spec, suites)
+    store.write_json("run.json", run)
+
+    stats = RunStats()
+    if pending:
+        stats = _schedule(spec, suites, units, pending, store, display, ray_options or RayOptions())
+    run["last_run"] = {
+        "units_planned": len(units),
+        "units_skipped": len(units) - len(pending),
+        "units_computed": len(stats.computed),
+        "loads": stats.loads,
+        "load_seconds": stats.load_seconds,
+        "model_seconds": stats.model_seconds,
+        "failed_models": stats.failed_models,
+        "retries": stats.retries,
+        "error_rows": stats.error_rows,
+        "seconds": time.perf_counter() - t0,
+    }
+    store.write_json("run.json", run)
+    leaderboard = build_leaderboard(store)
+    write_leaderboard(store, leaderboard)
+    return SweepResult(spec.out, leaderboard, stats, len(units), len(units) - len(pending), time.perf_counter() - t0)
+
+
+def _schedule(spec: SweepSpec, suites: list[LoadedSuite], units: list[WorkUnit], pending: list[WorkUnit],
+              store: ResultStore, display: Display, ray_options: RayOptions) -> RunStats:
+    import ray
+
+    from orchestrator.scheduler import Scheduler
+
+    started_here = False
+    if not ray.is_initialized():
+        _init_ray(ray_options)
+        started_here = True
+    try:
+        _check_resources(spec)
+        totals: dict[tuple[str, str], list[int]] = {}
+        pending_keys = {u.key for u in pending}
+        for u in units:
+            t = totals.setdefault((u.model, u.suite), [0, 0])
+            t[1] += u.stop - u.start
+            if u.key not in pending_keys:
+                t[0] += u.stop - u.start
+        display.start({k: (v[0], v[1]) for k, v in totals.items() if v[0] < v[1]})
+        try:
+            return Scheduler(spec, {ls.name: ls.items for ls in suites}, store, display).run(pending)
+        finally:
+            display.stop()
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _init_ray(opts: RayOptions) -> None:
+    import ray
+
+    address = opts.address or os.environ.get("RAY_ADDRESS")
+    common: dict[str, Any] = {"log_to_driver": False, "logging_level": "ERROR", "configure_logging": True}
+    if address:
+        try:
+            ray.init(address=address, **common)
+        except ConnectionError as e:
+            raise UserError(f"cannot join the Ray cluster at {address}: {e}") from None
+        return
+    ray.init(
+        num_cpus=opts.num_cpus or os.cpu_count(),
+        num_gpus=opts.num_gpus,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        **common,
+    )
+
+
+def _check_resources(spec: SweepSpec) -> None:
+    """A replica that no node can hold would wait forever: refuse it up front."""
+    import ray
+
+    from orchestrator.scheduler import gpus_per_replica
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    cluster_gpus = sum(n.get("GPU", 0) for n in nodes)
+    for m in spec.models:
+        gpus = gpus_per_replica(m, cluster_gpus)
+        cpus = m.resources.num_cpus
+        if not any(n.get("GPU", 0) >= gpus and n.get("CPU", 0) >= cpus for n in nodes):
+            raise UserError(
+                f"model '{m.name}' needs {gpus:g} GPU and {cpus:g} CPU per replica, "
+                f"but no node of this Ray cluster has that much"
+            )
+
+
+def _check_model_paths(spec: SweepSpec) -> None:
+    for m in spec.models:
+        path = getattr(m.config, "path", None)
+        if not path or path.startswith("builtin:"):
+            continue
+        looks_local = path.startswith((".", "/", "~"))  # hub ids look like org/name
+        if looks_local and not os.path.exists(os.path.expanduser(path)):
+            raise UserError(f"model '{m.name}': path '{path}' does not exist")
+
+
+def _run_metadata(store: ResultStore, spec: SweepSpec, suites: list[LoadedSuite]) -> dict[str, Any]:
+    previous = store.read_json("run.json") if store.exists("run.json") else {}
+    models = dict(previous.get("models", {}))
+    for m in spec.models:  # merged over runs: the latest settings of each model name win
+        models[m.name] = {"kind": m.kind, "settings_hash": m.settings_hash, "settings": m.settings(),
+                          "resources": asdict(m.resources)}
+    suite_names = list(previous.get("suites", []))
+    for ls in suites:
+        if ls.name not in suite_names:
+            suite_names.append(ls.name)
+    return {
+        "rmorch_version": _version("rmorch"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "versions": {p: _version(p) for p in ("ray", "torch", "transformers", "pyarrow", "vllm")},
+        "seed": spec.seed,
+        "suites": suite_names,
+        "suite_versions": {ls.name: ls.suite.version for ls in suites},
+        "items": {ls.name: ls.items.num_rows for ls in suites},
+        "models": models,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None

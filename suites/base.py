@@ -1,0 +1,192 @@
+"""What a suite is: a loader to the canonical item table and a pure metric over items and results.
+
+Adding a benchmark is one file in this package: subclass `Suite`, decorate it with `@register_suite`, implement
+`load_records` (or `load`) and `score`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import zlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from orchestrator.errors import DataError
+from orchestrator.schema import ITEM_SCHEMA, items_table
+from suites.files import Record, read_hub, read_local
+
+
+@dataclass(frozen=True)
+class SuiteOptions:
+    """Suite-specific spec keys. Suites with extra keys subclass this (a frozen dataclass) and set `Options`."""
+
+
+@dataclass
+class SuiteScore:
+    """The leaderboard numbers of one model on one suite. Scores are fractions in [0, 1]."""
+
+    score: float
+    sections: dict[str, float] = field(default_factory=dict)
+    subsets: dict[str, float] = field(default_factory=dict)
+    n_items: int = 0
+    n_errors: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Suite(ABC):
+    """A benchmark. Subclasses set the class attributes and implement `load_records` and `score`."""
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"  # bump when loading or item content changes: it is part of every unit key
+    hub_id: ClassVar[str | None] = None
+    hub_split: ClassVar[str] = "test"
+    Options: ClassVar[type[SuiteOptions]] = SuiteOptions
+    description: ClassVar[str] = ""
+
+    def __init__(self, options: SuiteOptions | None = None):
+        self.options = options if options is not None else self.Options()
+
+    # ---- loading -------------------------------------------------------------------------------------------
+    def records(self, data: str | None, split: str | None) -> Iterator[Record]:
+        """Raw records with their provenance, from a local file or dir, or from the hub."""
+        if data is not None:
+            yield from read_local(data)
+        elif self.hub_id is None:
+            raise DataError(self.name, "this suite has no Hugging Face id: give its data with `data: PATH`")
+        else:
+            yield from read_hub(self.hub_id, split or self.hub_split)
+
+    @abstractmethod
+    def to_items(self, records: Iterator[Record]) -> Iterator[dict[str, Any]]:
+        """Turn raw records into canonical item dicts (see orchestrator.schema), raising DataError on bad input."""
+
+    def load(self, data: str | None = None, split: str | None = None) -> pa.Table:
+        """The suite's full canonical item table, validated: non-empty string responses, unique item ids."""
+        rows = []
+        seen: dict[str, str] = {}
+        for item, where in self._located_items(data, split):
+            prev = seen.get(item["item_id"])
+            if prev is not None:
+                raise DataError(where, f"duplicate item key '{item['item_id']}' (first seen at {prev})", field="id")
+            seen[item["item_id"]] = where
+            rows.append(item)
+        if not rows:
+            raise DataError(data or f"{self.hub_id}", "no items found")
+        return items_table(rows)
+
+    def _located_items(self, data: str | None, split: str | None) -> Iterator[tuple[dict[str, Any], str]]:
+        for item in self.to_items(self.records(data, split)):
+            where = item.pop("_where")
+            yield item, where
+
+    # ---- sampling ------------------------------------------------------------------------------------------
+    def sample_group(self, item_id: str) -> str:
+        """Items that must be kept or dropped together when sampling (e.g. RewardBench 2 Ties prompt pairs)."""
+        return item_id
+
+    def sample(self, items: pa.Table, limit_per_subset: int, seed: int) -> pa.Table:
+        """A seeded sample of at most `limit_per_subset` groups per subset, in the original order."""
+        keep: list[int] = []
+        subsets = items.column("subset").to_pylist()
+        groups = [self.sample_group(i) for i in items.column("item_id").to_pylist()]
+        by_subset: dict[str, dict[str, list[int]]] = {}
+        for idx, (sub, grp) in enumerate(zip(subsets, groups)):
+            by_subset.setdefault(sub, {}).setdefault(grp, []).append(idx)
+        for sub in sorted(by_subset):
+            grps = by_subset[sub]
+            names = list(grps)
+            if len(names) > limit_per_subset:
+                rng = np.random.default_rng([seed, zlib.crc32(sub.encode())])
+                names = [names[i] for i in sorted(rng.choice(len(names), limit_per_subset, replace=False))]
+            for g in names:
+                keep.extend(grps[g])
+        return items.take(sorted(keep))
+
+    # ---- scoring -------------------------------------------------------------------------------------------
+    @abstractmethod
+    def score(self, items: pa.Table, results: pa.Table) -> SuiteScore:
+        """The official numbers of one model from its result rows for this suite's items. Pure: no I/O."""
+
+
+# ---- helpers shared by suites ------------------------------------------------------------------------------
+
+
+def candidate_scores(items: pa.Table, results: pa.Table) -> tuple[list[list[float]], list[bool]]:
+    """Per item (in `items` order), the pointwise score of each candidate (NaN where missing or errored), and
+    whether the item has any error or missing score. Errors count as wrong under every official rule."""
+    n_cand = [len(c) for c in items.column("candidates").to_pylist()]
+    index = {iid: i for i, iid in enumerate(items.column("item_id").to_pylist())}
+    scores = [[math.nan] * n for n in n_cand]
+    pointwise = results.filter(pc.is_valid(results.column("candidate")))
+    for iid, cand, score, err in zip(
+        pointwise.column("item_id").to_pylist(),
+        pointwise.column("candidate").to_pylist(),
+        pointwise.column("score").to_pylist(),
+        pointwise.column("error").to_pylist(),
+    ):
+        i = index.get(iid)
+        if i is None or not 0 <= cand < n_cand[i]:
+            continue
+        if err is None and score is not None:
+            scores[i][cand] = float(score)
+    bad = [any(math.isnan(s) for s in row) for row in scores]
+    return scores, bad
+
+
+def subset_means(subsets: list[str], values: list[float]) -> dict[str, float]:
+    """Mean of `values` per subset name, subsets in first-seen order."""
+    sums: dict[str, list[float]] = {}
+    for s, v in zip(subsets, values):
+        sums.setdefault(s, []).append(v)
+    return {s: float(np.mean(v)) for s, v in sums.items()}
+
+
+def require_str(rec: Record, name: str, allow_empty: bool = False) -> str:
+    """The string field `name` of a record, or a DataError naming file, row and field."""
+    if name not in rec.data:
+        raise DataError(rec.source, "missing field", row=rec.row, field=name)
+    value = rec.data[name]
+    if not isinstance(value, str):
+        raise DataError(rec.source, f"expected a string, got {type(value).__name__}", row=rec.row, field=name)
+    if not allow_empty and not value.strip():
+        raise DataError(rec.source, "empty string", row=rec.row, field=name)
+    return value
+
+
+def require_str_list(rec: Record, name: str) -> list[str]:
+    """A non-empty list of non-empty strings, or a DataError naming file, row and field."""
+    if name not in rec.data:
+        raise DataError(rec.source, "missing field", row=rec.row, field=name)
+    value = rec.data[name]
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)) or not value:
+        raise DataError(rec.source, f"expected a non-empty list of strings, got {value!r:.80}", row=rec.row, field=name)
+    for k, v in enumerate(value):
+        if not isinstance(v, str):
+            raise DataError(rec.source, f"element {k} is {type(v).__name__}, not a string", row=rec.row, field=name)
+        if not v.strip():
+            raise DataError(rec.source, f"element {k} is an empty string", row=rec.row, field=name)
+    return list(value)
+
+
+def options_fields(options_cls: type[SuiteOptions]) -> list[str]:
+    return [f.name for f in dataclasses.fields(options_cls)]
+
+
+__all__ = [
+    "ITEM_SCHEMA",
+    "Suite",
+    "SuiteOptions",
+    "SuiteScore",
+    "candidate_scores",
+    "require_str",
+    "require_str_list",
+    "subset_means",
+]
