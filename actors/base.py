@@ -46,15 +46,13 @@ class InferenceSettings:
 
 @dataclass(frozen=True)
 class ActorContext:
-    """Where a replica runs: the sweep seed, the CPU threads it was given and its GPU ids (empty on CPU)."""
+    """Where a replica runs: the sweep seed, the CPU threads it was given, the GPU ids Ray assigned (logical GPUs
+    on a CPU-only test cluster are assigned too) and the torch device to use ("cuda" only if CUDA is present)."""
 
     seed: int = 0
     threads: int = 1
     gpu_ids: tuple[int, ...] = field(default_factory=tuple)
-
-    @property
-    def device(self) -> str:
-        return "cuda" if self.gpu_ids else "cpu"
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,16 @@ def error_table(task: ShardTask, items: pa.Table, spec: ModelSpec, seed: int, me
                        spec.settings_hash, seed)
 
 
+def _torch_device(gpu_ids: tuple[int, ...]) -> str:
+    if not gpu_ids:
+        return "cpu"
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 class ModelWorker:
     def __init__(self, spec: ModelSpec, seed: int):
         gpu_ids: tuple[int, ...] = ()
@@ -93,7 +103,8 @@ class ModelWorker:
             pass
         self.spec = spec
         self.seed = seed
-        self.ctx = ActorContext(seed=seed, threads=max(1, int(spec.resources.num_cpus)), gpu_ids=gpu_ids)
+        threads = max(1, int(spec.resources.num_cpus))
+        self.ctx = ActorContext(seed=seed, threads=threads, gpu_ids=gpu_ids, device=_torch_device(gpu_ids))
         t0 = time.perf_counter()
         self.model = get_kind(spec.kind)(spec.config, self.ctx, spec.name)
         self.load_seconds = time.perf_counter() - t0
@@ -106,6 +117,7 @@ class ModelWorker:
             "host": socket.gethostname(),
             "gpu_ids": list(self.ctx.gpu_ids),
             "threads": self.ctx.threads,
+            "device": self.ctx.device,
             "load_seconds": self.load_seconds,
             "settings": asdict(self.settings),
         }

