@@ -1,0 +1,265 @@
+"""Tiny random models for tests and benchmarks: built from a config in seconds, fully offline.
+
+Not a test file: a helper that tests, benchmarks and examples import.
+
+- ``build_tiny_tokenizer(out_dir)``: a byte-level BPE tokenizer trained on the fly (``tokenizers``) on a small
+  built-in English corpus, with ChatML special tokens and chat template.
+- ``build_tiny_classifier(out_dir, seed)``: a LlamaForSequenceClassification (num_labels=1), a stand-in reward model.
+- ``build_tiny_causal_lm(out_dir, seed)``: a LlamaForCausalLM, for judge / implicit-reward paths.
+
+Both model builders save float32 safetensors plus the tokenizer, so ``AutoModel*.from_pretrained(out_dir)``,
+``AutoTokenizer.from_pretrained(out_dir)`` and vLLM (``LLM(model=out_dir, ...)``) all load the directory. Weights
+depend only on the seed and the shape arguments; the tokenizer is the same for every build.
+
+Tokenizer conventions (mirroring the converted ``builtin:smollm2-135m-instruct``, so tiny tests exercise the same
+cases as the real model):
+  ids 0, 1, 2 = <|endoftext|>, <|im_start|>, <|im_end|>
+  bos = <|im_start|>  (not added by the tokenizer; the chat template output starts with it as text)
+  eos = <|im_end|>    (ends every chat turn)
+  pad = <|endoftext|> (never appears in chat text, so "last non-pad token" pooling is the true last token)
+  chat template: plain ChatML, no default system prompt (SmolLM2's template adds one).
+With ``add_bos=True`` the tokenizer also prepends bos to every encoding, like Llama-3 style tokenizers: then
+tokenising a rendered chat template yields a doubled bos -- useful to test code that must avoid that.
+
+Each build goes into a temporary directory beside ``out_dir`` and is renamed into place with a marker file
+(``tiny-model.json``) holding the build arguments, so concurrent builders and interrupted builds are safe, and a
+directory holding a complete build with the same arguments is reused as it is.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+MARKER = "tiny-model.json"
+BUILD_VERSION = 1
+
+ENDOFTEXT, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
+SPECIAL_TOKENS = [ENDOFTEXT, IM_START, IM_END]  # ids 0, 1, 2
+BOS, EOS, PAD = IM_START, IM_END, ENDOFTEXT
+VOCAB_SIZE = 512
+MAX_POSITIONS = 2048
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+# A small built-in corpus: enough text for ~250 BPE merges of ordinary English, numbers and a little code.
+_CORPUS = """\
+The quick brown fox jumps over the lazy dog. A helpful assistant answers the question that was asked.
+What is the capital of France? The capital of France is Paris, a city on the river Seine.
+Please write a short poem about the sea. The waves roll in and the waves roll out, under a grey and quiet sky.
+How many legs does a spider have? A spider has eight legs, while an insect has six.
+Explain why the sky is blue. Sunlight is scattered by the air, and blue light is scattered more than red light.
+I cannot help with that request, because it could cause harm to other people.
+Here is a simple recipe: boil the water, add the pasta, cook it for ten minutes, then drain and serve.
+The answer is 42. Two plus two equals four, and three times four is twelve. 1 2 3 4 5 6 7 8 9 10 100 1000
+def add(a, b):
+    return a + b
+
+for i in range(10):
+    print(i * i)
+import numpy as np
+x = np.array([1, 2, 3])
+Thank you for your question! Let me think about it step by step before I give an answer.
+First, we read the problem carefully. Second, we write down what we know. Third, we solve for the unknown.
+The chosen response is more accurate, more honest and more useful than the rejected response.
+Reward models score each response; a higher score means the response is preferred by people.
+She said that the meeting would start at nine o'clock in the morning, but it started late.
+Water boils at one hundred degrees Celsius at sea level. Ice melts at zero degrees.
+The history of the Roman Empire spans many centuries, from the founding of Rome to the fall of Constantinople.
+Could you summarise this article in three sentences? Sure, here is a summary of the main points.
+Safety matters: never mix bleach with ammonia, because the fumes are toxic.
+The students studied mathematics, physics, chemistry, biology, literature, history and music at school.
+In the morning the birds sing; in the evening the stars come out, one by one, over the hills.
+Is this statement true or false? It is false: the moon does not produce its own light.
+User: hello there. Assistant: Hello! How can I help you today? User: tell me a joke. Assistant: Why did the
+chicken cross the road? To get to the other side.
+"""
+
+
+def _training_corpus() -> list[str]:
+    lines = [ln for ln in _CORPUS.splitlines() if ln.strip()]
+    # Chat-formatted copies so the markup's pieces ("user\n", "assistant\n") become tokens too.
+    chats = [f"{IM_START}user\n{a}{IM_END}\n{IM_START}assistant\n{b}{IM_END}\n" for a, b in zip(lines, lines[1:])]
+    return lines + chats
+
+
+def build_tiny_tokenizer(out_dir: str | os.PathLike, add_bos: bool = False):
+    """Train a byte-level BPE tokenizer (vocab 512) on the built-in corpus, save it to `out_dir` and return it.
+
+    Deterministic: every call gives the same vocabulary. See the module docstring for its special tokens.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        min_frequency=2,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tk.train_from_iterator(_training_corpus(), trainer=trainer)
+    if add_bos:
+        tk.post_processor = processors.TemplateProcessing(
+            single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, tk.token_to_id(BOS))]
+        )
+    else:
+        tk.post_processor = processors.ByteLevel(trim_offsets=False)
+
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tk,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        model_max_length=MAX_POSITIONS,
+        padding_side="right",
+        chat_template=CHATML_TEMPLATE,
+    )
+    os.makedirs(out_dir, exist_ok=True)
+    tokenizer.save_pretrained(str(out_dir))
+    return tokenizer
+
+
+def build_tiny_classifier(
+    out_dir: str | os.PathLike,
+    seed: int = 0,
+    hidden: int = 128,
+    layers: int = 2,
+    heads: int = 2,
+    kv_heads: int | None = None,
+) -> str:
+    """A random LlamaForSequenceClassification (num_labels=1) with the tiny tokenizer, saved to `out_dir`.
+
+    head_dim = hidden // heads: keep it 64 (the default 128 / 2) for vLLM, whose CPU attention refuses head_dim 16.
+    Weights depend only on (seed, hidden, layers, heads, kv_heads). Returns `out_dir` as a string; a directory
+    that already holds a complete build with the same arguments is reused.
+    """
+    return _build("classifier", out_dir, seed, hidden, layers, heads, kv_heads)
+
+
+def build_tiny_causal_lm(
+    out_dir: str | os.PathLike,
+    seed: int = 0,
+    hidden: int = 128,
+    layers: int = 2,
+    heads: int = 2,
+    kv_heads: int | None = None,
+) -> str:
+    """A random LlamaForCausalLM (tied embeddings) with the tiny tokenizer, saved to `out_dir`. Like
+    build_tiny_classifier; its generations are gibberish, but every generate / log-prob path runs."""
+    return _build("causal_lm", out_dir, seed, hidden, layers, heads, kv_heads)
+
+
+# -- internals -----------------------------------------------------------------------------------------------------
+
+
+def _llama_config(kind: str, vocab_size: int, hidden: int, layers: int, heads: int, kv_heads: int):
+    from transformers import LlamaConfig
+
+    if hidden % heads:
+        raise ValueError(f"hidden ({hidden}) must be a multiple of heads ({heads})")
+    if heads % kv_heads:
+        raise ValueError(f"heads ({heads}) must be a multiple of kv_heads ({kv_heads})")
+    ids = {t: i for i, t in enumerate(SPECIAL_TOKENS)}
+    extra = {"num_labels": 1} if kind == "classifier" else {}
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        head_dim=hidden // heads,
+        max_position_embeddings=MAX_POSITIONS,
+        bos_token_id=ids[BOS],
+        eos_token_id=ids[EOS],
+        pad_token_id=ids[PAD],
+        tie_word_embeddings=(kind == "causal_lm"),
+        **extra,
+    )
+
+
+def _read_marker(d: Path) -> dict | None:
+    try:
+        data = json.loads((d / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _build(kind: str, out_dir, seed: int, hidden: int, layers: int, heads: int, kv_heads: int | None) -> str:
+    out = Path(out_dir)
+    kv_heads = heads if kv_heads is None else kv_heads
+    want = {
+        "build_version": BUILD_VERSION,
+        "kind": kind,
+        "seed": seed,
+        "hidden": hidden,
+        "layers": layers,
+        "heads": heads,
+        "kv_heads": kv_heads,
+    }
+    if _read_marker(out) == want:
+        return str(out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and _read_marker(out) is None)):
+        raise FileExistsError(f"{out} exists and is not a tiny-model build; refusing to overwrite it")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        _build_into(tmp, kind, seed, hidden, layers, heads, kv_heads)
+        (tmp / MARKER).write_text(json.dumps(want, indent=2) + "\n", encoding="utf-8")  # last: marks it complete
+        os.chmod(tmp, 0o755)  # mkdtemp and safetensors make them private; let anyone read the build
+        for f in tmp.iterdir():
+            os.chmod(f, 0o644)
+        if out.exists() and any(out.iterdir()) and _read_marker(out) != want:
+            # A different tiny build: move it aside, then replace it.
+            aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            try:
+                os.rename(out, aside / "old")
+            except FileNotFoundError:
+                pass
+            shutil.rmtree(aside, ignore_errors=True)
+        try:
+            os.rename(tmp, out)  # atomic; replaces an empty directory, fails on a non-empty one
+        except OSError as e:
+            if e.errno not in (errno.EEXIST, errno.ENOTEMPTY) or _read_marker(out) != want:
+                raise
+            # A concurrent builder with the same arguments finished first: theirs is identical.
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return str(out)
+
+
+def _build_into(d: Path, kind: str, seed: int, hidden: int, layers: int, heads: int, kv_heads: int) -> None:
+    import torch
+    from transformers import LlamaForCausalLM, LlamaForSequenceClassification
+
+    tokenizer = build_tiny_tokenizer(d)
+    config = _llama_config(kind, len(tokenizer), hidden, layers, heads, kv_heads)
+    cls = LlamaForSequenceClassification if kind == "classifier" else LlamaForCausalLM
+    with torch.random.fork_rng(devices=[]):  # seed the build without touching the caller's RNG state
+        torch.manual_seed(seed)
+        model = cls(config)
+        if kind == "classifier":
+            # The default init (std 0.02) gives scores within a few hundredths of each other; std 1/sqrt(hidden)
+            # spreads them over roughly +-1, so ties, bf16 rounding and sigmoid round trips are no issue in tests.
+            with torch.no_grad():
+                model.score.weight.normal_(0.0, hidden**-0.5)
+    model = model.to(torch.float32).eval()
+    if kind == "causal_lm" and model.generation_config is not None:
+        model.generation_config.pad_token_id = config.pad_token_id
+    model.save_pretrained(str(d), safe_serialization=True)
