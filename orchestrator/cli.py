@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from orchestrator.errors import UserError
 
@@ -25,7 +26,7 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except UserError as e:
-            err_console.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/bold red] {escape(str(e))}", highlight=False, soft_wrap=True)
             sys.exit(2)
 
     return wrapper
@@ -91,7 +92,7 @@ def sweep(spec_file: str | None, suites: tuple[str, ...], models: tuple[str, ...
         f"Results: {result.out}/leaderboard.json"
     )
     for model, reason in last.failed_models.items():
-        err_console.print(f"[bold red]model {model} did not run:[/bold red] {reason}", highlight=False)
+        err_console.print(f"[bold red]model {escape(model)} did not run:[/bold red] {escape(reason)}", highlight=False)
     if not result.ok:
         sys.exit(1)
 

@@ -78,7 +78,9 @@ class SuiteSpec:
 
     def __post_init__(self) -> None:
         if self.limit_per_subset is not None and self.limit_per_subset < 1:
-            raise SpecError(f"suites.{self.name}.limit_per_subset", "must be >= 1")
+            raise SpecError("limit_per_subset", "must be >= 1")
+        if self.subsets is not None and not self.subsets:
+            raise SpecError("subsets", "an empty list would evaluate nothing; leave it out for all subsets")
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,10 @@ class SweepSpec:
             raise SpecError("models", "at least one model is needed")
         if self.shard_size < 1:
             raise SpecError("shard_size", "must be >= 1")
+        if self.seed < 0:
+            raise SpecError("seed", "must be >= 0")
+        if self.max_retries < 0:
+            raise SpecError("max_retries", "must be >= 0")
         for what, names in (("models", [m.name for m in self.models]), ("suites", [s.name for s in self.suites])):
             dup = {n for n in names if names.count(n) > 1}
             if dup:
@@ -218,11 +224,12 @@ def spec_from_dict(doc: Any, source: str | None = None) -> SweepSpec:
     top = {k: doc[k] for k in ("seed", "out", "shard_size", "max_retries") if k in doc}
     for k, v in top.items():
         _check_type(v, typing.get_type_hints(SweepSpec)[k], k, source)
-    return SweepSpec(
-        suites=tuple(_suite_spec(s, i, source) for i, s in enumerate(suites)),
-        models=tuple(_model_spec(m, i, source) for i, m in enumerate(models)),
-        **top,
-    )
+    suite_specs = tuple(_suite_spec(s, i, source) for i, s in enumerate(suites))
+    model_specs = tuple(_model_spec(m, i, source) for i, m in enumerate(models))
+    try:
+        return SweepSpec(suites=suite_specs, models=model_specs, **top)
+    except SpecError as e:
+        raise SpecError(e.key, str(e).split(": ", 1)[-1], source) from None
 
 
 def _suite_spec(entry: Any, i: int, source: str | None) -> SuiteSpec:
@@ -248,7 +255,7 @@ def _suite_spec(entry: Any, i: int, source: str | None) -> SuiteSpec:
 
 
 def _model_spec(entry: Any, i: int, source: str | None) -> ModelSpec:
-    from actors import get_kind, infer_kind
+    from actors import get_kind, infer_kind, kind_names
 
     if isinstance(entry, str):
         entry = {"name": entry}
@@ -257,13 +264,23 @@ def _model_spec(entry: Any, i: int, source: str | None) -> ModelSpec:
         raise SpecError(f"{key}.name", "each model needs a name", source)
     kind_name = entry.get("kind") or infer_kind(entry["name"])
     if kind_name is None:
-        raise SpecError(f"{key}.kind", f"model '{entry['name']}' needs a kind (see `rmorch ls`)", source)
+        raise SpecError(
+            f"{key}.kind",
+            f"model '{entry['name']}' needs a kind (see `rmorch ls`){did_you_mean(entry['name'], kind_names())}",
+            source,
+        )
+    if not isinstance(kind_name, str):
+        raise SpecError(f"{key}.kind", f"expected a kind name, got {kind_name!r:.60}", source)
     try:
         kind = get_kind(kind_name)
     except UserError as e:
         raise SpecError(f"{key}.kind", str(e), source) from None
     common = {k: v for k, v in entry.items() if k in _MODEL_COMMON}
     extra = {k: v for k, v in entry.items() if k not in _MODEL_COMMON}
+    config_keys = {f.name for f in dataclasses.fields(kind.Config)}
+    for k in extra:
+        if k not in config_keys:
+            raise SpecError(f"{key}.{k}", f"unknown key{did_you_mean(str(k), _MODEL_COMMON | config_keys)}", source)
     resources = build(ResourceSpec, {k: v for k, v in common.items() if k not in ("name", "kind")}, key, source)
     config = build(kind.Config, extra, key, source)
     return ModelSpec(name=entry["name"], kind=kind_name, config=config, resources=resources)

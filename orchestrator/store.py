@@ -39,6 +39,10 @@ class ManifestEntry:
     seconds: float
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def _segment(name: str) -> str:
     """A model or suite name as one safe path segment ('org/model' -> 'org%2Fmodel')."""
     return urllib.parse.quote(name, safe="-_.")
@@ -59,6 +63,7 @@ class ResultStore:
         os.close(fd)
         try:
             write(tmp)
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results are for the whole team to read
             os.replace(tmp, final)
         except BaseException:
             if os.path.exists(tmp):

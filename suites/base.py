@@ -64,26 +64,28 @@ class Suite(ABC):
 
     @abstractmethod
     def to_items(self, records: Iterator[Record]) -> Iterator[dict[str, Any]]:
-        """Turn raw records into canonical item dicts (see orchestrator.schema), raising DataError on bad input."""
+        """Turn raw records into canonical item dicts (see orchestrator.schema), raising DataError on bad input.
+
+        Each dict also carries "_record": the Record it came from (for error messages; removed before storage)."""
 
     def load(self, data: str | None = None, split: str | None = None) -> pa.Table:
         """The suite's full canonical item table, validated: non-empty string responses, unique item ids."""
         rows = []
-        seen: dict[str, str] = {}
-        for item, where in self._located_items(data, split):
+        seen: dict[str, Record] = {}
+        for item, rec in self._located_items(data, split):
             prev = seen.get(item["item_id"])
             if prev is not None:
-                raise DataError(where, f"duplicate item key '{item['item_id']}' (first seen at {prev})", field="id")
-            seen[item["item_id"]] = where
+                raise DataError(rec.source, f"duplicate item key '{item['item_id']}' (first seen at {prev.where})",
+                                row=rec.row, field="id")
+            seen[item["item_id"]] = rec
             rows.append(item)
         if not rows:
             raise DataError(data or f"{self.hub_id}", "no items found")
         return items_table(rows)
 
-    def _located_items(self, data: str | None, split: str | None) -> Iterator[tuple[dict[str, Any], str]]:
+    def _located_items(self, data: str | None, split: str | None) -> Iterator[tuple[dict[str, Any], Record]]:
         for item in self.to_items(self.records(data, split)):
-            where = item.pop("_where")
-            yield item, where
+            yield item, item.pop("_record")
 
     # ---- sampling ------------------------------------------------------------------------------------------
     def sample_group(self, item_id: str) -> str:

@@ -60,10 +60,22 @@ def read_file(file: str) -> Iterator[Record]:
             yield from _read_parquet(file)
         else:
             yield from _read_csv(file)
-    except UnicodeDecodeError as e:
-        raise DataError(file, f"not valid UTF-8 ({e.reason} at byte {e.start})") from None
+    except UnicodeDecodeError:
+        raise _utf8_error(file) from None
     except OSError as e:
         raise DataError(file, f"cannot read: {e.strerror or e}") from None
+
+
+def _utf8_error(file: str) -> DataError:
+    """Locate the first invalid byte in the whole file (the decoder's offset is relative to its chunk)."""
+    with open(file, "rb") as f:
+        raw = f.read()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        return DataError(file, f"not valid UTF-8 ({e.reason} at byte {e.start}, line {line})", row=line)
+    return DataError(file, "not valid UTF-8")
 
 
 def _as_object(file: str, row: int, value: Any) -> dict[str, Any]:
@@ -116,7 +128,7 @@ def _read_parquet(file: str) -> Iterator[Record]:
 
 
 def _read_csv(file: str) -> Iterator[Record]:
-    with open(file, encoding="utf-8", newline="") as f:
+    with open(file, encoding="utf-8-sig", newline="") as f:  # -sig: spreadsheet exports start with a BOM
         reader = csv.DictReader(f)
         for rec in reader:
             yield Record(file, reader.line_num, dict(rec))

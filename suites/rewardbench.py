@@ -150,7 +150,7 @@ class RewardBench(Suite):
                 "candidates": [require_str(rec, "chosen"), require_str(rec, "rejected")],
                 "correct": [0],
                 "meta": meta,
-                "_where": rec.where,
+                "_record": rec,
             }
 
     def score(self, items: pa.Table, results: pa.Table) -> SuiteScore:

@@ -172,7 +172,7 @@ class RewardBench2(Suite):
                 "correct": list(range(len(chosen))),
                 "language": None,
                 "meta": meta or None,
-                "_where": rec.where,
+                "_record": rec,
             }
 
     def sample_group(self, item_id: str) -> str:

@@ -218,6 +218,19 @@ def test_load_spec_names_the_file_and_key(tmp_path: Path) -> None:
     assert "did you mean 'seed'?" in str(info.value)
 
 
+@pytest.mark.parametrize("body,key", [
+    ("suites: [rewardbench]\nmodels: [length, length]\n", "models"),
+    ("shard_size: 0\nsuites: [rewardbench]\nmodels: [length]\n", "shard_size"),
+])
+def test_load_spec_names_the_file_for_whole_spec_checks(tmp_path: Path, body: str, key: str) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text(body)
+    with pytest.raises(SpecError) as info:
+        load_spec(str(path))
+    assert info.value.key == key
+    assert str(path) in str(info.value)
+
+
 def test_load_spec_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "nope.yaml"
     with pytest.raises(UserError) as info:
