@@ -154,6 +154,13 @@ def _lock(path: Path) -> Iterator[bool]:
         os.close(fd)  # releases the lock
 
 
+def _is_empty_dir(d: Path) -> bool:
+    try:
+        return d.is_dir() and not any(d.iterdir())
+    except OSError:
+        return False
+
+
 def _tmp_prefix(name: str) -> str:
     return f".{name}.tmp-"
 
@@ -168,9 +175,10 @@ def _convert_once(name: str, target: Path) -> Path:
             # Under the lock no other converter is running, so leftovers are from crashed ones.
             for stale in target.parent.glob(_tmp_prefix(name) + "*"):
                 shutil.rmtree(stale, ignore_errors=True)
-        if target.exists():
-            # Present but without a marker: not ours or broken (nothing we write is ever visible half-done).
-            # Move it aside rather than deleting in place, so a reader never sees it change under it.
+        if target.exists() and not _is_empty_dir(target):
+            # Present but without a marker: not ours or broken (nothing we write is ever visible half-done), and
+            # not empty, so no other converter can rename onto it. Move it aside rather than deleting it in place.
+            # (An empty directory is left: renaming the converted copy replaces it atomically.)
             aside = Path(tempfile.mkdtemp(prefix=_tmp_prefix(name) + "stale-", dir=target.parent))
             try:
                 os.rename(target, aside / "old")
