@@ -71,3 +71,32 @@ def test_length_baseline_full_rewardbench_matches_official_rules(local_ray, rewa
 
     rand = next(e for e in board if e["model"] == "random")
     assert 0.40 < rand["score"] < 0.60  # a seeded coin is a coin
+
+
+@pytest.mark.slow
+def test_rewardbench2_through_the_pipeline(local_ray, tmp_path):
+    """RewardBench 2 (fixture in the hub schema) through plan, Ray, store and report: the leaderboard number is the
+    suite's metric over the stored rows, and the length baseline's Non-Ties credits are checked by hand."""
+    from tests.conftest import FIXTURES
+
+    data = FIXTURES / "rewardbench2" / "sample.jsonl"
+    spec = spec_from_dict({
+        "out": str(tmp_path / "out"),
+        "shard_size": 5,
+        "suites": [{"name": "rewardbench2", "data": str(data)}],
+        "models": ["length", "random"],
+    })
+    result = run_sweep(spec)
+    assert result.ok
+    board = {e["model"]: e for e in json.loads((tmp_path / "out" / "leaderboard.json").read_text())}
+    length = board["length"]
+    rows = [json.loads(line) for line in data.read_text().splitlines() if line.strip()]
+    assert length["n_items"] == len(rows) and length["n_errors"] == 0 and length["sections"] == {}
+    for subset in {r["subset"] for r in rows} - {"Ties"}:
+        credits = []
+        for r in (r for r in rows if r["subset"] == subset):
+            lengths = [len(c) for c in r["chosen"] + r["rejected"]]
+            top = max(lengths)
+            credits.append(1 / lengths.count(top) if lengths[0] == top else 0.0)
+        assert length["subsets"][subset] == pytest.approx(sum(credits) / len(credits), abs=1e-12)
+    assert length["score"] == pytest.approx(sum(length["subsets"].values()) / len(length["subsets"]), abs=1e-12)
