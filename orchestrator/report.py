@@ -158,7 +158,7 @@ def print_leaderboard(entries: list[LeaderboardEntry], console: Console) -> None
     for suite, rows in _by_suite(entries).items():
         sections = list(rows[0].sections) or list(rows[0].subsets)
         table = Table(title=f"{suite} (scores in %)", title_justify="left")
-        table.add_column("model")
+        table.add_column("model", no_wrap=True)
         table.add_column("score", justify="right", style="bold")
         for s in sections:
             table.add_column(s, justify="right")
