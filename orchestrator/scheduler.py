@@ -78,7 +78,8 @@ class Scheduler:
         queues: dict[str, deque[WorkUnit]] = {}
         for u in sorted(units, key=lambda u: -u.cost):
             queues.setdefault(u.model, deque()).append(u)
-        self.attempts: dict[str, int] = {}
+        self.attempts: dict[str, int] = {}  # unit key -> failed attempts
+        self.start_failures: dict[str, int] = {}  # model -> replicas that died before they were ready
         self.started: dict[str, float] = {}
         ready_refs: dict[Any, Replica] = {}
         shard_refs: dict[Any, Replica] = {}
@@ -127,6 +128,12 @@ class Scheduler:
                 dropped = queues.pop(replica.model, deque())
                 self.display.note(f"[red]model {replica.model} failed to load[/red]: {reason} "
                                   f"({len(dropped)} units not run)")
+                return
+            deaths = self.start_failures.get(replica.model, 0) + 1
+            self.start_failures[replica.model] = deaths
+            if deaths > self.spec.max_retries:
+                self.stats.failed_models[replica.model] = f"replicas died while starting {deaths} times: {e}"[:1000]
+                queues.pop(replica.model, None)
                 return
             self.stats.retries += 1
             if queues.get(replica.model):

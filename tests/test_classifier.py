@@ -132,3 +132,20 @@ def test_classifier_sweep_on_local_ray(local_ray, tiny_classifier, rewardbench_f
     b = {(r["item_id"], r["candidate"]): r["score"] for r in rows2}
     assert a.keys() == b.keys()
     assert all(abs(a[k] - b[k]) < 1e-4 for k in a)
+
+
+@pytest.mark.slow
+def test_a_model_that_cannot_load_is_skipped_and_reported(local_ray, rewardbench_file, tmp_path):
+    not_a_model = tmp_path / "not-a-model"
+    not_a_model.mkdir()
+    (not_a_model / "README").write_text("no weights here")
+    spec = spec_from_dict({
+        "out": str(tmp_path / "out"),
+        "suites": [{"name": "rewardbench", "data": str(rewardbench_file.parent), "limit_per_subset": 2}],
+        "models": ["length", {"name": "broken", "kind": "classifier", "path": str(not_a_model)}],
+    })
+    result = run_sweep(spec)
+    assert not result.ok and set(result.stats.failed_models) == {"broken"}
+    assert "has no config.json" in result.stats.failed_models["broken"]
+    board = json.loads((tmp_path / "out" / "leaderboard.json").read_text())
+    assert [e["model"] for e in board] == ["length"] and board[0]["n_items"] == 46

@@ -51,6 +51,8 @@ class TransformersClassifier:
         self.device = ctx.device
         torch.set_num_threads(max(1, ctx.threads))
         path = resolve_model_path(config.path)
+        if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
+            raise UserError(f"model '{model_name}': {path} has no config.json; not a transformers model directory")
         self.dtype = resolve_dtype(config.dtype, self.device)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(
@@ -65,7 +67,7 @@ class TransformersClassifier:
                 trust_remote_code=config.trust_remote_code,
                 revision=config.revision,
             )
-        except OSError as e:
+        except (OSError, ValueError) as e:
             raise UserError(f"model '{model_name}': cannot load '{config.path}': {e}{offline_hint(path)}") from None
         self.model.to(self.device).eval()
         self.template = setup_chat_template(self.tokenizer, config.chat_template, model_name)
