@@ -13,7 +13,7 @@ from orchestrator.errors import SpecError
 @dataclass(frozen=True)
 class ClassifierConfig:
     path: str  # local dir, hub id, or builtin:NAME
-    backend: Literal["transformers"] = "transformers"
+    backend: Literal["transformers", "vllm"] = "transformers"
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     max_length: int = 4096  # tokens; longer inputs are truncated from `truncation_side`, and flagged
     truncation_side: Literal["left", "right"] = "left"
@@ -21,12 +21,17 @@ class ClassifierConfig:
     chat_template: str = "tokenizer"  # tokenizer | plain | PATH to a Jinja template
     trust_remote_code: bool = False
     revision: str | None = None
+    tensor_parallel_size: int = 1  # vllm backend only
 
     def __post_init__(self) -> None:
         if self.max_length < 8:
             raise SpecError("max_length", "must be >= 8")
         if self.batch_tokens < self.max_length:
             raise SpecError("batch_tokens", f"must be >= max_length ({self.max_length})")
+        if self.tensor_parallel_size < 1:
+            raise SpecError("tensor_parallel_size", "must be >= 1")
+        if self.tensor_parallel_size > 1 and self.backend != "vllm":
+            raise SpecError("tensor_parallel_size", "needs `backend: vllm`")
 
 
 @register_kind
@@ -37,9 +42,14 @@ class Classifier(ModelKind):
 
     def __init__(self, config: ClassifierConfig, ctx: ActorContext, name: str):
         super().__init__(config, ctx, name)
-        from actors.backends.hf import TransformersClassifier
+        if config.backend == "vllm":
+            from actors.backends.vllm_pool import VllmClassifier
 
-        self.backend = TransformersClassifier(config, ctx, name)
+            self.backend = VllmClassifier(config, ctx, name)
+        else:
+            from actors.backends.hf import TransformersClassifier
+
+            self.backend = TransformersClassifier(config, ctx, name)
 
     def settings(self) -> InferenceSettings:
         b = self.backend
@@ -53,3 +63,9 @@ class Classifier(ModelKind):
 
     def score(self, requests: list[ScoreRequest]) -> list[ScoreOutcome]:
         return self.backend.score(requests)
+
+    def close(self) -> None:
+        """Release the backend's engine (vLLM); a no-op for transformers."""
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
