@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from actors.backends.builtin import resolve_model_path
-from actors.backends.text import Encoded, encode, render, setup_chat_template, token_budget_batches
+from actors.backends.text import Encoded, encode_request, setup_chat_template, token_budget_batches
 from actors.base import ActorContext, ScoreOutcome, ScoreRequest
 from orchestrator.errors import UserError
 
@@ -41,23 +41,37 @@ def offline_hint(path: str) -> str:
     return " (not a local directory: it was taken as a hub id; offline, give a local path or builtin:NAME)"
 
 
+def local_model_path(config: Any, model_name: str) -> str:
+    """The model's directory (builtin names converted), refusing a local directory that is not a model."""
+    path = resolve_model_path(config.path)
+    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
+        raise UserError(f"model '{model_name}': {path} has no config.json; not a transformers model directory")
+    return path
+
+
+def load_tokenizer(path: str, config: Any, model_name: str) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=config.trust_remote_code,
+                                             revision=config.revision)
+    except (OSError, ValueError) as e:
+        raise UserError(f"model '{model_name}': cannot load '{config.path}': {e}{offline_hint(path)}") from None
+
+
 class TransformersClassifier:
     """Loads the model once; scores requests in length-sorted token-budget batches under inference_mode."""
 
     def __init__(self, config: Any, ctx: ActorContext, model_name: str):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification
 
         self.config = config
         self.device = ctx.device
         torch.set_num_threads(max(1, ctx.threads))
-        path = resolve_model_path(config.path)
-        if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
-            raise UserError(f"model '{model_name}': {path} has no config.json; not a transformers model directory")
+        path = local_model_path(config, model_name)
         self.dtype = resolve_dtype(config.dtype, self.device)
+        self.tokenizer = load_tokenizer(path, config, model_name)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(
-                path, trust_remote_code=config.trust_remote_code, revision=config.revision
-            )
             # A causal LM loaded as a classifier gets a new score head: seed it so runs are reproducible.
             torch.manual_seed(ctx.seed)
             self.model = AutoModelForSequenceClassification.from_pretrained(
@@ -78,9 +92,7 @@ class TransformersClassifier:
             self.default_pad = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
 
     def encode(self, r: ScoreRequest) -> Encoded:
-        messages = list(r.prompt) + [{"role": "assistant", "content": r.response}]
-        return encode(self.tokenizer, render(self.tokenizer, messages, self.template), self.max_length,
-                      self.config.truncation_side)
+        return encode_request(self.tokenizer, self.template, r, self.max_length, self.config.truncation_side)
 
     @torch.inference_mode()
     def score(self, requests: list[ScoreRequest]) -> list[ScoreOutcome]:

@@ -61,6 +61,12 @@ def encode(tokenizer: Any, text: str, max_length: int, side: str) -> Encoded:
     return Encoded(ids[len(ids) - max_length :], True)
 
 
+def encode_request(tokenizer: Any, template: str, request: Any, max_length: int, side: str) -> Encoded:
+    """The input ids of a pointwise request: its prompt plus the response as the assistant turn."""
+    messages = list(request.prompt) + [{"role": "assistant", "content": request.response}]
+    return encode(tokenizer, render(tokenizer, messages, template), max_length, side)
+
+
 def token_budget_batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
     """Indices grouped into batches, longest first, each with max_len x size <= budget (at least one per batch).
 

@@ -25,8 +25,7 @@ import math
 import os
 from typing import Any
 
-from actors.backends.builtin import resolve_model_path
-from actors.backends.text import Encoded, encode, render, setup_chat_template
+from actors.backends.text import Encoded, encode_request, setup_chat_template
 from actors.base import ActorContext, ScoreOutcome, ScoreRequest
 from orchestrator.errors import UserError
 
@@ -52,20 +51,16 @@ class VllmClassifier:
     """Loads the model once into a vLLM pooling engine; scores each call in one batched `classify`."""
 
     def __init__(self, config: Any, ctx: ActorContext, model_name: str, activation: bool = False):
-        from transformers import AutoConfig, AutoTokenizer
+        from transformers import AutoConfig
 
-        from actors.backends.hf import offline_hint, resolve_dtype
+        from actors.backends.hf import load_tokenizer, local_model_path, offline_hint, resolve_dtype
 
         self.config = config
         self.activation = activation
-        path = resolve_model_path(config.path)
-        if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
-            raise UserError(f"model '{model_name}': {path} has no config.json; not a transformers model directory")
+        path = local_model_path(config, model_name)
         self.dtype = resolve_dtype(config.dtype, ctx.device)
+        self.tokenizer = load_tokenizer(path, config, model_name)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(
-                path, trust_remote_code=config.trust_remote_code, revision=config.revision
-            )
             hf_config = AutoConfig.from_pretrained(
                 path, trust_remote_code=config.trust_remote_code, revision=config.revision
             )
@@ -98,9 +93,7 @@ class VllmClassifier:
         self.pooling_params = PoolingParams(use_activation=activation)
 
     def encode(self, r: ScoreRequest) -> Encoded:
-        messages = list(r.prompt) + [{"role": "assistant", "content": r.response}]
-        return encode(self.tokenizer, render(self.tokenizer, messages, self.template), self.max_length,
-                      self.config.truncation_side)
+        return encode_request(self.tokenizer, self.template, r, self.max_length, self.config.truncation_side)
 
     def score(self, requests: list[ScoreRequest]) -> list[ScoreOutcome]:
         from vllm.inputs import TokensPrompt
