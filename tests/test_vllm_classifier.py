@@ -18,7 +18,6 @@ from orchestrator.spec import spec_from_dict
 from orchestrator.sweep import run_sweep
 from suites import get_suite_class
 
-pytest.importorskip("vllm")
 
 
 @pytest.fixture(scope="module")
