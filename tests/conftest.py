@@ -44,3 +44,23 @@ def tiny_classifier(tmp_path_factory) -> str:
     from tests.tiny_models import build_tiny_classifier
 
     return build_tiny_classifier(str(tmp_path_factory.mktemp("tiny-classifier")), seed=0)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """Exit with pytest's own status once everything is reported, skipping interpreter finalisation.
+
+    Workaround: after all tests passed, one clean-clone run segfaulted (exit 139) while native extensions (vLLM's
+    engine core, Ray) were torn down at interpreter exit. Results and the exit status are final at this point;
+    the root cause is still open (see the issue note)."""
+    import sys
+
+    status = getattr(config, "_rmorch_exitstatus", None)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if status is not None:
+        os._exit(int(status))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    session.config._rmorch_exitstatus = exitstatus
