@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 
 STAMP := $(VENV)/.rmorch-env
 
-.PHONY: env sweep test clean
+.PHONY: env browser sweep test clean
 
 env: $(STAMP)
 
@@ -30,7 +30,13 @@ $(STAMP): pyproject.toml Makefile
 sweep: env
 	$(VENV)/bin/rmorch sweep $(SPEC)
 
-test: env
+# tests/test_html_report.py opens report.html in a real headless Chromium (Debian's `chromium`).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -q && apt-get install -y -q chromium; } || \
+	  { echo "chromium is missing: run 'sudo apt-get install -y chromium'" >&2; exit 1; }
+
+test: env browser
 	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
 clean:

@@ -50,6 +50,8 @@ def _has_required_config(cls: type[ModelKind]) -> bool:
     )
 
 
-from actors import baselines, classifier, density_ratio, implicit, judge, preference  # noqa: E402,F401  (registration)
+from actors import (  # noqa: E402,F401  (registration)
+    baselines, classifier, density_ratio, gpm, implicit, judge, preference, published,
+)
 
 __all__ = ["ModelKind", "get_kind", "infer_kind", "kind_names", "register_kind"]

@@ -8,6 +8,13 @@ pointwise requests and are rated whatever the protocol.
 
 Prompts that do not fit the context window (max_model_len minus max_tokens) are shortened: the question and the
 responses keep their head and tail around an omission marker, and the row is flagged `truncated`.
+
+Images (`images: auto|on|off`). A vision-language judge is shown the image parts of an item's context: each file is
+read and decoded here (a missing or unreadable image makes that request an error row, the rest of the shard runs),
+and the images go to the backend beside the conversation (vLLM: `multi_modal_data` in the shard's one batched call;
+OpenAI: `image_url` parts with base64 data URLs). `auto` shows images iff vLLM loads the model as multimodal (its
+architecture has a vision tower); with `backend: openai` the server's model is unknown, so `auto` is off and `on`
+must be said. A judge that is not shown images sees each image as an "[Image k: PATH]" line, as before.
 """
 
 from __future__ import annotations
@@ -28,16 +35,19 @@ from actors.base import (
     ScoreRequest,
 )
 from actors.judge_prompts import (
+    ImageInput,
     Template,
     comparison_values,
+    image_paths,
     load_template,
     messages,
     parse_choice,
     parse_rating,
+    read_image,
     render_question,
     shorten,
 )
-from orchestrator.errors import SpecError
+from orchestrator.errors import SpecError, UserError
 from orchestrator.permutations import Permutations
 from orchestrator.spec import NOT_SCORING
 
@@ -65,6 +75,9 @@ class JudgeConfig:
     lora: str | None = None  # vllm: a PEFT LoRA adapter directory applied to every request
     trust_remote_code: bool = False
     revision: str | None = None
+    # auto: show images to vision-language models (vllm: iff vLLM loads the model as multimodal; openai: off)
+    images: Literal["auto", "on", "off"] = "auto"
+    enforce_eager: bool = False  # vllm: no torch.compile (engine start in seconds, slower decoding)
     base_url: str | None = None  # openai: http(s)://HOST:PORT/v1
     # openai: the environment variable that holds the key (never the key itself)
     api_key_env: str | None = field(default=None, metadata=NOT_SCORING)
@@ -93,6 +106,8 @@ class JudgeConfig:
             for name in ("lora", "distributed_executor_backend"):
                 if getattr(self, name) is not None:
                     raise SpecError(name, "only with `backend: vllm`")
+            if self.enforce_eager:
+                raise SpecError("enforce_eager", "only with `backend: vllm`")
             if self.tensor_parallel_size != 1:
                 raise SpecError("tensor_parallel_size", "only with `backend: vllm` (the server decides)")
         elif self.base_url or self.api_key_env:
@@ -115,6 +130,7 @@ class Judge(ModelKind):
                           for p in ("pairwise", "nway", "rating")}
         self.sampling = SamplingConfig(config.temperature, config.top_p, config.max_tokens)
         self.generator: Generator = _make_generator(config, ctx, name)
+        self.show_images = _shows_images(config, self.generator, name)
 
     # ---- ModelKind ---------------------------------------------------------------------------------------------
     def settings(self) -> InferenceSettings:
@@ -126,9 +142,21 @@ class Judge(ModelKind):
         self.generator.close()
 
     def score(self, requests: list[Request]) -> list[ScoreOutcome]:
-        prompts = [self._fit(r) for r in requests]
-        gens = self.generator.generate([p[0] for p in prompts], self.sampling, [self._seed(r) for r in requests])
-        return [self._outcome(r, g, truncated) for r, (_, truncated), g in zip(requests, prompts, gens, strict=True)]
+        images: list[list[ImageInput]] = []
+        failed: dict[int, str] = {}  # request index -> why its images cannot be shown
+        for i, r in enumerate(requests):
+            try:
+                images.append(self._images(r))
+            except ValueError as e:
+                failed[i] = str(e)
+                images.append([])
+        todo = [i for i in range(len(requests)) if i not in failed]
+        prompts = {i: self._fit(requests[i], images[i]) for i in todo}
+        extra = {"images": [images[i] for i in todo]} if self.show_images else {}
+        gens = iter(self.generator.generate([prompts[i][0] for i in todo], self.sampling,
+                                            [self._seed(requests[i]) for i in todo], **extra))
+        return [ScoreOutcome(error=failed[i]) if i in failed else self._outcome(r, next(gens), prompts[i][1])
+                for i, r in enumerate(requests)]
 
     # ---- internals ---------------------------------------------------------------------------------------------
     def _template(self, r: Request) -> Template:
@@ -141,9 +169,17 @@ class Judge(ModelKind):
             return {"question": question, "response": responses[0]}
         return comparison_values(question, responses)
 
-    def _fit(self, r: Request) -> tuple[list[dict[str, str]], bool]:
-        """The request's messages, shortened (head and tail of every text) until they fit the context window."""
-        question = render_question(r.prompt, r.context)
+    def _images(self, r: Request) -> list[ImageInput]:
+        """The images of the request's context, read and checked (ValueError naming the file), if shown."""
+        if not self.show_images:
+            return []
+        paths = image_paths(r.context)
+        return [read_image(p) for p in paths]
+
+    def _fit(self, r: Request, images: list[ImageInput]) -> tuple[list[dict[str, str]], bool]:
+        """The request's messages, shortened (head and tail of every text) until they fit the context window
+        (image tokens included, where the backend counts them)."""
+        question = render_question(r.prompt, r.context, images_shown=self.show_images)
         responses = [r.response] if isinstance(r, ScoreRequest) else list(r.responses)
         template = self._template(r)
         msgs = messages(template, self._values(r, question, responses), self.config.system_role)
@@ -151,12 +187,12 @@ class Judge(ModelKind):
         if limit is None:
             return msgs, False
         budget = limit - self.config.max_tokens
-        n = self.generator.prompt_tokens(msgs)
+        n = self._prompt_tokens(msgs, images)
         if n is None or n <= budget:
             return msgs, False
         texts = [question, *responses]
         empty = self._values(r, "", [""] * len(responses))
-        overhead = self.generator.prompt_tokens(messages(template, empty, self.config.system_role)) or 0
+        overhead = self._prompt_tokens(messages(template, empty, self.config.system_role), images) or 0
         for _ in range(FIT_ATTEMPTS):
             room = budget - overhead - MARKER_TOKENS * len(texts)
             if room <= 0:
@@ -164,10 +200,15 @@ class Judge(ModelKind):
             factor = room / max(n - overhead, 1) * 0.9  # every text keeps the same share of itself
             texts = [shorten(t, int(len(t) * factor)) for t in texts]
             msgs = messages(template, self._values(r, texts[0], texts[1:]), self.config.system_role)
-            n = self.generator.prompt_tokens(msgs) or 0
+            n = self._prompt_tokens(msgs, images) or 0
             if n <= budget:
                 break
         return msgs, True  # if still too long, the backend reports it as this request's error
+
+    def _prompt_tokens(self, msgs: list[dict[str, str]], images: list[ImageInput]) -> int | None:
+        if images:
+            return self.generator.prompt_tokens(msgs, images=images)  # type: ignore[call-arg]
+        return self.generator.prompt_tokens(msgs)
 
     def _seed(self, r: Request) -> int:
         """A per-request sampling seed from (sweep seed, item, candidate or order): batch-independent."""
@@ -187,6 +228,20 @@ class Judge(ModelKind):
                             truncated=truncated)
 
 
+def _shows_images(config: JudgeConfig, generator: Generator, name: str) -> bool:
+    """Whether the judge is shown images (see the module docstring); `on` for a text-only vLLM model is refused."""
+    if config.images == "off":
+        return False
+    multimodal = bool(getattr(generator, "multimodal", False))
+    if config.backend == "openai":
+        return config.images == "on"
+    if config.images == "on" and not multimodal:
+        generator.close()
+        raise UserError(f"model '{name}': `images: on`, but vLLM does not load '{config.path}' as a model that "
+                        "takes images (no vision tower); use a vision-language model or `images: off`")
+    return multimodal
+
+
 def _make_generator(config: JudgeConfig, ctx: ActorContext, name: str) -> Generator:
     if config.backend == "openai":
         from actors.backends.openai_http import OpenAIChatBackend
@@ -201,4 +256,5 @@ def _make_generator(config: JudgeConfig, ctx: ActorContext, name: str) -> Genera
                          max_model_len=config.max_model_len, tensor_parallel_size=config.tensor_parallel_size,
                          lora=config.lora, chat_template=config.chat_template,
                          trust_remote_code=config.trust_remote_code, revision=config.revision, seed=ctx.seed,
-                         distributed_executor_backend=config.distributed_executor_backend)
+                         distributed_executor_backend=config.distributed_executor_backend,
+                         enforce_eager=config.enforce_eager)

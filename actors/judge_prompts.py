@@ -18,13 +18,19 @@ restate the options before concluding; the official RewardBench parser takes A w
 a bias we do not copy). Without one, an explicit "verdict/winner/answer: X" or a final line that is only a label is
 accepted. Ratings: the last `[[N]]` with 1 <= N <= 10, else "Rating: N", else "N/10", else a trailing integer 1-10
 (the official rule). Anything else is unparsed: the raw output is kept and `parsed` is False.
+
+Images (vision-language judges): an item's context may hold image parts ({"kind": "image", "content": PATH}). A
+text-only judge sees them as "[Image k: PATH]" lines. A judge that is shown the images gets them as `ImageInput`s
+(`read_image`: the file's bytes, checked to decode) beside the text, and the question text leaves them out; the
+backend puts the images at the start of the first user turn (as vLLM's chat path and LLaVA-style prompts do).
 """
 
 from __future__ import annotations
 
+import io
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import yaml
 
@@ -121,12 +127,49 @@ def fill(text: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
 
 
-def render_question(prompt: list[dict[str, str]], context: list[dict[str, str]] | None) -> str:
-    """The conversation being judged as text: documents first, then the user turn (or a transcript)."""
+@dataclass(frozen=True)
+class ImageInput:
+    """One image shown to a vision-language judge: the file's bytes as read, and their MIME type."""
+
+    path: str
+    data: bytes = field(repr=False)
+    mime: str  # "image/png", "image/jpeg", ...
+
+
+def image_paths(context: list[dict[str, str]] | None) -> list[str]:
+    """The image parts of an item's context, in order."""
+    return [part["content"] for part in context or [] if part.get("kind") == "image"]
+
+
+def read_image(path: str) -> ImageInput:
+    """Read an image file and check that it decodes; ValueError with a short reason otherwise (a missing file, a
+    relative path from a suite loaded without its images, a truncated or non-image file)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ValueError(f"cannot read image '{path}': {e.strerror or e}") from None
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()  # decode fully: a truncated file fails here, not inside the engine
+            fmt = im.format or "PNG"
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+        raise ValueError(f"cannot decode image '{path}': {e}") from None
+    return ImageInput(path, data, Image.MIME.get(fmt, f"image/{fmt.lower()}"))
+
+
+def render_question(prompt: list[dict[str, str]], context: list[dict[str, str]] | None,
+                    images_shown: bool = False) -> str:
+    """The conversation being judged as text: documents first, then the user turn (or a transcript).
+
+    Image parts become "[Image k: PATH]" lines, or nothing when `images_shown` (the judge sees the images)."""
     parts = []
     for k, doc in enumerate(context or [], 1):
         if doc.get("kind") == "image":
-            parts.append(f"[Image {k}: {doc['content']}]")
+            if not images_shown:
+                parts.append(f"[Image {k}: {doc['content']}]")
         else:
             parts.append(f"[Document {k}]\n{doc['content']}")
     turns = [m for m in prompt if m["role"] != "system"]

@@ -38,7 +38,6 @@ class PreferenceConfig:
     batch_tokens: int = 8192
     trust_remote_code: bool = False
     revision: str | None = None
-    chat_template: str = "plain"  # unused by the cross-encoder input; kept for the shared classifier loader
     truncation_side: Literal["left", "right"] = "left"
 
     def __post_init__(self) -> None:
@@ -63,11 +62,11 @@ class Preference(ModelKind):
         super().__init__(config, ctx, name)
         from actors.backends.hf import TransformersClassifier
 
-        self.backend = TransformersClassifier(config, ctx, name)
+        self.backend = TransformersClassifier(config, ctx, name, chat=False)  # the pair text is not a chat
 
     def settings(self) -> InferenceSettings:
         return InferenceSettings(backend="transformers", dtype=self.backend.dtype, max_length=self.backend.max_length,
-                                 truncation_side=self.config.truncation_side, chat_template="none")
+                                 truncation_side=self.config.truncation_side, chat_template=self.backend.template)
 
     def _clip(self, text: str) -> str:
         tok = self.backend.tokenizer

@@ -89,7 +89,7 @@ def sweep(spec_file: str | None, suites: tuple[str, ...], models: tuple[str, ...
     console.print(
         f"{result.n_units} units planned, {result.n_skipped} already in the store, {len(last.computed)} computed; "
         f"model loads: {dict(last.loads) or 'none'}; {last.error_rows} error rows; {result.seconds:.1f} s. "
-        f"Results: {result.out}/leaderboard.json"
+        f"Report: {result.out}/report.html (and leaderboard.json, stats.json, bon.json)"
     )
     for model, reason in last.failed_models.items():
         err_console.print(f"[bold red]model {escape(model)} did not run:[/bold red] {escape(reason)}", highlight=False)
@@ -105,19 +105,74 @@ def _model_option(value: str) -> dict[str, Any]:
 
 
 @main.command()
-@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", "target", type=click.Path(file_okay=False),
+              help="Where to write the report (required with several sweeps: their merge).")
+@click.option("--resamples", type=int, default=1000, show_default=True,
+              help="Bootstrap resamples for intervals and paired tests (0: official numbers only).")
+@click.option("--export-reward-bench", "export", is_flag=True,
+              help="Also write each sweep's RewardBench results in the leaderboards' layout (OUT/export/reward-bench).")
+@click.option("--org", default="rmorch", show_default=True, help="The <org> of exported model names.")
 @user_errors
-def report(out: str) -> None:
-    """Print the leaderboard of OUT and write OUT/leaderboard.{json,csv,md}."""
-    from orchestrator.report import build_leaderboard, print_leaderboard, write_leaderboard
-    from orchestrator.store import ResultStore
+def report(dirs: tuple[str, ...], target: str | None, resamples: int, export: bool, org: str) -> None:
+    """Print the leaderboard of one sweep's OUT, or of several merged, and write the report files: leaderboard.
+    {json,csv,md}, stats.json, bon.json, plots/, report.html."""
+    from orchestrator.report import build_report, print_leaderboard, write_report
 
-    if not os.path.isdir(out):
-        raise UserError(f"{out}: no such directory")
-    store = ResultStore(out)
-    entries = build_leaderboard(store)
-    write_leaderboard(store, entries)
-    print_leaderboard(entries, console)
+    for d in dirs:
+        if not os.path.isdir(d):
+            raise UserError(f"{d}: no such directory")
+    if len(dirs) > 1 and target is None:
+        raise UserError("several sweeps are merged into a new directory: give it with --out DIR")
+    out = target or dirs[0]
+    if len(dirs) > 1 and any(os.path.abspath(out) == os.path.abspath(d) for d in dirs):
+        raise UserError(f"--out {out} is one of the sweeps being merged: choose a new directory")
+    if resamples < 0:
+        raise UserError("--resamples must be >= 0")
+    rep = build_report(list(dirs), resamples=resamples)
+    written = write_report(out, rep)
+    print_leaderboard(rep.entries, console)
+    console.print(f"[dim]wrote {len(written)} files under {out}: report.html, leaderboard.json, stats.json, "
+                  f"bon.json, ...[/dim]")
+    if export:
+        from orchestrator.export import export_reward_bench
+
+        for d in dirs:
+            files = export_reward_bench(d, org=org)
+            console.print(f"[dim]exported {len(files)} RewardBench results files under "
+                          f"{os.path.join(d, 'export', 'reward-bench')}[/dim]")
+
+
+@main.command()
+@click.option("--model", required=True, help="Policy model: a local directory, a hub id or builtin:NAME.")
+@click.option("--data", required=True, type=click.Path(exists=True),
+              help="GSM8K test.jsonl (question, answer ending in '#### N'), or the directory holding it.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The pool file to write (.jsonl).")
+@click.option("--n", "n", type=int, default=4, show_default=True, help="Samples per problem.")
+@click.option("--limit", type=int, help="Only the first N problems.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Global seed; each sample's seed derives from it.")
+@click.option("--temperature", type=float, default=0.7, show_default=True)
+@click.option("--top-p", type=float, default=1.0, show_default=True)
+@click.option("--max-tokens", type=int, default=256, show_default=True, help="Generated tokens per sample.")
+@click.option("--dtype", default="float32", show_default=True,
+              help="float32 | auto | bfloat16 | float16 (float32: samples independent of the batch; auto: faster).")
+@user_errors
+def generate(model: str, data: str, out: str, n: int, limit: int | None, seed: int, temperature: float,
+             top_p: float, max_tokens: int, dtype: str) -> None:
+    """Sample a best-of-N pool: N solutions per GSM8K problem from MODEL (vLLM), each checked against the
+    reference answer, written to OUT for the gsm8k-bon suite."""
+    from orchestrator.generate import GenerateConfig, generate_pool, spec_snippet
+
+    config = GenerateConfig(model=model, data=data, out=out, n=n, limit=limit, seed=seed, temperature=temperature,
+                            top_p=top_p, max_tokens=max_tokens, dtype=dtype)
+    s = generate_pool(config)
+    console.print(
+        f"{s.n_problems} problems x {n} samples: {s.n_correct}/{s.n_samples} correct ({s.accuracy:.1%}), "
+        f"any correct on {s.oracle:.1%} of problems; {s.n_length_stopped} cut at --max-tokens, {s.n_errors} "
+        f"errors; {s.output_tokens} tokens in {s.seconds:.1f} s ({s.tokens_per_second:.0f} tokens/s), engine start "
+        f"{s.engine_seconds:.1f} s. Wrote {out}. Score it with:"
+    )
+    console.print(spec_snippet(out), highlight=False, markup=False)
 
 
 @main.command(name="ls")

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from actors import get_kind
 from actors.base import Presentation
+from orchestrator.costs import CHARS_PER_TOKEN, param_hint_b
 from orchestrator.errors import SpecError
 from orchestrator.permutations import Permutations
 from orchestrator.spec import ModelSpec, SuiteSpec, SweepSpec, stable_hash, suite_class
@@ -44,7 +45,8 @@ class WorkUnit:
     start: int  # row range [start, stop) of the suite's item table
     stop: int
     n_requests: int  # pointwise scores or comparisons to compute
-    cost: float  # relative cost estimate (characters to read)
+    tokens: float  # tokens the model reads, estimated as characters / 4
+    cost: float  # compute estimate: tokens x billions of parameters (orchestrator.costs)
     permutation: int = 0  # which presented order of each item (comparing judges); 0 otherwise
     rated_subsets: tuple[str, ...] = ()  # subsets the suite always has rated, never compared
 
@@ -88,6 +90,9 @@ def make_units(spec: SweepSpec, suites: list[LoadedSuite]) -> list[WorkUnit]:
         n_cands = [len(c) for c in ls.items.column("candidates").to_pylist()]
         chars = _item_chars(ls.items)
         for model in spec.models:
+            if not model.runs_on(ls.name):
+                continue
+            params_b = param_hint_b(model)
             presentation = get_kind(model.kind).presentation(model.config)
             n_orders = _orders_per_item(model, presentation, ls, n_cands, rated_subsets)
             for shard, (start, stop, content) in enumerate(shards):
@@ -98,13 +103,14 @@ def make_units(spec: SweepSpec, suites: list[LoadedSuite]) -> list[WorkUnit]:
                     else:
                         n = sum(n_cands[i] for i in rows)
                     key = unit_key(model, ls, content, spec.seed, p)
-                    units.append(WorkUnit(key, model.name, ls.name, shard, start, stop, n,
-                                          sum(chars[i] for i in rows), p, rated_subsets))
+                    tokens = sum(chars[i] for i in rows) / CHARS_PER_TOKEN
+                    units.append(WorkUnit(key, model.name, ls.name, shard, start, stop, n, tokens,
+                                          tokens * params_b, p, rated_subsets))
     return units
 
 
 def _item_chars(items: pa.Table) -> list[float]:
-    """Characters a model reads per item (prompt once per candidate): the cost estimate used for scheduling."""
+    """Characters a model reads per item (prompt once per candidate): the token estimate behind unit costs."""
     out = []
     for prompt, cands in zip(items.column("prompt").to_pylist(), items.column("candidates").to_pylist()):
         prompt_chars = sum(len(m["content"]) for m in prompt)

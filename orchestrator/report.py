@@ -1,4 +1,5 @@
-"""Leaderboards from the store: join results with items, call each suite's pure metric, write JSON/CSV/Markdown.
+"""Leaderboards from one or several stores: join results with items, call each suite's pure metric, add the
+statistics beside every number (orchestrator.stats), best-of-N curves (suites.bestofn), and write JSON/CSV/Markdown.
 
 `OUT/leaderboard.json` is a list of {model, suite, score, sections, subsets, n_items, n_errors, n_missing} with
 scores as fractions in [0, 1]. n_errors counts items with at least one error row; n_missing counts items without
@@ -6,7 +7,14 @@ results yet (an unfinished sweep); for judges both look at the base-order compar
 count as wrong in the official numbers, as the leaderboards would.
 Entries of generative judges also carry `judge` (suites.judging.judge_metrics): both-order accuracy, position
 consistency, first-position rate, parse-failure and error rates beside the official number; other entries have no
-`judge` key.
+`judge` key. With statistics on (the default), entries carry `ci` ({level, score, sections, subsets}: bootstrap
+percentile intervals), `rank` (1 = best score on the suite), `tied_with_best` (no significant difference from the
+best, Holm-corrected paired bootstrap) and, on suites with pairs, `length_bias`.
+`OUT/stats.json`: the bootstrap settings, every paired comparison, and the correlations between benchmark scores and
+best-of-N gains across models. `OUT/bon.json`: the best-of-N curve of every model with pointwise scores on every pool.
+
+Several OUT directories (nightly sweeps) merge into one report: sources are read oldest first (run.json `started`)
+and a (model, suite) pair found in several takes the newest; a suite must have the same items everywhere it is used.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -23,10 +32,12 @@ import pyarrow.compute as pc
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator import stats as st
 from orchestrator.errors import UserError
 from orchestrator.store import ResultStore
 from orchestrator.ensembles import EnsembleSpec, ensemble_results
 from orchestrator.spec import suite_class
+from suites.bestofn import BonCurve, is_pool, pool_curve
 from suites.judging import judge_metrics
 
 
@@ -42,37 +53,162 @@ class LeaderboardEntry:
     n_missing: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     judge: dict[str, Any] | None = None  # generative judges only (suites.judging.judge_metrics)
+    ci: dict[str, Any] | None = None  # bootstrap intervals (orchestrator.stats.intervals)
+    rank: int | None = None
+    tied_with_best: bool | None = None
+    length_bias: dict[str, Any] | None = None
+
+
+@dataclass
+class Report:
+    entries: list[LeaderboardEntry]
+    bon: list[dict[str, Any]] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)  # run.json of the source (merged over sources)
+
+
+@dataclass
+class _Scored:
+    entry: LeaderboardEntry
+    observed: Any  # the SuiteScore
+    results: pa.Table
+
+
+# ---- sources ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Source:
+    store: ResultStore
+    run: dict[str, Any]
+
+
+def open_sources(dirs: list[str]) -> list[Source]:
+    """The sweeps behind a report, oldest first; a merged report's directory stands for the sweeps it merged."""
+    out: list[Source] = []
+    for d in dirs:
+        store = ResultStore(d)
+        if not store.exists("run.json"):
+            raise UserError(f"{d}: no run.json here; is this the `out` directory of a sweep?")
+        run = store.read_json("run.json")
+        if run.get("merged_from"):
+            out.extend(open_sources(run["merged_from"]))
+        else:
+            out.append(Source(store, run))
+    seen: dict[str, Source] = {}
+    for src in out:
+        seen.setdefault(src.store.root, src)
+    return sorted(seen.values(), key=lambda s: s.run.get("started", ""))
+
+
+def merged_run(sources: list[Source]) -> dict[str, Any]:
+    """One run.json view over the sources (newest wins per key); `merged_from` lists them when there are several."""
+    run: dict[str, Any] = {}
+    models: dict[str, Any] = {}
+    model_seconds: dict[str, float] = {}
+    suites: list[str] = []
+    for src in sources:
+        run.update({k: v for k, v in src.run.items() if k not in ("models", "suites")})
+        models.update(src.run.get("models", {}))
+        model_seconds.update(src.run.get("last_run", {}).get("model_seconds", {}))
+        suites.extend(s for s in src.run.get("suites", []) if s not in suites)
+    run["models"], run["suites"] = models, suites
+    if len(sources) > 1:
+        run["merged_from"] = [s.store.root for s in sources]
+        run.setdefault("last_run", {})["model_seconds"] = model_seconds
+    return run
+
+
+# ---- building ---------------------------------------------------------------------------------------------
 
 
 def build_leaderboard(store: ResultStore) -> list[LeaderboardEntry]:
-    if not store.exists("run.json"):
-        raise UserError(f"{store.root}: no run.json here; is this the `out` directory of a sweep?")
-    run = store.read_json("run.json")
-    by_pair: dict[tuple[str, str], list] = defaultdict(list)
-    for entry in store.manifest():
-        by_pair[(entry.model, entry.suite)].append(entry)
-    entries = []
+    """The official numbers only (no statistics): what a sweep prints as it ends."""
+    return build_report([store.root], resamples=0).entries
+
+
+def build_report(dirs: list[str], resamples: int = st.DEFAULT_RESAMPLES, level: float = st.DEFAULT_LEVEL) -> Report:
+    """The report over one or several sweeps' OUT directories; the bootstrap is seeded by the (newest) run's seed."""
+    sources = open_sources(dirs)
+    run = merged_run(sources)
+    config = st.BootstrapConfig(resamples=resamples, level=level, seed=int(run.get("seed", 0) or 0))
+    report = Report(entries=[], run=run)
+    paired: list[st.PairedResult] = []
+    curves: dict[tuple[str, str], BonCurve] = {}
     for suite_name in run["suites"]:
-        items = store.read_items(suite_name)
+        used = _suite_sources(sources, suite_name)
+        if not used:
+            continue
+        items = used[-1].store.read_items(suite_name)
         suite = suite_class(suite_name, run.get("suite_kinds", {}).get(suite_name))()
-        scored: dict[str, pa.Table] = {}
-        for model, info in run["models"].items():
-            results = store.read_results(by_pair.get((model, suite_name), []))
-            results = results.filter(pc.equal(results.column("settings_hash"), info["settings_hash"]))
-            if results.num_rows == 0 and not by_pair.get((model, suite_name)):
+        scored = _score_suite(suite, suite_name, items, used, run)
+        if not scored:
+            continue
+        report.entries.extend(s.entry for s in scored.values())
+        if is_pool(items):
+            for model, s in scored.items():
+                curve = pool_curve(items, s.results)
+                if curve is not None:
+                    curves[(model, suite_name)] = curve
+        for s in scored.values():
+            s.entry.length_bias = st.length_bias(items, s.results)
+        _rank(list(scored.values()))
+        if config.resamples > 0:
+            paired.extend(_suite_statistics(suite, items, scored, config))
+    report.bon = [{"model": m, "suite": p, "k": c.k, "expected": c.expected, "oracle": c.oracle, "random": c.random,
+                   "n_items": c.n_items} for (m, p), c in curves.items()]
+    if config.resamples > 0:
+        report.stats = {
+            "bootstrap": config.describe(),
+            "correction": "Holm-Bonferroni over all pairs of models within each suite (family-wise alpha 0.05)",
+            "paired": [asdict(p) for p in paired],
+            "correlations": _correlations(report.entries, curves, config.level),
+        }
+    return report
+
+
+def _suite_sources(sources: list[Source], suite_name: str) -> list[Source]:
+    """The sources that scored this suite, checked to hold the same items."""
+    used = [s for s in sources if suite_name in s.run.get("suites", []) and s.store.has_items(suite_name)]
+    if len(used) > 1:
+        first = used[0].store.read_items(suite_name)
+        for other in used[1:]:
+            if not other.store.read_items(suite_name).equals(first):
+                raise UserError(f"suite '{suite_name}' has different items in {used[0].store.root} and "
+                                f"{other.store.root} (another sample or data version): these runs cannot be merged")
+    return used
+
+
+def _score_suite(suite: Any, suite_name: str, items: pa.Table, used: list[Source],
+                 run: dict[str, Any]) -> dict[str, _Scored]:
+    """Every model's entry on one suite: the newest source with results for the model wins."""
+    results_by_model: dict[str, pa.Table] = {}
+    for src in used:
+        by_pair: dict[str, list] = defaultdict(list)
+        for entry in src.store.manifest():
+            if entry.suite == suite_name:
+                by_pair[entry.model].append(entry)
+        for model, info in src.run.get("models", {}).items():
+            if model not in by_pair:
                 continue
-            scored[model] = results
-            entries.append(score_entry(suite, model, items, results))
-        for name, data in run.get("ensembles", {}).items():
-            spec = EnsembleSpec(name, tuple(data["members"]), data["method"], data["penalty"])
-            if all(m in scored for m in spec.members):
-                entry = score_entry(suite, name, items, ensemble_results(spec, items, scored, suite_name))
-                entry.extra["ensemble"] = spec.to_dict()
-                entries.append(entry)
-    return entries
+            results = src.store.read_results(by_pair[model])
+            results = results.filter(pc.equal(results.column("settings_hash"), info["settings_hash"]))
+            results_by_model[model] = results
+    scored = {m: _score(suite, m, items, r) for m, r in results_by_model.items()}
+    for name, data in run.get("ensembles", {}).items():
+        spec = EnsembleSpec(name, tuple(data["members"]), data["method"], data["penalty"])
+        if all(m in results_by_model for m in spec.members):
+            s = _score(suite, name, items, ensemble_results(spec, items, results_by_model, suite_name))
+            s.entry.extra["ensemble"] = spec.to_dict()
+            scored[name] = s
+    return scored
 
 
 def score_entry(suite: Any, model: str, items: pa.Table, results: pa.Table) -> LeaderboardEntry:
+    return _score(suite, model, items, results).entry
+
+
+def _score(suite: Any, model: str, items: pa.Table, results: pa.Table) -> _Scored:
     s = suite.score(items, results)
     item_ids = set(items.column("item_id").to_pylist())
     # The rows the official number reads: pointwise rows and a judge's base-order comparisons (permutation 0);
@@ -82,7 +218,7 @@ def score_entry(suite: Any, model: str, items: pa.Table, results: pa.Table) -> L
     errored = official.filter(pc.is_valid(official.column("error"))).column("item_id").to_pylist()
     n_errors = len(set(errored) & item_ids)
     n_with_rows = len(set(official.column("item_id").to_pylist()) & item_ids)
-    return LeaderboardEntry(
+    entry = LeaderboardEntry(
         model=model,
         suite=suite.name,
         score=s.score,
@@ -95,9 +231,100 @@ def score_entry(suite: Any, model: str, items: pa.Table, results: pa.Table) -> L
         # Suites fill `judge` in their score(); for suites that do not (plugins), the generic metrics.
         judge=s.judge if s.judge is not None else judge_metrics(items, results, official=s.score),
     )
+    return _Scored(entry, s, results)
+
+
+def _rank(scored: list[_Scored]) -> None:
+    ordered = sorted(scored, key=lambda s: -s.entry.score if not math.isnan(s.entry.score) else math.inf)
+    for rank, s in enumerate(ordered, 1):
+        s.entry.rank = rank
+
+
+def _suite_statistics(suite: Any, items: pa.Table, scored: dict[str, _Scored],
+                      config: st.BootstrapConfig) -> list[st.PairedResult]:
+    """Intervals for every entry, paired tests between every two models, and the tie-with-best markers."""
+    draws = st.draw_resamples(items, suite, config)
+    dists = {m: st.bootstrap_scores(suite, items, s.results, s.observed, draws) for m, s in scored.items()}
+    for m, s in scored.items():
+        s.entry.ci = st.intervals(dists[m], config.level)
+    models = list(scored)
+    pairs: list[st.PairedResult] = []
+    for i, a in enumerate(models):
+        for b in models[i + 1:]:
+            diff = scored[a].entry.score - scored[b].entry.score
+            ci, p = st.paired_test(dists[a].score, dists[b].score, diff, config.level)
+            pairs.append(st.PairedResult(suite.name, a, b, diff, ci, p))
+    for pr, adj in zip(pairs, st.holm([p.p for p in pairs])):
+        pr.p_adjusted = adj
+        pr.significant = not math.isnan(adj) and adj < 0.05
+    best = next((s.entry.model for s in scored.values() if s.entry.rank == 1), None)
+    for m, s in scored.items():
+        if m == best:
+            s.entry.tied_with_best = True
+            continue
+        pr = next((p for p in pairs if {p.model_a, p.model_b} == {m, best}), None)
+        s.entry.tied_with_best = pr is not None and not pr.significant
+    return pairs
+
+
+def _correlations(entries: list[LeaderboardEntry], curves: dict[tuple[str, str], BonCurve],
+                  level: float) -> list[dict[str, Any]]:
+    """Across models: each benchmark's official score against each pool's best-of-N gain (expected at k = N minus
+    random), the RewardBench 2 paper's headline analysis."""
+    pools = sorted({p for _, p in curves})
+    by_suite: dict[str, dict[str, float]] = defaultdict(dict)
+    for e in entries:
+        if not math.isnan(e.score):
+            by_suite[e.suite][e.model] = e.score
+    out = []
+    for pool in pools:
+        for bench, scores in by_suite.items():
+            if bench == pool:
+                continue
+            models = [m for m in scores if (m, pool) in curves]
+            if len(models) < 3:
+                continue
+            acc = [scores[m] for m in models]
+            gain = [curves[(m, pool)].gain for m in models]
+            out.append({"benchmark": bench, "pool": pool, "models": models, "accuracy": acc, "gain": gain,
+                        **st.correlation(acc, gain, level)})
+    return out
 
 
 # ---- outputs -----------------------------------------------------------------------------------------------
+
+
+def write_report(out: str, report: Report) -> list[str]:
+    """Everything a report is, under `out`: leaderboard.{json,csv,md}, bon.json, stats.json, plots/*.png,
+    report.html (and, for a merge of several sweeps, a run.json naming them). Returns the files written."""
+    from orchestrator.html_report import write_html_report
+    from orchestrator.plots import bon_plot, correlation_plot, plot_name
+
+    store = ResultStore(out)
+    written = ["leaderboard.json", "leaderboard.csv", "leaderboard.md"]
+    write_leaderboard(store, report.entries)
+    by_pool: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for c in report.bon:
+        by_pool[c["suite"]].append(c)
+    for pool, curves in by_pool.items():
+        rel = f"plots/bon-{plot_name(pool)}.png"
+        store.write_atomic(rel, lambda tmp, pool=pool, curves=curves: bon_plot(pool, curves, tmp))
+        written.append(rel)
+    store.write_json("bon.json", _nan_to_none(report.bon))
+    written.append("bon.json")
+    if report.stats:
+        for corr in report.stats["correlations"]:
+            rel = f"plots/corr-{plot_name(corr['benchmark'], corr['pool'])}.png"
+            store.write_atomic(rel, lambda tmp, corr=corr: correlation_plot(corr, tmp))
+            corr["plot"] = rel
+            written.append(rel)
+        store.write_json("stats.json", _nan_to_none(report.stats))
+        written.append("stats.json")
+    if report.run.get("merged_from"):
+        store.write_json("run.json", report.run)
+        written.append("run.json")
+    written.append(os.path.relpath(write_html_report(out), out))
+    return written
 
 
 def write_leaderboard(store: ResultStore, entries: list[LeaderboardEntry]) -> None:
@@ -110,8 +337,9 @@ def _json_entry(e: LeaderboardEntry) -> dict[str, Any]:
     d = asdict(e)
     if not d["extra"]:
         del d["extra"]
-    if d["judge"] is None:
-        del d["judge"]
+    for key in ("judge", "ci", "rank", "tied_with_best", "length_bias"):
+        if d[key] is None:
+            del d[key]
     return _nan_to_none(d)
 
 

@@ -1,18 +1,28 @@
 """Decides where and when work runs; never how to score.
 
-Per model: a queue of its work units (longest first) and up to `replicas` Ray actors, each loaded once. A replica
-pulls the next unit of its model's queue whenever it finishes one (two in flight, so it never waits for the
-driver); when the queue is empty and its last unit is back, the replica is killed and its GPUs go to models still
-waiting. Models are created together; Ray starts each replica as soon as resources allow.
+Per model: a queue of its work units (longest first). The scheduler keeps its own view of the free GPUs and CPUs of
+every node (orchestrator.nodes) and, whenever something changes, asks the packing policy (orchestrator.placement)
+which replicas to start and where: the models with the most work first, big tensor-parallel replicas before small
+ones, as many replicas per model as shorten the sweep (`replicas: auto`) or exactly the spec's number. Each replica
+is pinned to the node the policy chose, loaded once, and pulls the next unit of its model's queue whenever it
+finishes one (two in flight while the queue is long, so it never waits for the driver; one near the end, so the
+last units spread over the replicas). When its model's queue is empty and its last unit is back, the replica is
+closed, killed, and its GPUs go to the next model that fits.
+
+Cost model (orchestrator.costs): unit cost = tokens x parameters; seconds per cost unit and load times are measured
+as the sweep runs and refine every decision.
 
 Tensor parallel: a model with `tensor_parallel_size: k` gets a placement group of k bundles ({GPU: 1, CPU: c} each,
-STRICT_PACK: one node) per replica; its actor is scheduled into bundle 0 without GPUs of its own and the engine's
-workers (vLLM's Ray executor on GPUs, its processes on CPU) use the group's bundles. The group is removed with the
-replica.
+STRICT_PACK on the chosen node) per replica; its actor is scheduled into bundle 0 without GPUs of its own and the
+engine's workers (vLLM's Ray executor on GPUs, its processes on CPU) use the group's bundles. The group is removed
+with the replica.
 
 Failures: a replica that dies (process killed, node lost) has its in-flight units requeued and is replaced;
 a unit that fails more than `max_retries` times becomes error rows. A model that cannot load is reported and
 skipped; the rest of the sweep goes on.
+
+Run metadata: loads and engine starts per model, where each replica ran, per-model wall time, and GPU time split
+into working (a replica holds a unit), loading and idle.
 """
 
 from __future__ import annotations
@@ -25,12 +35,15 @@ from typing import Any
 
 import pyarrow as pa
 import ray
-from ray.exceptions import RayActorError, RayTaskError
-from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
+from ray.exceptions import RayActorError, RayError, RayTaskError
+from ray.util.placement_group import PlacementGroup, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from actors import get_kind
 from actors.worker import ModelWorker, ShardResult, ShardTask, error_table
+from orchestrator.costs import CostModel
+from orchestrator.nodes import ClusterView, packed_group, pin_to_node
+from orchestrator.placement import ModelDemand, plan_starts
 from orchestrator.plan import WorkUnit
 from orchestrator.progress import Display
 from orchestrator.spec import ModelSpec, SweepSpec
@@ -39,6 +52,7 @@ from orchestrator.store import ManifestEntry, ResultStore
 log = logging.getLogger(__name__)
 
 IN_FLIGHT_PER_REPLICA = 2
+REFRESH_NODES_SECONDS = 10.0
 
 
 @dataclass
@@ -47,24 +61,40 @@ class RunStats:
     loads: dict[str, int] = field(default_factory=dict)  # model -> replicas that finished loading
     load_seconds: dict[str, list[float]] = field(default_factory=dict)
     model_seconds: dict[str, float] = field(default_factory=dict)  # first replica ready -> last unit written
+    model_wall_seconds: dict[str, float] = field(default_factory=dict)  # first replica requested -> last released
     failed_models: dict[str, str] = field(default_factory=dict)  # model -> why it could not run
     engine_starts: dict[str, int] = field(default_factory=dict)  # model -> inference engines started, all replicas
-    # where and when each replica ran: ModelWorker.describe() (incl. load_started_at) plus ready_at / released_at,
-    # Unix times
+    # where and when each replica ran: ModelWorker.describe() (incl. load_started_at) plus requested_at / ready_at /
+    # released_at (Unix times), node_id and gpus
     replicas: list[dict[str, Any]] = field(default_factory=list)
     retries: int = 0
     error_rows: int = 0
+    makespan_seconds: float = 0.0  # first replica requested -> last replica released
+    gpus: float = 0.0  # GPUs of the cluster when the sweep started
+    # GPU-seconds over the makespan: total, working (held by a replica with a unit in flight), loading, held
+    gpu_seconds: dict[str, float] = field(default_factory=dict)
+    gpu_idle_fraction: float | None = None  # 1 - working / total; None without GPUs
 
 
 @dataclass
 class Replica:
     model: str
     actor: Any
+    node_id: str | None  # where the scheduler placed it (None: left to Ray)
+    gpus: float
+    cpus: float
     pg: PlacementGroup | None = None  # tensor-parallel replicas only
     ready: bool = False
-    inflight: dict[Any, WorkUnit] = field(default_factory=dict)  # ObjectRef -> unit
+    closing: bool = False
+    inflight: dict[Any, WorkUnit] = field(default_factory=dict)  # ObjectRef -> unit, in submission order
+    requested_at: float = field(default_factory=time.time)
+    ready_at: float | None = None
+    released_at: float | None = None
+    head_started: float = 0.0  # when the oldest in-flight unit began running
+    working_since: float | None = None
+    working_seconds: float = 0.0
     engine_starts: int = 0  # as last reported by the replica
-    info: dict[str, Any] = field(default_factory=dict)  # ModelWorker.describe() plus ready_at / released_at
+    info: dict[str, Any] = field(default_factory=dict)  # ModelWorker.describe() plus timings
 
 
 def tensor_parallel_size(spec: ModelSpec) -> int:
@@ -99,129 +129,235 @@ class Scheduler:
         self.display = display
         self.item_refs = {name: ray.put(table) for name, table in items.items()}
         self.items = items
+        self.view = ClusterView()
         self.cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
+        self.gpus = {m: gpus_per_replica(s, self.cluster_gpus) for m, s in self.models.items()}
+        self.costs = CostModel(dict(self.gpus))
         self.remote_worker = ray.remote(ModelWorker)
         self.stats = RunStats()
+        self.released: list[Replica] = []
+        self.groups_made = 0
 
     # ---- the loop ----------------------------------------------------------------------------------------------
     def run(self, units: list[WorkUnit]) -> RunStats:
-        queues: dict[str, deque[WorkUnit]] = {}
+        self.queues: dict[str, deque[WorkUnit]] = {}
         for u in sorted(units, key=lambda u: -u.cost):
-            queues.setdefault(u.model, deque()).append(u)
+            self.queues.setdefault(u.model, deque()).append(u)
+        self.queued_cost = {m: sum(u.cost for u in q) for m, q in self.queues.items()}
         self.attempts: dict[str, int] = {}  # unit key -> failed attempts
         self.start_failures: dict[str, int] = {}  # model -> replicas that died before they were ready
         self.started: dict[str, float] = {}
-        ready_refs: dict[Any, Replica] = {}
-        shard_refs: dict[Any, Replica] = {}
+        self.live: list[Replica] = []  # requested and not yet released
+        self.ready_refs: dict[Any, Replica] = {}
+        self.shard_refs: dict[Any, Replica] = {}
         self.closing: dict[Any, Replica] = {}  # close() calls of replicas about to be killed
-        for model, queue in queues.items():
-            for _ in range(min(self.models[model].resources.replicas, len(queue))):
-                self._spawn(model, ready_refs)
+        self.t0 = time.time()
+        self.stats.gpus = self.view.total_gpus
+        last_refresh = time.monotonic()
 
-        while ready_refs or shard_refs or self.closing:
-            done, _ = ray.wait(list(ready_refs) + list(shard_refs) + list(self.closing), num_returns=1, timeout=5.0)
+        self._place()
+        while self.ready_refs or self.shard_refs or self.closing:
+            waiting = list(self.ready_refs) + list(self.shard_refs) + list(self.closing)
+            done, rest = ray.wait(waiting, num_returns=1, timeout=5.0)
+            if done and rest:
+                more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+                done += more
             for ref in done:
-                if ref in ready_refs:
-                    self._on_ready(ref, ready_refs.pop(ref), queues, ready_refs, shard_refs)
-                elif ref in shard_refs:
-                    self._on_shard(ref, shard_refs.pop(ref), queues, ready_refs, shard_refs)
-                else:
+                if ref in self.ready_refs:
+                    self._on_ready(ref, self.ready_refs.pop(ref))
+                elif ref in self.shard_refs:
+                    self._on_shard(ref, self.shard_refs.pop(ref))
+                elif ref in self.closing:
                     self._kill(self.closing.pop(ref))
+            if time.monotonic() - last_refresh > REFRESH_NODES_SECONDS:
+                self._refresh_nodes()
+                last_refresh = time.monotonic()
+            self._place()
+        self._finish_stats()
         return self.stats
 
-    def _spawn(self, model: str, ready_refs: dict[Any, Replica]) -> None:
+    # ---- placement ---------------------------------------------------------------------------------------------
+    def _place(self) -> None:
+        """Start the replicas the packing policy asks for; if nothing runs and nothing fits the known nodes (an
+        autoscaling cluster with no node yet), request one replica from Ray unpinned so the autoscaler sees it."""
+        by_model: dict[str, list[Replica]] = {}
+        for r in self.live:
+            if not r.closing:
+                by_model.setdefault(r.model, []).append(r)
+        demands = [self._demand(m, by_model.get(m, [])) for m in self.models
+                   if self.queues.get(m) or any(r.inflight for r in by_model.get(m, []))]
+        if not demands:
+            return
+        starts = plan_starts(demands, self.view.free(), self.costs.known)
+        for s in starts:
+            self._spawn(s.model, s.node_id)
+        if not starts and not self.live:
+            waiting = max((d for d in demands if d.units_queued), key=lambda d: d.remaining_seconds, default=None)
+            if waiting is not None:
+                self._spawn(waiting.name, None)
+
+    def _demand(self, model: str, replicas: list[Replica]) -> ModelDemand:
+        """What the packing policy needs to know of `model` (its live replicas given)."""
+        spec = self.models[model]
+        rate = self.costs.seconds_per_cost(model)
+        now = time.time()
+        remaining = self.queued_cost.get(model, 0.0) * rate
+        for r in replicas:
+            if r.inflight:
+                held = sum(u.cost for u in r.inflight.values()) * rate
+                remaining += max(0.0, held - (now - r.head_started))
+        explicit = spec.resources.replicas
+        return ModelDemand(
+            name=model,
+            gpus=self.gpus[model],
+            cpus=spec.resources.num_cpus,
+            replicas=len(replicas),
+            max_replicas=None if explicit == "auto" else int(explicit),
+            units_queued=len(self.queues.get(model, ())),
+            remaining_seconds=remaining,
+            load_seconds=self.costs.load_seconds(model) if self.costs.known else 0.0,
+        )
+
+    def _spawn(self, model: str, node_id: str | None) -> None:
         spec = self.models[model]
         options: dict[str, Any] = {"max_restarts": 0, "max_concurrency": 1}
         pg = None
         if tensor_parallel_size(spec) > 1:
             bundles = tensor_parallel_bundles(spec, self.cluster_gpus)
-            pg = placement_group(bundles, strategy="STRICT_PACK", name=f"rmorch:{model}")
+            self.groups_made += 1  # group names must be unique while they live
+            pg = packed_group(bundles, node_id, f"rmorch:{model}:{self.groups_made}")
             options.update(num_cpus=bundles[0]["CPU"], num_gpus=0, scheduling_strategy=PlacementGroupSchedulingStrategy(
                 pg, placement_group_bundle_index=0, placement_group_capture_child_tasks=True))
         else:
-            options.update(num_cpus=spec.resources.num_cpus, num_gpus=gpus_per_replica(spec, self.cluster_gpus))
+            options.update(num_cpus=spec.resources.num_cpus, num_gpus=self.gpus[model], **pin_to_node(node_id))
         actor = self.remote_worker.options(**options).remote(spec, self.spec.seed)
-        replica = Replica(model, actor, pg)
-        ready_refs[actor.describe.remote()] = replica
+        replica = Replica(model, actor, node_id, self.gpus[model], spec.resources.num_cpus, pg)
+        self.view.hold(node_id, replica.gpus, replica.cpus)
+        self.live.append(replica)
+        self.ready_refs[actor.describe.remote()] = replica
 
-    def _kill(self, replica: Replica) -> None:
-        replica.info["released_at"] = time.time()
-        ray.kill(replica.actor)
+    def _refresh_nodes(self) -> None:
+        """Forget nodes that died; a replica still starting on one will never start: replace it."""
+        gone = self.view.refresh()
+        for ref, replica in list(self.ready_refs.items()):
+            if replica.node_id in gone:
+                del self.ready_refs[ref]
+                self._release(replica)
+                ray.kill(replica.actor)
+
+    def _release(self, replica: Replica) -> None:
+        """Give the replica's resources back (in the view and, for tensor-parallel replicas, to Ray)."""
+        if replica.released_at is not None:
+            return
+        now = time.time()
+        replica.released_at = now
+        replica.info["released_at"] = now
+        if replica.working_since is not None:
+            replica.working_seconds += now - replica.working_since
+            replica.working_since = None
+        self.view.release(replica.node_id, replica.gpus, replica.cpus)
+        if replica in self.live:
+            self.live.remove(replica)
         if replica.pg is not None:
             remove_placement_group(replica.pg)
             replica.pg = None
+        self.released.append(replica)
 
-    def _submit(self, replica: Replica, queues: dict[str, deque[WorkUnit]], shard_refs: dict[Any, Replica]) -> None:
-        queue = queues.get(replica.model)
+    def _kill(self, replica: Replica) -> None:
+        ray.kill(replica.actor)
+        self._release(replica)
+
+    # ---- work --------------------------------------------------------------------------------------------------
+    def _submit(self, replica: Replica) -> None:
+        queue = self.queues.get(replica.model)
+        siblings = sum(1 for r in self.live if r.model == replica.model and r.ready and not r.closing)
         while queue and len(replica.inflight) < IN_FLIGHT_PER_REPLICA:
+            if replica.inflight and len(queue) < siblings:  # near the end: one unit each, so the tail spreads
+                break
             unit = queue.popleft()
+            self.queued_cost[unit.model] -= unit.cost
             ref = replica.actor.score_shard.remote(self._task(unit), self.item_refs[unit.suite])
+            if not replica.inflight:
+                replica.head_started = time.time()
+                replica.working_since = replica.head_started
             replica.inflight[ref] = unit
-            shard_refs[ref] = replica
-        if not replica.inflight:  # nothing left for this model: close the model, then free its resources
+            self.shard_refs[ref] = replica
+        if not replica.inflight and not replica.closing:  # nothing left for this model: close it, then free it
+            replica.closing = True
             self.closing[replica.actor.close.remote()] = replica
 
     def _task(self, unit: WorkUnit) -> ShardTask:
         return ShardTask(unit.key, unit.model, unit.suite, unit.start, unit.stop, unit.permutation,
                          unit.rated_subsets, self.spec.seed)
 
-    def _on_ready(self, ref: Any, replica: Replica, queues, ready_refs, shard_refs) -> None:
+    def _requeue(self, unit: WorkUnit) -> None:
+        self.queues.setdefault(unit.model, deque()).appendleft(unit)
+        self.queued_cost[unit.model] = self.queued_cost.get(unit.model, 0.0) + unit.cost
+
+    def _on_ready(self, ref: Any, replica: Replica) -> None:
         try:
             info = ray.get(ref)
-        except RayActorError as e:
-            if replica.pg is not None:
-                remove_placement_group(replica.pg)
-            reason = _load_error(e)
+        except RayError as e:
+            self._release(replica)
+            reason = _load_error(e) if isinstance(e, RayActorError) else None
             if reason is not None:  # the model itself cannot load: retrying will not help
                 self.stats.failed_models[replica.model] = reason
-                dropped = queues.pop(replica.model, deque())
+                dropped = self.queues.pop(replica.model, deque())
                 self.display.note(f"[red]model {replica.model} failed to load[/red]: {reason} "
                                   f"({len(dropped)} units not run)")
                 return
+            self.view.refresh()
+            if replica.node_id is not None and replica.node_id not in self.view.nodes:
+                return  # its node died before it started: not the model's fault; the policy places it again
             deaths = self.start_failures.get(replica.model, 0) + 1
             self.start_failures[replica.model] = deaths
             if deaths > self.spec.max_retries:
                 self.stats.failed_models[replica.model] = f"replicas died while starting {deaths} times: {e}"[:1000]
-                queues.pop(replica.model, None)
+                self.queues.pop(replica.model, None)
                 return
             self.stats.retries += 1
-            if queues.get(replica.model):
-                self._spawn(replica.model, ready_refs)
-            return
+            return  # the policy starts a replacement if the model still has work
         replica.ready = True
+        replica.ready_at = time.time()
+        self.costs.record_load(replica.model, replica.ready_at - replica.requested_at)
         self.stats.loads[replica.model] = self.stats.loads.get(replica.model, 0) + 1
         self._count_engines(replica, info["engine_starts"])
-        replica.info = {"model": replica.model, **info, "ready_at": time.time()}
+        replica.info = {"model": replica.model, **info, "requested_at": replica.requested_at,
+                        "ready_at": replica.ready_at, "node_id": replica.node_id, "gpus": replica.gpus}
         self.stats.replicas.append(replica.info)
         self.stats.load_seconds.setdefault(replica.model, []).append(info["load_seconds"])
         self.started.setdefault(replica.model, time.perf_counter())
         log.info("replica of %s ready on %s (gpus %s) in %.1fs", replica.model, info["host"], info["gpu_ids"],
                  info["load_seconds"])
-        self._submit(replica, queues, shard_refs)
+        self._submit(replica)
 
-    def _on_shard(self, ref: Any, replica: Replica, queues, ready_refs, shard_refs) -> None:
+    def _on_shard(self, ref: Any, replica: Replica) -> None:
         unit = replica.inflight.pop(ref)
+        now = time.time()
+        replica.head_started = now
+        if not replica.inflight and replica.working_since is not None:
+            replica.working_seconds += now - replica.working_since
+            replica.working_since = None
         try:
             result: ShardResult = ray.get(ref)
         except RayActorError:
-            # The replica died: requeue this and its other in-flight units, and replace it.
+            # The replica died: requeue this and its other in-flight units; the policy starts a replacement.
             for other_ref, other in list(replica.inflight.items()):
-                shard_refs.pop(other_ref, None)
-                self._retry_or_fail(other, queues, "replica died")
+                self.shard_refs.pop(other_ref, None)
+                self._retry_or_fail(other, "replica died")
             replica.inflight.clear()
-            self._retry_or_fail(unit, queues, "replica died")
-            if replica.pg is not None:
-                remove_placement_group(replica.pg)
-            if queues.get(replica.model):
-                self._spawn(replica.model, ready_refs)
+            self._retry_or_fail(unit, "replica died")
+            self._release(replica)
+            self.view.refresh()
             return
         except RayTaskError as e:
-            self._retry_or_fail(unit, queues, f"{type(e.cause).__name__}: {e.cause}" if e.cause else str(e))
-            self._submit(replica, queues, shard_refs)
+            self._retry_or_fail(unit, f"{type(e.cause).__name__}: {e.cause}" if e.cause else str(e))
+            self._submit(replica)
             return
+        self.costs.record_unit(unit.model, unit.cost, result.seconds)
         self._count_engines(replica, result.engine_starts)
         self._write(unit, result.table, result.n_errors, result.seconds)
-        self._submit(replica, queues, shard_refs)
+        self._submit(replica)
 
     def _count_engines(self, replica: Replica, engine_starts: int) -> None:
         new = engine_starts - replica.engine_starts
@@ -229,12 +365,12 @@ class Scheduler:
             replica.engine_starts = engine_starts
             self.stats.engine_starts[replica.model] = self.stats.engine_starts.get(replica.model, 0) + new
 
-    def _retry_or_fail(self, unit: WorkUnit, queues: dict[str, deque[WorkUnit]], reason: str) -> None:
+    def _retry_or_fail(self, unit: WorkUnit, reason: str) -> None:
         n = self.attempts.get(unit.key, 0) + 1
         self.attempts[unit.key] = n
         if n <= self.spec.max_retries:
             self.stats.retries += 1
-            queues.setdefault(unit.model, deque()).appendleft(unit)
+            self._requeue(unit)
             return
         items = self.items[unit.suite].slice(unit.start, unit.stop - unit.start)
         message = f"unit failed {n} times; last: {reason}"
@@ -258,6 +394,25 @@ class Scheduler:
         if unit.model in self.started:
             self.stats.model_seconds[unit.model] = time.perf_counter() - self.started[unit.model]
         self.display.advance(unit.model, unit.suite, unit.n_requests)
+
+    # ---- metadata ----------------------------------------------------------------------------------------------
+    def _finish_stats(self) -> None:
+        replicas = self.released + self.live
+        if not replicas:
+            return
+        end = max(r.released_at or time.time() for r in replicas)
+        makespan = max(0.0, end - self.t0)
+        self.stats.makespan_seconds = makespan
+        for r in replicas:
+            first = min(x.requested_at for x in replicas if x.model == r.model)
+            last = max((x.released_at or end) for x in replicas if x.model == r.model)
+            self.stats.model_wall_seconds[r.model] = last - first
+        total = self.stats.gpus * makespan
+        working = sum(r.gpus * r.working_seconds for r in replicas)
+        loading = sum(r.gpus * ((r.ready_at or r.released_at or end) - r.requested_at) for r in replicas)
+        held = sum(r.gpus * ((r.released_at or end) - r.requested_at) for r in replicas)
+        self.stats.gpu_seconds = {"total": total, "working": working, "loading": loading, "held": held}
+        self.stats.gpu_idle_fraction = (1.0 - working / total) if total > 0 else None
 
 
 def _load_error(e: RayActorError) -> str | None:

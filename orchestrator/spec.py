@@ -40,19 +40,27 @@ NOT_SCORING = {"scoring": False}  # dataclass field metadata: a setting that can
 
 @dataclass(frozen=True)
 class ResourceSpec:
-    """What one replica of a model needs. num_gpus None = 1 for GPU-capable kinds when the cluster has GPUs."""
+    """What one replica of a model needs. num_gpus None = 1 for GPU-capable kinds when the cluster has GPUs.
+
+    replicas: a number, or "auto" (the scheduler gives the model as many GPU replicas as shorten the sweep).
+    params_b: the model's size in billions of parameters, a hint for the scheduler's cost model when it cannot
+    read the size from the model's own config (orchestrator.costs)."""
 
     num_gpus: float | None = None
     num_cpus: float = 1.0
-    replicas: int = 1
+    replicas: int | Literal["auto"] = 1
+    params_b: float | None = None
 
     def __post_init__(self) -> None:
         if self.num_gpus is not None and self.num_gpus < 0:
             raise SpecError("num_gpus", "must be >= 0")
         if self.num_cpus <= 0:
             raise SpecError("num_cpus", "must be > 0")
-        if self.replicas < 1:
-            raise SpecError("replicas", "must be >= 1")
+        if self.replicas != "auto" and (isinstance(self.replicas, bool) or not isinstance(self.replicas, int)
+                                        or self.replicas < 1):
+            raise SpecError("replicas", "must be an integer >= 1 or 'auto'")
+        if self.params_b is not None and self.params_b <= 0:
+            raise SpecError("params_b", "must be > 0")
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,10 @@ class ModelSpec:
     kind: str
     config: Any  # the kind's own frozen config dataclass (actors.<kind>.Config)
     resources: ResourceSpec = field(default_factory=ResourceSpec)
+    suites: tuple[str, ...] | None = None  # run only on these suites of the spec (default: all)
+
+    def runs_on(self, suite: str) -> bool:
+        return self.suites is None or suite in self.suites
 
     def settings(self) -> dict[str, Any]:
         """Everything about this model that can change its numbers (config fields marked NOT_SCORING cannot)."""
@@ -99,6 +111,7 @@ class SweepSpec:
     shard_size: int = 256  # items per work unit: the granularity of sharding, resume and retries
     max_retries: int = 2  # per work unit, when a replica dies
     ensembles: tuple[EnsembleSpec, ...] = ()  # computed from stored scores (orchestrator.ensembles)
+    resamples: int = 1000  # bootstrap resamples of the report's intervals and paired tests (0: none)
 
     def __post_init__(self) -> None:
         if not self.suites:
@@ -111,10 +124,17 @@ class SweepSpec:
             raise SpecError("seed", "must be >= 0")
         if self.max_retries < 0:
             raise SpecError("max_retries", "must be >= 0")
+        if self.resamples < 0:
+            raise SpecError("resamples", "must be >= 0")
         for what, names in (("models", [m.name for m in self.models]), ("suites", [s.name for s in self.suites])):
             dup = {n for n in names if names.count(n) > 1}
             if dup:
                 raise SpecError(what, f"duplicate names: {sorted(dup)}")
+        suite_names = {s.name for s in self.suites}
+        for i, m in enumerate(self.models):
+            unknown = [s for s in (m.suites or ()) if s not in suite_names]
+            if unknown:
+                raise SpecError(f"models[{i}].suites", f"not suites of this spec: {unknown}")
         models = {m.name: m for m in self.models}
         names = [e.name for e in self.ensembles]
         for i, e in enumerate(self.ensembles):
@@ -131,6 +151,7 @@ class SweepSpec:
             "out": self.out,
             "shard_size": self.shard_size,
             "max_retries": self.max_retries,
+            "resamples": self.resamples,
             "suites": [_suite_to_dict(s) for s in self.suites],
             "models": [_model_to_dict(m) for m in self.models],
             **({"ensembles": [e.to_dict() for e in self.ensembles]} if self.ensembles else {}),
@@ -211,8 +232,8 @@ def _hint_name(hint: Any) -> str:
 
 # ---- the YAML document -------------------------------------------------------------------------------------
 
-_TOP_KEYS = {"seed", "out", "shard_size", "max_retries", "suites", "models", "ensembles"}
-_MODEL_COMMON = {"name", "kind"} | {f.name for f in dataclasses.fields(ResourceSpec)}
+_TOP_KEYS = {"seed", "out", "shard_size", "max_retries", "resamples", "suites", "models", "ensembles"}
+_MODEL_COMMON = {"name", "kind", "suites"} | {f.name for f in dataclasses.fields(ResourceSpec)}
 _SUITE_COMMON = {f.name for f in dataclasses.fields(SuiteSpec)} - {"options"}
 
 
@@ -238,7 +259,7 @@ def spec_from_dict(doc: Any, source: str | None = None) -> SweepSpec:
     for name, value in (("suites", suites), ("models", models)):
         if not isinstance(value, list) or not value:
             raise SpecError(name, "expected a non-empty list", source)
-    top = {k: doc[k] for k in ("seed", "out", "shard_size", "max_retries") if k in doc}
+    top = {k: doc[k] for k in ("seed", "out", "shard_size", "max_retries", "resamples") if k in doc}
     for k, v in top.items():
         _check_type(v, typing.get_type_hints(SweepSpec)[k], k, source)
     suite_specs = tuple(_suite_spec(s, i, source) for i, s in enumerate(suites))
@@ -331,9 +352,14 @@ def _model_spec(entry: Any, i: int, source: str | None) -> ModelSpec:
     for k in extra:
         if k not in config_keys:
             raise SpecError(f"{key}.{k}", f"unknown key{did_you_mean(str(k), _MODEL_COMMON | config_keys)}", source)
-    resources = build(ResourceSpec, {k: v for k, v in common.items() if k not in ("name", "kind")}, key, source)
+    resources = build(ResourceSpec, {k: v for k, v in common.items() if k not in ("name", "kind", "suites")}, key,
+                      source)
     config = build(kind.Config, extra, key, source)
-    return ModelSpec(name=entry["name"], kind=kind_name, config=config, resources=resources)
+    only = entry.get("suites")
+    if only is not None and (not isinstance(only, list) or not only or not all(isinstance(x, str) for x in only)):
+        raise SpecError(f"{key}.suites", f"expected a non-empty list of suite names, got {only!r:.60}", source)
+    return ModelSpec(name=entry["name"], kind=kind_name, config=config, resources=resources,
+                     suites=tuple(only) if only is not None else None)
 
 
 def _suite_to_dict(s: SuiteSpec) -> dict[str, Any]:
@@ -347,4 +373,5 @@ def _suite_to_dict(s: SuiteSpec) -> dict[str, Any]:
 
 def _model_to_dict(m: ModelSpec) -> dict[str, Any]:
     res = {k: v for k, v in dataclasses.asdict(m.resources).items() if v is not None}
-    return {"name": m.name, "kind": m.kind, **dataclasses.asdict(m.config), **res}
+    only = {"suites": list(m.suites)} if m.suites is not None else {}
+    return {"name": m.name, "kind": m.kind, **only, **dataclasses.asdict(m.config), **res}

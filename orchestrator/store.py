@@ -1,30 +1,40 @@
-"""The result store: the only place results live.
+"""The result store: the only place results live, on a local path or a filesystem URI (orchestrator.storage).
 
 Layout under OUT:
     spec.yaml                          the resolved spec of the latest sweep
     run.json                           run metadata of the latest sweep (versions, models' settings hashes, timings)
+    plan.json                          the latest sweep's units per model and suite (for `rmorch status`)
     items/<suite>.parquet              the canonical item table each suite was scored on
     results/<model>/<suite>/<key>.parquet   one file per finished work unit (RESULT_SCHEMA)
     manifest/<key>.json                one entry per finished work unit, written after its results file
 
-A unit is finished when its manifest entry exists and its results file is there with the recorded row count.
-Every file is written to a temporary name and renamed, so readers see whole files or nothing; a crash between the
-results file and its manifest entry only means the unit is computed again.
+Every file is written whole or not at all (rename on a local disk, one object upload on an object store). A unit is
+finished when its manifest entry (the commit point) reads back and its results file is the one the entry records:
+same size and SHA-256 (entries of older rmorch versions: a readable table of the recorded row count). Anything
+else -- a crash between the two writes, a truncated or corrupted file, an unreadable entry -- is reported (a
+warning naming the file, kept in `problems`) and the unit counts as unfinished, so the next sweep computes it again;
+such a file is never read as data.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
-import os
-import tempfile
+import logging
+import posixpath
 import urllib.parse
-from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Iterator
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Callable, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from orchestrator.errors import UserError
 from orchestrator.schema import RESULT_SCHEMA, empty_results
+from orchestrator.storage import FileStat, open_files
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,10 +47,12 @@ class ManifestEntry:
     n_rows: int
     n_errors: int
     seconds: float
+    size: int | None = None  # bytes of the results file (filled in by write_unit)
+    sha256: str | None = None  # of the results file (filled in by write_unit)
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+class CorruptFile(UserError):
+    """A file of the store that exists but cannot be used (truncated, corrupted, not what its entry records)."""
 
 
 def _segment(name: str) -> str:
@@ -48,93 +60,187 @@ def _segment(name: str) -> str:
     return urllib.parse.quote(name, safe="-_.")
 
 
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def _entry_from_json(data: Any) -> ManifestEntry:
+    if not isinstance(data, dict):
+        raise TypeError(f"expected a JSON object, found {type(data).__name__}")
+    known = {f.name for f in fields(ManifestEntry)}
+    entry = ManifestEntry(**{k: v for k, v in data.items() if k in known})
+    parts = entry.file.split("/")
+    if entry.file.startswith("/") or ".." in parts or parts[0] != "results":
+        raise ValueError(f"results file '{entry.file}' is not under results/")
+    return entry
+
+
 class ResultStore:
     def __init__(self, root: str):
         self.root = root
+        self.files = open_files(root)
+        self.problems: list[str] = []  # every unusable file met so far, as reported
 
     def path(self, *parts: str) -> str:
-        return os.path.join(self.root, *parts)
+        """Where OUT/parts is (a local path, or the file's URI on a remote store): for messages and listings."""
+        return self.files.url("/".join(parts))
 
-    # ---- atomic writes ---------------------------------------------------------------------------------------
-    def _atomic(self, rel: str, write: Any) -> None:
-        final = self.path(rel)
-        os.makedirs(os.path.dirname(final), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(final), prefix=".tmp-", suffix=os.path.basename(final))
-        os.close(fd)
-        try:
-            write(tmp)
-            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results are for the whole team to read
-            os.replace(tmp, final)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+    def _problem(self, message: str) -> None:
+        if message not in self.problems:
+            self.problems.append(message)
+            log.warning("%s", message)
+
+    # ---- whole-file writes and reads -----------------------------------------------------------------------------
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        self.files.put(rel, data)
+
+    def write_atomic(self, rel: str, write: Callable[[str], None]) -> None:
+        """Write OUT/rel through `write(path)` (a library that only writes to paths, e.g. matplotlib): readers see
+        all of it or nothing."""
+        self.files.put_from(rel, write)
 
     def write_text(self, rel: str, text: str) -> None:
-        def w(tmp: str) -> None:
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-
-        self._atomic(rel, w)
+        self.files.put(rel, text.encode("utf-8"))
 
     def write_json(self, rel: str, obj: Any) -> None:
         self.write_text(rel, json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False, default=str) + "\n")
 
+    def read_bytes(self, rel: str) -> bytes:
+        return self.files.get(rel)
+
+    def read_text(self, rel: str) -> str:
+        return self.files.get(rel).decode("utf-8")
+
     def read_json(self, rel: str) -> Any:
-        with open(self.path(rel), encoding="utf-8") as f:
-            return json.load(f)
+        return json.loads(self.read_text(rel))
 
     def exists(self, rel: str) -> bool:
-        return os.path.exists(self.path(rel))
+        return self.files.exists(rel)
 
-    def _write_parquet(self, rel: str, table: pa.Table) -> None:
-        self._atomic(rel, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    def stat(self, rel: str) -> FileStat | None:
+        return self.files.stat(rel)
+
+    def listing(self, rel_dir: str) -> dict[str, FileStat]:
+        """Files under OUT/rel_dir (recursively) by path relative to OUT, with sizes and modification times."""
+        return self.files.listing(rel_dir)
 
     # ---- items -------------------------------------------------------------------------------------------------
+    @staticmethod
+    def items_file(suite: str) -> str:
+        return f"items/{_segment(suite)}.parquet"
+
     def write_items(self, suite: str, table: pa.Table) -> None:
-        self._write_parquet(f"items/{_segment(suite)}.parquet", table)
+        self.write_bytes(self.items_file(suite), _parquet_bytes(table))
+
+    def has_items(self, suite: str) -> bool:
+        return self.exists(self.items_file(suite))
 
     def read_items(self, suite: str) -> pa.Table:
-        return pq.read_table(self.path("items", f"{_segment(suite)}.parquet"))
+        """The suite's items; a file that does not read back raises CorruptFile (a sweep writes it again)."""
+        rel = self.items_file(suite)
+        try:
+            return pq.read_table(pa.BufferReader(self.read_bytes(rel)))
+        except (pa.ArrowException, OSError) as e:
+            if isinstance(e, FileNotFoundError):
+                raise
+            message = (f"{self.path(rel)}: items file is unreadable ({type(e).__name__}: {e}); rerun the sweep to "
+                       f"write it again")
+            self._problem(message)
+            raise CorruptFile(message) from None
 
     def item_suites(self) -> list[str]:
-        d = self.path("items")
-        if not os.path.isdir(d):
-            return []
-        return sorted(urllib.parse.unquote(f[: -len(".parquet")]) for f in os.listdir(d) if f.endswith(".parquet"))
+        names = [posixpath.basename(rel) for rel in self.listing("items")]
+        return sorted(urllib.parse.unquote(n[: -len(".parquet")]) for n in names if n.endswith(".parquet"))
 
     # ---- units -------------------------------------------------------------------------------------------------
-    def write_unit(self, entry: ManifestEntry, table: pa.Table) -> None:
-        """Results first, then the manifest entry: the entry is the commit point."""
-        if table.schema != RESULT_SCHEMA:
-            table = table.cast(RESULT_SCHEMA)
-        self._write_parquet(entry.file, table)
-        self.write_json(f"manifest/{entry.key}.json", asdict(entry))
-
     @staticmethod
     def unit_file(model: str, suite: str, key: str) -> str:
         return f"results/{_segment(model)}/{_segment(suite)}/{key}.parquet"
 
-    def manifest(self) -> Iterator[ManifestEntry]:
-        d = self.path("manifest")
-        if not os.path.isdir(d):
-            return
-        for name in sorted(os.listdir(d)):
-            if not name.endswith(".json") or name.startswith("."):
-                continue
-            try:
-                with open(os.path.join(d, name), encoding="utf-8") as f:
-                    entry = ManifestEntry(**json.load(f))
-            except (OSError, ValueError, TypeError):
-                continue  # unreadable entry: the unit counts as unfinished and is recomputed
-            if os.path.exists(self.path(entry.file)):
-                yield entry
+    def write_unit(self, entry: ManifestEntry, table: pa.Table) -> ManifestEntry:
+        """Results first, then the manifest entry (with the results file's size and hash): the commit point."""
+        if table.schema != RESULT_SCHEMA:
+            table = table.cast(RESULT_SCHEMA)
+        data = _parquet_bytes(table)
+        entry = replace(entry, n_rows=table.num_rows, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+        self.write_bytes(entry.file, data)
+        self.write_json(f"manifest/{entry.key}.json", asdict(entry))
+        return entry
+
+    def manifest(self, verify: bool = False) -> Iterator[ManifestEntry]:
+        """The finished units, by key order. Always checked: the entry reads back and its results file exists with
+        the recorded size. With verify, also the file's content (hash, or a full read for older entries): what a
+        sweep uses before it skips a unit. Everything that fails is reported and left out."""
+        listed = self.listing("manifest")
+        names = sorted(rel for rel in listed if rel.endswith(".json") and not posixpath.basename(rel).startswith("."))
+        results = self.listing("results")
+        entries = self.files.map(self._read_entry, names)
+        intact = [e for e in entries if e is not None and self._file_matches(e, results.get(e.file))]
+        if verify:
+            ok = self.files.map(self._content_matches, intact)
+            intact = [e for e, good in zip(intact, ok) if good]
+        yield from intact
+
+    def entry_times(self) -> dict[str, float]:
+        """When each manifest entry was written (unit key -> Unix time, where the filesystem says)."""
+        out = {}
+        for rel, st in self.listing("manifest").items():
+            if rel.endswith(".json") and st.mtime is not None:
+                out[posixpath.basename(rel)[: -len(".json")]] = st.mtime
+        return out
 
     def done_keys(self) -> set[str]:
-        return {e.key for e in self.manifest()}
+        """Keys of the units whose results are verified whole: what a (re)run may skip."""
+        return {e.key for e in self.manifest(verify=True)}
 
     def read_results(self, entries: Iterable[ManifestEntry]) -> pa.Table:
-        tables = [pq.read_table(self.path(e.file), schema=RESULT_SCHEMA) for e in entries]
+        """The result rows of these units; a file that is not what its entry records is reported and left out
+        (its items then count as missing), never read as data."""
+        tables = [t for t in self.files.map(self._read_unit, list(entries)) if t is not None]
         return pa.concat_tables(tables) if tables else empty_results()
+
+    # ---- checks ------------------------------------------------------------------------------------------------
+    def _read_entry(self, rel: str) -> ManifestEntry | None:
+        try:
+            return _entry_from_json(self.read_json(rel))
+        except (OSError, ValueError, TypeError, UnicodeDecodeError) as e:
+            self._problem(f"{self.path(rel)}: unreadable manifest entry ({type(e).__name__}: {e}); its unit will "
+                          f"be computed again")
+            return None
+
+    def _file_matches(self, entry: ManifestEntry, stat: FileStat | None) -> bool:
+        if stat is None:
+            return False  # a crash between the results file and its entry, or a file removed: simply unfinished
+        if entry.size is not None and stat.size != entry.size:
+            self._problem(f"{self.path(entry.file)}: {stat.size} bytes, its manifest entry records {entry.size} "
+                          f"(truncated or replaced); unit {entry.key} will be computed again")
+            return False
+        return True
+
+    def _content_matches(self, entry: ManifestEntry) -> bool:
+        return self._read_unit(entry) is not None
+
+    def _read_unit(self, entry: ManifestEntry) -> pa.Table | None:
+        where = self.path(entry.file)
+        try:
+            data = self.read_bytes(entry.file)
+        except OSError as e:
+            self._problem(f"{where}: cannot read ({e}); unit {entry.key} will be computed again")
+            return None
+        if entry.sha256 is not None and hashlib.sha256(data).hexdigest() != entry.sha256:
+            self._problem(f"{where}: content differs from its manifest entry (corrupted); unit {entry.key} will be "
+                          f"computed again")
+            return None
+        try:
+            table = pq.read_table(io.BytesIO(data), schema=RESULT_SCHEMA)
+        except (pa.ArrowException, OSError) as e:
+            self._problem(f"{where}: not a readable results table ({type(e).__name__}: {e}); unit {entry.key} will "
+                          f"be computed again")
+            return None
+        if table.num_rows != entry.n_rows:
+            self._problem(f"{where}: {table.num_rows} rows, its manifest entry records {entry.n_rows}; unit "
+                          f"{entry.key} will be computed again")
+            return None
+        return table

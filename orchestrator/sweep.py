@@ -18,7 +18,7 @@ import yaml
 from orchestrator.errors import UserError
 from orchestrator.plan import LoadedSuite, WorkUnit, load_suite, make_units
 from orchestrator.progress import Display, QuietDisplay
-from orchestrator.report import LeaderboardEntry, build_leaderboard, write_leaderboard
+from orchestrator.report import LeaderboardEntry, build_report, write_report
 from orchestrator.scheduler import RunStats
 from orchestrator.spec import SweepSpec
 from orchestrator.store import ResultStore
@@ -63,7 +63,7 @@ def run_sweep(spec: SweepSpec, ray_options: RayOptions | None = None, display: D
 
     stats = RunStats()
     if pending:
-        stats = _schedule(spec, suites, units, pending, store, display, ray_options or RayOptions())
+        stats = _schedule(spec, suites, units, pending, store, display, ray_options or RayOptions(), run)
     run["last_run"] = {
         "units_planned": len(units),
         "units_skipped": len(units) - len(pending),
@@ -73,19 +73,24 @@ def run_sweep(spec: SweepSpec, ray_options: RayOptions | None = None, display: D
         "replicas": stats.replicas,
         "load_seconds": stats.load_seconds,
         "model_seconds": stats.model_seconds,
+        "model_wall_seconds": stats.model_wall_seconds,  # first replica requested -> last released
+        "makespan_seconds": stats.makespan_seconds,  # first replica requested -> last released, all models
+        "gpus": stats.gpus,
+        "gpu_seconds": stats.gpu_seconds,  # total, working, loading, held
+        "gpu_idle_fraction": stats.gpu_idle_fraction,  # GPU-seconds without a working replica / total
         "failed_models": stats.failed_models,
         "retries": stats.retries,
         "error_rows": stats.error_rows,
         "seconds": time.perf_counter() - t0,
     }
     store.write_json("run.json", run)
-    leaderboard = build_leaderboard(store)
-    write_leaderboard(store, leaderboard)
-    return SweepResult(spec.out, leaderboard, stats, len(units), len(units) - len(pending), time.perf_counter() - t0)
+    report = build_report([spec.out], resamples=spec.resamples)
+    write_report(spec.out, report)
+    return SweepResult(spec.out, report.entries, stats, len(units), len(units) - len(pending), time.perf_counter() - t0)
 
 
 def _schedule(spec: SweepSpec, suites: list[LoadedSuite], units: list[WorkUnit], pending: list[WorkUnit],
-              store: ResultStore, display: Display, ray_options: RayOptions) -> RunStats:
+              store: ResultStore, display: Display, ray_options: RayOptions, run: dict[str, Any]) -> RunStats:
     import ray
 
     from orchestrator.scheduler import Scheduler
@@ -96,6 +101,7 @@ def _schedule(spec: SweepSpec, suites: list[LoadedSuite], units: list[WorkUnit],
         started_here = True
     try:
         _check_resources(spec)
+        run["hardware"] = _hardware()
         totals: dict[tuple[str, str], list[int]] = {}
         pending_keys = {u.key for u in pending}
         for u in units:
@@ -180,6 +186,7 @@ def _run_metadata(store: ResultStore, spec: SweepSpec, suites: list[LoadedSuite]
         "rmorch_version": _version("rmorch"),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "hardware": _hardware(),
         "versions": {p: _version(p) for p in ("ray", "torch", "transformers", "pyarrow", "vllm")},
         "seed": spec.seed,
         "suites": suite_names,
@@ -190,6 +197,28 @@ def _run_metadata(store: ResultStore, spec: SweepSpec, suites: list[LoadedSuite]
         "ensembles": {**previous.get("ensembles", {}), **{e.name: e.to_dict() for e in spec.ensembles}},
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def _hardware() -> dict[str, Any]:
+    """What the driver's machine and (when Ray is up) the cluster have: for reading timings next to it."""
+    info: dict[str, Any] = {"driver_cpus": os.cpu_count(), "machine": platform.machine(),
+                            "processor": platform.processor() or None}
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            kb = int(next(line for line in f if line.startswith("MemTotal")).split()[1])
+        info["driver_memory_gib"] = round(kb / 2**20, 1)
+    except (OSError, StopIteration, ValueError):
+        pass
+    try:
+        import ray
+
+        if ray.is_initialized():
+            res = ray.cluster_resources()
+            info["cluster"] = {"nodes": len([n for n in ray.nodes() if n.get("Alive")]),
+                               "cpus": res.get("CPU", 0), "gpus": res.get("GPU", 0)}
+    except ImportError:
+        pass
+    return info
 
 
 def _version(package: str) -> str | None:

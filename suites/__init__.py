@@ -50,6 +50,7 @@ def get_suite_class(name: str) -> type[Suite]:
 
 # Built-in suites (imported for their registration side effect).
 from suites import (  # noqa: E402,F401
+    gsm8kbon,
     longrewardbench,
     mrewardbench,
     ragrewardbench,

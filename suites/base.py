@@ -31,7 +31,9 @@ class SuiteOptions:
 class SuiteScore:
     """The leaderboard numbers of one model on one suite. Scores are fractions in [0, 1].
 
-    `judge`: for generative judges only, the metrics beside the official number (suites.judging.judge_metrics)."""
+    `judge`: for generative judges only, the metrics beside the official number (suites.judging.judge_metrics).
+    `item_credits`: per item (in items order), its credit, for suites whose numbers are a function of their subsets'
+    mean credits (`Suite.combine_subsets`): the bootstrap then resamples credits instead of re-scoring tables."""
 
     score: float
     sections: dict[str, float] = field(default_factory=dict)
@@ -40,6 +42,7 @@ class SuiteScore:
     n_errors: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     judge: dict[str, Any] | None = None
+    item_credits: list[float] | None = None
 
 
 class Suite(ABC):
@@ -122,6 +125,18 @@ class Suite(ABC):
     @abstractmethod
     def score(self, items: pa.Table, results: pa.Table) -> SuiteScore:
         """The official numbers of one model from its result rows for this suite's items. Pure: no I/O."""
+
+    # ---- statistics (orchestrator.stats) ------------------------------------------------------------------------
+    def combine_subsets(self, means: dict[str, float], counts: dict[str, int]) -> tuple[float, dict[str, float]]:
+        """(score, sections) from per-subset mean credits and item counts, for suites whose official numbers are
+        such a function (they also return `item_credits`). Others raise NotImplementedError and are bootstrapped
+        by re-scoring resampled tables."""
+        raise NotImplementedError
+
+    def resampled_id(self, item_id: str, copy: int) -> str:
+        """A distinct id for the `copy`-th draw of an item in a bootstrap resample (suites whose scores read ids
+        override this to keep their id format)."""
+        return f"{item_id}#{copy}"
 
 
 # ---- helpers shared by suites ------------------------------------------------------------------------------

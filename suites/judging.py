@@ -152,7 +152,7 @@ def official_credits(
             credits.append(comparison_credit(base, correct[i], len(row)))
             flags.append(base is None or base.error is not None)
         elif rated[i]:
-            credits.append(ratings(row, correct[i][0]))
+            credits.append(ratings(row, correct[i][0]) if correct[i] else 0.0)  # no correct candidate: none to find
             flags.append(bad[i])
         else:
             credits.append(pointwise(row))

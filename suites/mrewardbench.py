@@ -137,24 +137,13 @@ class MRewardBench(Suite):
         credit, bad = official_credits(items, results, pointwise=lambda s: pairwise_correct([s])[0],
                                        ratings=pairwise_rating_credit)
         subsets = items.column("subset").to_pylist()
-        languages = items.column("language").to_pylist()
         acc = subset_means(subsets, credit)
-        counts: dict[str, dict[str, int]] = {}
-        for lang, sub in zip(languages, subsets):
-            source = sub[len(lang) + 1:]
-            counts.setdefault(lang, {}).setdefault(source, 0)
-            counts[lang][source] += 1
-        lang_sections: dict[str, dict[str, float]] = {}
-        lang_scores: dict[str, float] = {}
-        for lang, by_source in counts.items():
-            sub_acc = {source: acc[f"{lang}/{source}"] for source in by_source}
-            lang_sections[lang] = section_scores(sub_acc, language_weights(by_source))
-            lang_scores[lang] = final_score(lang_sections[lang], {})
+        counts: dict[str, int] = {}
+        for sub in subsets:
+            counts[sub] = counts.get(sub, 0) + 1
+        lang_sections, lang_scores = self.language_scores(acc, counts)
+        score, sections = self.combine_subsets(acc, counts)
         english = next((lang for lang in lang_scores if is_english(lang)), None)
-        others = [lang for lang in lang_scores if lang != english] or list(lang_scores)
-        score = float(np.mean([lang_scores[lang] for lang in others])) if others else math.nan
-        sections = {sec: float(np.mean([lang_sections[lang][sec] for lang in others if sec in lang_sections[lang]]))
-                    for sec in SECTIONS if any(sec in lang_sections[lang] for lang in others)}
         extra: dict[str, Any] = {
             "languages": lang_scores,
             "language_sections": lang_sections,
@@ -173,7 +162,36 @@ class MRewardBench(Suite):
             n_errors=sum(bad),
             extra=extra,
             judge=judge_metrics(items, results, official=score),
+            item_credits=credit,
         )
+
+    @staticmethod
+    def language_scores(acc: dict[str, float], counts: dict[str, int]) -> tuple[dict[str, dict[str, float]],
+                                                                                  dict[str, float]]:
+        """Per language: its RewardBench sections (weighted by its own subset counts) and its final score.
+        Subsets are named "<language>/<source>"."""
+        by_lang: dict[str, dict[str, str]] = {}
+        for sub in acc:
+            lang, source = sub.split("/", 1)
+            by_lang.setdefault(lang, {})[source] = sub
+        lang_sections: dict[str, dict[str, float]] = {}
+        lang_scores: dict[str, float] = {}
+        for lang, sources in by_lang.items():
+            sub_acc = {source: acc[sub] for source, sub in sources.items()}
+            weights = language_weights({source: counts[sub] for source, sub in sources.items()})
+            lang_sections[lang] = section_scores(sub_acc, weights)
+            lang_scores[lang] = final_score(lang_sections[lang], {})
+        return lang_sections, lang_scores
+
+    def combine_subsets(self, means: dict[str, float], counts: dict[str, int]) -> tuple[float, dict[str, float]]:
+        """The mean over non-English languages of the per-language scores, and of their sections."""
+        lang_sections, lang_scores = self.language_scores(means, counts)
+        english = next((lang for lang in lang_scores if is_english(lang)), None)
+        others = [lang for lang in lang_scores if lang != english] or list(lang_scores)
+        score = float(np.mean([lang_scores[lang] for lang in others])) if others else math.nan
+        sections = {sec: float(np.mean([lang_sections[lang][sec] for lang in others if sec in lang_sections[lang]]))
+                    for sec in SECTIONS if any(sec in lang_sections[lang] for lang in others)}
+        return score, sections
 
 
 def _read_local_languages(path: str) -> Iterator[Record]:

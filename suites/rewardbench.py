@@ -164,19 +164,23 @@ class RewardBench(Suite):
         # Reward models: strict chosen > rejected; judges: verdict credit (unparsed 0.5) or ratings (suites.judging).
         credit, bad = official_credits(items, results, pointwise=lambda s: pairwise_correct([s])[0],
                                        ratings=pairwise_rating_credit)
-        subsets = items.column("subset").to_pylist()
-        acc = subset_means(subsets, credit)
-        prior = {s: acc.pop(s) for s in PRIOR_SETS if s in acc}
-        sections = section_scores(acc)
-        final = final_score(sections, prior)
+        acc = subset_means(items.column("subset").to_pylist(), credit)
+        final, sections = self.combine_subsets(acc, {})
         return SuiteScore(
             score=final,
             sections=sections,
-            subsets={**acc, **prior},
+            subsets=acc,
             n_items=len(credit),
             n_errors=sum(bad),
             judge=judge_metrics(items, results, official=final),
+            item_credits=credit,
         )
+
+    def combine_subsets(self, means: dict[str, float], counts: dict[str, int]) -> tuple[float, dict[str, float]]:
+        plain = {s: v for s, v in means.items() if s not in PRIOR_SETS}
+        prior = {s: v for s, v in means.items() if s in PRIOR_SETS}
+        sections = section_scores(plain)
+        return final_score(sections, prior), sections
 
 
 def _prompt_messages(rec: Record) -> list[dict[str, str]]:

@@ -188,6 +188,11 @@ class RewardBench2(Suite):
         m = _TIES_ID.fullmatch(item_id)
         return f"ties:{m.group(2)}" if m else item_id
 
+    def resampled_id(self, item_id: str, copy: int) -> str:
+        # Ties ids must stay `ref:<n>` / `tied:<n>` (ties_score pairs them by n): a copy gets its own prompt number.
+        m = _TIES_ID.fullmatch(item_id)
+        return f"{m.group(1)}:{int(m.group(2)) * 1_000_000 + copy}" if m else f"{item_id}#{copy}"
+
     def score(self, items: pa.Table, results: pa.Table) -> SuiteScore:
         # Official: only completion 0 is checked against the top (every non-Ties item has one chosen, first).
         # Judges (suites.judging): four-way verdicts (unparsed 0.25) or ratings; Ties always from scores/ratings.

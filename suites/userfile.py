@@ -188,7 +188,12 @@ class FileSuite(Suite):
             n_errors=sum(bad),
             extra={"overall": "mean over items"},
             judge=judge_metrics(items, results, official=overall),
+            item_credits=credit,
         )
+
+    def combine_subsets(self, means: dict[str, float], counts: dict[str, int]) -> tuple[float, dict[str, float]]:
+        n = sum(counts[s] for s in means)
+        return (sum(m * counts[s] for s, m in means.items()) / n if n else math.nan), {}
 
 
 def pointwise_credit(scores: list[float], correct: list[int]) -> float:

@@ -211,7 +211,20 @@ class VLRewardBench(Suite):
             n_errors=sum(bad),
             extra={"overall_acc": overall, "macro_avg": macro},
             judge=judge_metrics(items, results, official=overall),
+            item_credits=credit,
         )
+
+    def combine_subsets(self, means: dict[str, float], counts: dict[str, int]) -> tuple[float, dict[str, float]]:
+        """Groups pool their sources' items (count-weighted); the overall accuracy pools all items."""
+        total: dict[str, float] = {}
+        n: dict[str, int] = {}
+        for s, m in means.items():
+            g = GROUPS[s]
+            total[g] = total.get(g, 0.0) + m * counts[s]
+            n[g] = n.get(g, 0) + counts[s]
+        groups = {g: total[g] / n[g] for g in GROUP_ORDER if g in n}
+        all_n = sum(n.values())
+        return (sum(total.values()) / all_n if all_n else float("nan")), groups
 
 
 def _write_image(rec: Record, image: Any, target: str) -> None:

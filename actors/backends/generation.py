@@ -5,13 +5,17 @@ every call. `generate` takes a whole shard's conversations and returns one `Gene
 order. A conversation that fails on its own (server error after retries, prompt too long) gets a `Generation` with
 `error` set; the others are unaffected. Raising is reserved for failures of the whole call.
 
+Vision-language judges pass each conversation's images (`images`); text-only judges leave it None.
 Sampling is seeded per conversation (`seeds[i]`), so a sampled verdict does not depend on batch composition.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from actors.judge_prompts import ImageInput
 
 Message = dict[str, str]  # {"role": ..., "content": ...}
 
@@ -38,12 +42,14 @@ class Generator(Protocol):
     max_model_len: int | None  # prompt + output token limit, or None where unknown
     chat_template: str  # recorded source of the chat template ("tokenizer", "file:NAME", "server")
 
-    def prompt_tokens(self, messages: list[Message]) -> int | None:
-        """Tokens the prompt of this conversation takes (after the chat template), or None if unknown."""
+    def prompt_tokens(self, messages: list[Message], images: list[ImageInput] | None = None) -> int | None:
+        """Tokens the prompt of this conversation takes (after the chat template, images included), or None if
+        unknown."""
         ...
 
-    def generate(self, conversations: list[list[Message]], sampling: SamplingConfig,
-                 seeds: list[int]) -> list[Generation]:
+    def generate(self, conversations: list[list[Message]], sampling: SamplingConfig, seeds: list[int],
+                 images: list[list[ImageInput]] | None = None) -> list[Generation]:
+        """One Generation per conversation; `images[i]`: the images shown with conversation i (vision judges)."""
         ...
 
     def close(self) -> None: ...

@@ -76,9 +76,12 @@ def _is_trained_classifier(path: str, config: Any) -> bool:
 
 
 class TransformersClassifier:
-    """Loads the model once; scores requests in length-sorted token-budget batches under inference_mode."""
+    """Loads the model once; scores requests in length-sorted token-budget batches under inference_mode.
 
-    def __init__(self, config: Any, ctx: ActorContext, model_name: str):
+    `chat=False` is for callers that build the input ids themselves (cross-encoders, `forward_ids` only): no chat
+    template is installed, so their config needs no `chat_template` (recorded as "none")."""
+
+    def __init__(self, config: Any, ctx: ActorContext, model_name: str, *, chat: bool = True):
         from transformers import AutoModelForSequenceClassification
 
         self.config = config
@@ -109,7 +112,7 @@ class TransformersClassifier:
                             f"or `objective: mean` for the scalar reward; all outputs are kept in `scores`")
         if isinstance(objective, int) and not 0 <= objective < n_out:
             raise UserError(f"model '{model_name}': objective {objective} is not one of its {n_out} outputs")
-        self.template = setup_chat_template(self.tokenizer, config.chat_template, model_name)
+        self.template = setup_chat_template(self.tokenizer, config.chat_template, model_name) if chat else "none"
         limit = getattr(self.model.config, "max_position_embeddings", None)
         self.max_length = min(config.max_length, limit) if limit else config.max_length
         self.default_pad = self.tokenizer.pad_token_id

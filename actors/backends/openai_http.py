@@ -16,6 +16,10 @@ Implements the `actors.backends.generation.Generator` contract against `POST {ba
   into the Authorization header. It is never logged, never part of an exception text, `Generation.error`,
   `repr()`/`str()`; any server text that is kept is redacted first (the whole key and any 8-character piece of it),
   then shortened.
+- Images (vision-language judges): `generate(..., images=...)` sends conversation i's images as OpenAI-style parts
+  at the start of its first user turn: `[{"type": "image_url", "image_url": {"url": "data:MIME;base64,..."}},
+  ..., {"type": "text", "text": ...}]`, the file's own bytes and MIME type (nothing re-encoded, nothing fetched by
+  the server). Conversations without images keep plain string content.
 - At construction: the base URL is validated, and (unless `check_server=False`) one `GET {base_url}/models` checks
   that the server is reachable (retried like a generation request, for servers that are still starting), accepts
   the key, and serves `model`; servers without a usable `/models` endpoint skip the model check.
@@ -23,6 +27,7 @@ Implements the `actors.backends.generation.Generator` contract against `POST {ba
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import json
 import logging
@@ -32,13 +37,16 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from actors.backends.generation import Generation, Message, SamplingConfig
 from orchestrator.errors import UserError
+
+if TYPE_CHECKING:
+    from actors.judge_prompts import ImageInput
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,28 @@ class _Secret:
 
     def __reduce__(self):  # never pickled along with the backend
         raise TypeError("the API key of an OpenAIChatBackend cannot be pickled; build the backend where it runs")
+
+
+def image_url_part(image: ImageInput) -> dict[str, Any]:
+    """An OpenAI chat content part holding the image inline as a base64 data URL."""
+    data = base64.b64encode(image.data).decode("ascii")
+    return {"type": "image_url", "image_url": {"url": f"data:{image.mime};base64,{data}"}}
+
+
+def with_image_parts(conversation: list[Message], images: list[ImageInput]) -> list[dict[str, Any]]:
+    """The conversation with the images as content parts at the start of its first user turn."""
+    out: list[dict[str, Any]] = []
+    placed = False
+    for m in conversation:
+        if m["role"] == "user" and not placed:
+            parts = [image_url_part(im) for im in images] + [{"type": "text", "text": m["content"]}]
+            out.append({**m, "content": parts})
+            placed = True
+        else:
+            out.append(m)
+    if not placed:
+        raise ValueError("a conversation with images needs a user turn to put them in")
+    return out
 
 
 def _validate_base_url(base_url: Any, model_name: str) -> tuple[str, str]:
@@ -212,21 +242,24 @@ class OpenAIChatBackend:
 
     # -- the Generator contract ----------------------------------------------------------------------------------
 
-    def prompt_tokens(self, messages: list[Message]) -> None:
+    def prompt_tokens(self, messages: list[Message], images: list[ImageInput] | None = None) -> None:
         return None  # the server's tokenizer and chat template are unknown here
 
-    def generate(self, conversations: list[list[Message]], sampling: SamplingConfig,
-                 seeds: list[int]) -> list[Generation]:
-        if len(seeds) != len(conversations):
-            raise ValueError(f"{len(conversations)} conversations but {len(seeds)} seeds")
+    def generate(self, conversations: list[list[Message]], sampling: SamplingConfig, seeds: list[int],
+                 images: list[list[ImageInput]] | None = None) -> list[Generation]:
+        """One Generation per conversation, in order; `images[i]` (optional) are shown with conversation i."""
+        if len(seeds) != len(conversations) or (images is not None and len(images) != len(conversations)):
+            raise ValueError(f"{len(conversations)} conversations but {len(seeds)} seeds"
+                             + (f" and {len(images)} image lists" if images is not None else ""))
         pool = self._pool
         if pool is None or self._closing.is_set():
             raise RuntimeError(f"judge '{self.model_name}': generate() after close()")
         if not conversations:
             return []
         t0 = time.perf_counter()
-        futures = [pool.submit(self._generate_one, conv, sampling, seed)
-                   for conv, seed in zip(conversations, seeds)]
+        shown = images if images is not None else [[] for _ in conversations]
+        futures = [pool.submit(self._generate_one, conv, sampling, seed, ims)
+                   for conv, seed, ims in zip(conversations, seeds, shown)]
         out = []
         for fut in futures:
             try:
@@ -261,10 +294,11 @@ class OpenAIChatBackend:
 
     # -- internals -----------------------------------------------------------------------------------------------
 
-    def _payload(self, conversation: list[Message], sampling: SamplingConfig, seed: int) -> dict:
+    def _payload(self, conversation: list[Message], sampling: SamplingConfig, seed: int,
+                 images: list[ImageInput] | None = None) -> dict:
         return {
             "model": self.model,
-            "messages": conversation,
+            "messages": with_image_parts(conversation, images) if images else conversation,
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
             "max_tokens": sampling.max_tokens,
@@ -273,9 +307,14 @@ class OpenAIChatBackend:
             "stream": False,
         }
 
-    def _generate_one(self, conversation: list[Message], sampling: SamplingConfig, seed: int) -> Generation:
+    def _generate_one(self, conversation: list[Message], sampling: SamplingConfig, seed: int,
+                      images: list[ImageInput] | None = None) -> Generation:
         try:
-            body = json.dumps(self._payload(conversation, sampling, seed), ensure_ascii=False).encode("utf-8")
+            payload = self._payload(conversation, sampling, seed, images)
+        except ValueError as e:  # images but no user turn to put them in
+            return Generation(error=str(e))
+        try:
+            body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         except (TypeError, ValueError) as e:
             return Generation(error=self._redact(f"conversation is not JSON-serialisable: {e}"))
         status, data, err = self._request("POST", "/chat/completions", content=body)

@@ -1,0 +1,151 @@
+"""Scheduler benchmark: a simulated 45-model sweep through the real pipeline, scheduler and Ray.
+
+45 models of kind `simulated` (bench/simulated_model.py: loads and scoring sleep; scoring in proportion to
+tokens x parameters / GPUs): 30 of 1 GPU (0.5-8 B parameters), 10 of 2 GPUs with tensor parallel 2 (13-34 B) and 5
+of 8 GPUs with tensor parallel 8 (70-141 B), all with `replicas: auto`, against 7 generated preference suites of
+different sizes and text lengths, on 64 logical GPUs: one Ray node (`--nodes 1`, the default) or a
+ray.cluster_utils.Cluster of `--nodes` nodes sharing them. The time scale is set so that the lower bound is about
+`--seconds`.
+
+    .venv/bin/python bench/scheduler.py [--nodes 1|8] [--seconds 60] [--shard-size 32]
+
+Lower bound = max((GPU-seconds of all units + one load per model x its GPUs) / GPUs, the longest unit plus its
+model's load). Prints makespan, lower bound, GPU idle, loads; the last line is `makespan_ratio=X`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+
+import ray  # noqa: E402
+
+import bench.simulated_model  # noqa: E402,F401  (registers the kind)
+from orchestrator.plan import load_suite, make_units  # noqa: E402
+from orchestrator.spec import spec_from_dict  # noqa: E402
+from orchestrator.sweep import run_sweep  # noqa: E402
+
+GPUS = 64
+SUITES = {  # name -> (items, mean characters per response)
+    "chat": (256, 1200), "code": (192, 2400), "math": (160, 800), "safety": (128, 3000),
+    "reasoning": (96, 1600), "long": (64, 4000), "multilingual": (64, 600),
+}
+SMALL = [0.5, 1, 1.5, 2, 3, 4, 7, 8]  # B parameters, cycled over the 30 one-GPU models
+MEDIUM = [13, 14, 20, 22, 27, 30, 32, 33, 34, 34]  # tensor parallel 2
+LARGE = [70, 72, 110, 123, 141]  # tensor parallel 8
+
+
+def write_suites(root: Path, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    suites = []
+    for name, (n, chars) in SUITES.items():
+        path = root / f"{name}.jsonl"
+        with path.open("w", encoding="utf-8") as f:
+            for i in range(n):
+                prompt = "q" * int(chars * rng.uniform(0.1, 0.5))
+                chosen, rejected = ("a" * int(chars * rng.uniform(0.3, 1.7)) for _ in range(2))
+                f.write(json.dumps({"prompt": prompt, "chosen": chosen, "rejected": rejected}) + "\n")
+        suites.append({"name": name, "kind": "file", "data": str(path),
+                       "columns": {"prompt": "prompt", "chosen": "chosen", "rejected": "rejected"}})
+    return suites
+
+
+def model_entries(seconds_per_token_b: float) -> list[dict]:
+    sizes = [(p, 1) for p in (SMALL * 4)[:30]] + [(p, 2) for p in MEDIUM] + [(p, 8) for p in LARGE]
+    return [{"name": f"sim-{tp}gpu-{i:02d}-{p:g}b", "kind": "simulated", "params_b": float(p),
+             "tensor_parallel_size": tp, "load_seconds": round(1.0 + p / 100, 3),
+             "seconds_per_token_b": seconds_per_token_b, "num_cpus": 0.25, "replicas": "auto"}
+            for i, (p, tp) in enumerate(sizes)]
+
+
+def lower_bound(spec) -> tuple[float, float, float]:
+    """(area bound, longest unit + load, GPU-seconds of the units) from the plan, in simulated seconds."""
+    units = make_units(spec, [load_suite(s, spec.seed) for s in spec.suites])
+    conf = {m.name: m.config for m in spec.models}
+    unit_gpu_seconds, longest = 0.0, 0.0
+    for u in units:
+        c = conf[u.model]
+        secs = u.tokens * c.params_b / c.tensor_parallel_size * c.seconds_per_token_b
+        unit_gpu_seconds += secs * c.tensor_parallel_size
+        longest = max(longest, c.load_seconds + secs)
+    loads = sum(c.load_seconds * c.tensor_parallel_size for c in conf.values())
+    return (unit_gpu_seconds + loads) / GPUS, longest, unit_gpu_seconds
+
+
+def start_ray(nodes: int):
+    if nodes <= 1:
+        ray.init(num_cpus=16, num_gpus=GPUS, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        return None
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 0})
+    for _ in range(nodes):
+        cluster.add_node(num_cpus=4, num_gpus=GPUS // nodes)
+    ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
+    cluster.wait_for_nodes()
+    return cluster
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nodes", type=int, default=1)
+    ap.add_argument("--seconds", type=float, default=60.0, help="target lower bound, simulated seconds")
+    ap.add_argument("--shard-size", type=int, default=32)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        suites = write_suites(Path(tmp))
+        doc = {"seed": 0, "out": str(Path(tmp) / "out"), "shard_size": args.shard_size, "resamples": 0,
+               "suites": suites, "models": model_entries(1.0)}
+        area, _, unit_gpu_seconds = lower_bound(spec_from_dict(doc))
+        scale = args.seconds * GPUS / unit_gpu_seconds  # seconds per token x B so the units fill `seconds`
+        doc["models"] = model_entries(scale)
+        spec = spec_from_dict(doc)
+        area, longest, unit_gpu_seconds = lower_bound(spec)
+        bound = max(area, longest)
+
+        t = time.perf_counter()
+        cluster = start_ray(args.nodes)
+        ray_start = time.perf_counter() - t
+        try:
+            result = run_sweep(spec)
+        finally:
+            ray.shutdown()
+            if cluster is not None:
+                cluster.shutdown()
+        last = json.loads((Path(tmp) / "out" / "run.json").read_text())["last_run"]
+
+    assert result.ok and last["units_computed"] == result.n_units, result.stats.failed_models
+    makespan = last["makespan_seconds"]
+    loads = last["loads"]
+    gs = last["gpu_seconds"]
+    overhead = [r["ready_at"] - r["requested_at"] - next(m for m in spec.models if m.name == r["model"]).config.load_seconds
+                for r in last["replicas"]]
+    print(f"cluster: {args.nodes} node(s), {GPUS} logical GPUs; Ray start {ray_start:.1f} s")
+    print(f"plan: {len(spec.models)} models x {len(spec.suites)} suites = {result.n_units} units "
+          f"(shard_size {args.shard_size}); unit GPU-seconds {unit_gpu_seconds:.0f}")
+    print(f"loads: {sum(loads.values())} for {len(loads)} models (max {max(loads.values())} for one model); "
+          f"replica start overhead beyond the simulated load: mean {sum(overhead) / len(overhead):.2f} s, "
+          f"max {max(overhead):.2f} s")
+    print(f"GPU-seconds: total {gs['total']:.0f}, working {gs['working']:.0f}, loading {gs['loading']:.0f}, "
+          f"held {gs['held']:.0f}")
+    print(f"GPU idle: {last['gpu_idle_fraction']:.3f}")
+    walls = last["model_wall_seconds"]
+    print("model wall seconds: " + ", ".join(f"{m} {s:.1f}" for m, s in sorted(walls.items(), key=lambda x: -x[1])[:5]))
+    print(f"whole run_sweep {result.seconds:.1f} s (suites, plan, store, report included)")
+    print(f"lower bound {bound:.1f} s (area {area:.1f} s, longest unit + load {longest:.1f} s); makespan {makespan:.1f} s")
+    print(f"makespan_ratio={makespan / bound:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,491 @@
+"""cluster/: the KubeRay manifests, the image and the sweep they run.
+
+Nothing here needs Kubernetes or Docker: the manifests are checked against a JSON schema of the KubeRay (ray.io/v1)
+and core pod fields they use (unknown keys fail, so a typo such as `minReplica` cannot slip through), then against
+rmorch's own rules: GPU groups scale from zero, secrets only through secretKeyRef, one image and one Ray version
+everywhere, the RayJob's entrypoint is `rmorch sweep SPEC` with a SPEC the image ships and load_spec accepts, and
+every model of that spec fits a worker group. Each rule is also shown to reject a broken manifest.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import shlex
+import sys
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterator
+
+import jsonschema
+import pytest
+import yaml
+
+from actors import get_kind
+from orchestrator.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+CLUSTER = ROOT / "cluster"
+APP = PurePosixPath("/app")  # the image's WORKDIR: /app/X is the repository's X
+
+# ---- the schema: the KubeRay and pod fields these manifests use ----------------------------------------------
+
+_QUANTITY = {"oneOf": [{"type": "integer", "minimum": 0},
+                       {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"}]}
+_STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+
+
+def _obj(required: list[str], props: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": props, "additionalProperties": False}
+
+
+_DEFS: dict[str, Any] = {
+    "quantity": _QUANTITY,
+    "resources": _obj([], {
+        "requests": {"type": "object", "additionalProperties": {"$ref": "#/$defs/quantity"}},
+        "limits": {"type": "object", "additionalProperties": {"$ref": "#/$defs/quantity"}},
+    }),
+    "keyRef": _obj(["name", "key"], {"name": {"type": "string", "minLength": 1}, "key": {"type": "string", "minLength": 1},
+                                     "optional": {"type": "boolean"}}),
+    "envVar": {
+        "type": "object", "required": ["name"], "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
+            "value": {"type": "string"},
+            "valueFrom": {"type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
+                          "properties": {"secretKeyRef": {"$ref": "#/$defs/keyRef"},
+                                         "configMapKeyRef": {"$ref": "#/$defs/keyRef"},
+                                         "fieldRef": {"type": "object"}}},
+        },
+        "not": {"required": ["value", "valueFrom"]},
+    },
+    "securityContext": {"type": "object"},
+    "container": _obj(["name", "image", "resources"], {
+        "name": {"type": "string", "minLength": 1},
+        "image": {"type": "string", "minLength": 1},
+        "imagePullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]},
+        "command": {"type": "array", "items": {"type": "string"}},
+        "args": {"type": "array", "items": {"type": "string"}},
+        "ports": {"type": "array", "items": _obj(["containerPort"], {
+            "name": {"type": "string"}, "containerPort": {"type": "integer", "minimum": 1, "maximum": 65535},
+            "protocol": {"enum": ["TCP", "UDP", "SCTP"]}})},
+        "resources": {"$ref": "#/$defs/resources"},
+        "env": {"type": "array", "items": {"$ref": "#/$defs/envVar"}},
+        "volumeMounts": {"type": "array", "items": _obj(["name", "mountPath"], {
+            "name": {"type": "string"}, "mountPath": {"type": "string", "pattern": "^/"},
+            "readOnly": {"type": "boolean"}, "subPath": {"type": "string"}})},
+        "securityContext": {"$ref": "#/$defs/securityContext"},
+    }),
+    "volume": {"type": "object", "required": ["name"], "minProperties": 2, "maxProperties": 2,
+               "properties": {"name": {"type": "string"},
+                              "emptyDir": _obj([], {"medium": {"enum": ["", "Memory"]},
+                                                    "sizeLimit": {"$ref": "#/$defs/quantity"}}),
+                              "persistentVolumeClaim": {"type": "object"}, "configMap": {"type": "object"},
+                              "secret": {"type": "object"}},
+               "additionalProperties": False},
+    "podTemplate": _obj(["spec"], {
+        "metadata": _obj([], {"labels": _STR_MAP, "annotations": _STR_MAP}),
+        "spec": _obj(["containers"], {
+            "containers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/container"}},
+            "volumes": {"type": "array", "items": {"$ref": "#/$defs/volume"}},
+            "restartPolicy": {"enum": ["Always", "OnFailure", "Never"]},
+            "securityContext": {"$ref": "#/$defs/securityContext"},
+            "tolerations": {"type": "array", "items": _obj(["operator"], {
+                "key": {"type": "string"}, "operator": {"enum": ["Exists", "Equal"]}, "value": {"type": "string"},
+                "effect": {"enum": ["NoSchedule", "PreferNoSchedule", "NoExecute"]}})},
+            "nodeSelector": _STR_MAP,
+            "affinity": {"type": "object"},
+            "serviceAccountName": {"type": "string"},
+            "imagePullSecrets": {"type": "array"},
+            "priorityClassName": {"type": "string"},
+        }),
+    }),
+    "headGroupSpec": _obj(["rayStartParams", "template"], {
+        "serviceType": {"enum": ["ClusterIP", "NodePort", "LoadBalancer"]},
+        "enableIngress": {"type": "boolean"},
+        "rayStartParams": _STR_MAP,  # ray start flags are strings, numbers included
+        "template": {"$ref": "#/$defs/podTemplate"},
+    }),
+    "workerGroupSpec": _obj(["groupName", "minReplicas", "maxReplicas", "rayStartParams", "template"], {
+        "groupName": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
+        "replicas": {"type": "integer", "minimum": 0},
+        "minReplicas": {"type": "integer", "minimum": 0},
+        "maxReplicas": {"type": "integer", "minimum": 1},
+        "idleTimeoutSeconds": {"type": "integer", "minimum": 0},
+        "numOfHosts": {"type": "integer", "minimum": 1},
+        "rayStartParams": _STR_MAP,
+        "template": {"$ref": "#/$defs/podTemplate"},
+    }),
+    "rayClusterSpec": _obj(["rayVersion", "enableInTreeAutoscaling", "headGroupSpec", "workerGroupSpecs"], {
+        "rayVersion": {"type": "string", "pattern": r"^\d+\.\d+\.\d+$"},
+        "enableInTreeAutoscaling": {"type": "boolean"},
+        "autoscalerOptions": _obj([], {
+            "version": {"enum": ["v1", "v2"]},
+            "upscalingMode": {"enum": ["Default", "Aggressive", "Conservative"]},
+            "idleTimeoutSeconds": {"type": "integer", "minimum": 0},
+            "imagePullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]},
+            "resources": {"$ref": "#/$defs/resources"},
+            "env": {"type": "array", "items": {"$ref": "#/$defs/envVar"}},
+            "securityContext": {"$ref": "#/$defs/securityContext"},
+        }),
+        "headGroupSpec": {"$ref": "#/$defs/headGroupSpec"},
+        "workerGroupSpecs": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/workerGroupSpec"}},
+    }),
+    "metadata": _obj(["name"], {"name": {"type": "string", "pattern": r"^[a-z]([-a-z0-9]*[a-z0-9])?$",
+                                         "maxLength": 40},  # KubeRay appends suffixes to the names it derives
+                                "namespace": {"type": "string"}, "labels": _STR_MAP, "annotations": _STR_MAP}),
+}
+
+RAYCLUSTER_SCHEMA = {
+    "$defs": _DEFS,
+    **_obj(["apiVersion", "kind", "metadata", "spec"], {
+        "apiVersion": {"const": "ray.io/v1"}, "kind": {"const": "RayCluster"},
+        "metadata": {"$ref": "#/$defs/metadata"}, "spec": {"$ref": "#/$defs/rayClusterSpec"}}),
+}
+
+RAYJOB_SCHEMA = {
+    "$defs": _DEFS,
+    **_obj(["apiVersion", "kind", "metadata", "spec"], {
+        "apiVersion": {"const": "ray.io/v1"}, "kind": {"const": "RayJob"},
+        "metadata": {"$ref": "#/$defs/metadata"},
+        "spec": _obj(["entrypoint", "rayClusterSpec", "shutdownAfterJobFinishes", "activeDeadlineSeconds",
+                      "ttlSecondsAfterFinished", "backoffLimit"], {
+            "entrypoint": {"type": "string", "minLength": 1},
+            "submissionMode": {"enum": ["K8sJobMode", "HTTPMode", "SidecarMode", "InteractiveMode"]},
+            "shutdownAfterJobFinishes": {"type": "boolean"},
+            "ttlSecondsAfterFinished": {"type": "integer", "minimum": 0},
+            "activeDeadlineSeconds": {"type": "integer", "minimum": 1},
+            "backoffLimit": {"type": "integer", "minimum": 0},
+            "runtimeEnvYAML": {"type": "string"},
+            "rayClusterSpec": {"$ref": "#/$defs/rayClusterSpec"},
+        }),
+    }),
+}
+
+# ---- loading and walking ---------------------------------------------------------------------------------------
+
+
+def _load(name: str) -> dict[str, Any]:
+    with open(CLUSTER / name, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+@pytest.fixture(scope="module")
+def raycluster() -> dict[str, Any]:
+    return _load("raycluster.yaml")
+
+
+@pytest.fixture(scope="module")
+def rayjob() -> dict[str, Any]:
+    return _load("rayjob.yaml")
+
+
+def _cluster_spec(doc: dict[str, Any]) -> dict[str, Any]:
+    return doc["spec"]["rayClusterSpec"] if doc["kind"] == "RayJob" else doc["spec"]
+
+
+def _groups(doc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(group name, group spec), the head as 'head'."""
+    spec = _cluster_spec(doc)
+    yield "head", spec["headGroupSpec"]
+    for g in spec["workerGroupSpecs"]:
+        yield g["groupName"], g
+
+
+def _containers(doc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, group in _groups(doc):
+        for c in group["template"]["spec"]["containers"]:
+            yield name, c
+
+
+def _gpus(container: dict[str, Any]) -> int:
+    return int(container["resources"].get("limits", {}).get("nvidia.com/gpu", 0))
+
+
+def _cpus(container: dict[str, Any]) -> float:
+    q = str(container["resources"]["limits"]["cpu"])
+    return float(q[:-1]) / 1000 if q.endswith("m") else float(q)
+
+
+def schema_errors(doc: dict[str, Any]) -> list[str]:
+    schema = RAYJOB_SCHEMA if doc.get("kind") == "RayJob" else RAYCLUSTER_SCHEMA
+    validator = jsonschema.Draft202012Validator(schema)
+    return [f"{'/'.join(map(str, e.absolute_path)) or '<top>'}: {e.message}" for e in validator.iter_errors(doc)]
+
+
+# ---- rmorch's rules ------------------------------------------------------------------------------------------
+
+SECRETISH = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|CREDENTIAL", re.I)
+LITERAL_SECRET = re.compile(r"\bhf_[A-Za-z0-9]{20,}|\bsk-[A-Za-z0-9_-]{20,}|\bAKIA[0-9A-Z]{16}\b")
+REQUIRED_ENV = {"HF_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "OPENAI_API_KEY"}
+
+
+def cluster_problems(doc: dict[str, Any]) -> list[str]:
+    """Rules the schema cannot say: autoscaling from zero, GPU groups, /dev/shm, secrets, one image."""
+    problems = []
+    spec = _cluster_spec(doc)
+    if spec.get("enableInTreeAutoscaling") is not True:
+        problems.append("enableInTreeAutoscaling must be true")
+    head = spec["headGroupSpec"]
+    if head["rayStartParams"].get("num-gpus") != "0":
+        problems.append("head: rayStartParams num-gpus must be \"0\"")
+    if head.get("serviceType", "ClusterIP") != "ClusterIP" or head.get("enableIngress"):
+        problems.append("head: the dashboard must stay inside the cluster (ClusterIP, no ingress)")
+    gpu_sizes = []
+    for name, g in _groups(doc):
+        if name == "head":
+            continue
+        lo, hi, n = g["minReplicas"], g["maxReplicas"], g.get("replicas", g["minReplicas"])
+        if not lo <= n <= hi:
+            problems.append(f"{name}: needs minReplicas <= replicas <= maxReplicas, got {lo}, {n}, {hi}")
+        if lo != 0:
+            problems.append(f"{name}: GPU groups scale from zero (minReplicas 0), got {lo}")
+        pod = g["template"]["spec"]
+        shm = {v["name"] for v in pod.get("volumes", []) if v.get("emptyDir", {}).get("medium") == "Memory"}
+        for c in pod["containers"]:
+            req, lim = c["resources"].get("requests", {}), c["resources"].get("limits", {})
+            if "nvidia.com/gpu" not in lim:
+                problems.append(f"{name}: worker container needs an nvidia.com/gpu limit")
+            elif str(req.get("nvidia.com/gpu", lim["nvidia.com/gpu"])) != str(lim["nvidia.com/gpu"]):
+                problems.append(f"{name}: nvidia.com/gpu requests must equal limits")
+            gpu_sizes.append(_gpus(c))
+            if not any(m["mountPath"] == "/dev/shm" and m["name"] in shm for m in c.get("volumeMounts", [])):
+                problems.append(f"{name}: /dev/shm must be a memory-backed emptyDir (vLLM, NCCL)")
+    if sorted(gpu_sizes) != [1, 8]:
+        problems.append(f"worker groups must be one 1-GPU and one 8-GPU group, got GPUs {sorted(gpu_sizes)}")
+    images = set()
+    for name, c in _containers(doc):
+        images.add(c["image"])
+        if name == "head" and _gpus(c):
+            problems.append("head: the head is CPU-only (no nvidia.com/gpu)")
+        names = set()
+        for var in c.get("env", []):
+            names.add(var["name"])
+            if SECRETISH.search(var["name"]) and ("value" in var or "secretKeyRef" not in var.get("valueFrom", {})):
+                problems.append(f"{name}: env {var['name']} must come from a secretKeyRef, never a literal value")
+        missing = REQUIRED_ENV - names
+        if missing:
+            problems.append(f"{name}: env lacks {sorted(missing)}")
+    for var in spec.get("autoscalerOptions", {}).get("env", []):
+        if SECRETISH.search(var["name"]) and "secretKeyRef" not in var.get("valueFrom", {}):
+            problems.append(f"autoscaler: env {var['name']} must come from a secretKeyRef")
+    if len(images) != 1:
+        problems.append(f"head and workers must run one image (one Ray version), got {sorted(images)}")
+    return problems
+
+
+def _dockerfile() -> tuple[str, list[tuple[list[str], str]]]:
+    """The Dockerfile's text (continuation lines joined) and its COPY (sources, destination) pairs."""
+    text = (CLUSTER / "Dockerfile").read_text(encoding="utf-8")
+    joined = re.sub(r"\\\n", " ", text)
+    copies = []
+    for line in joined.splitlines():
+        parts = shlex.split(line, comments=False) if line.strip().upper().startswith("COPY ") else []
+        if parts:
+            args = [p for p in parts[1:] if not p.startswith("--")]
+            copies.append((args[:-1], args[-1]))
+    return joined, copies
+
+
+def _in_image(repo_rel: str, copies: list[tuple[list[str], str]]) -> bool:
+    """Whether the Dockerfile's COPY lines put the repository's file repo_rel at /app/repo_rel."""
+    target = APP / repo_rel
+    for sources, dest in copies:
+        dest_path = PurePosixPath(dest) if dest.startswith("/") else APP / dest
+        for src in sources:
+            if (ROOT / src).is_dir():  # COPY dir DEST: the directory's contents land in DEST
+                if dest_path in target.parents and (ROOT / src / target.relative_to(dest_path)).is_file():
+                    return True
+            else:
+                placed = dest_path / PurePosixPath(src).name if dest.endswith("/") or len(sources) > 1 else dest_path
+                if placed == target and PurePosixPath(src) == PurePosixPath(repo_rel):
+                    return True
+    return False
+
+
+def rayjob_problems(doc: dict[str, Any]) -> list[str]:
+    """The RayJob's own rules; the spec it runs must load and fit the cluster."""
+    problems = []
+    spec = doc["spec"]
+    if spec["shutdownAfterJobFinishes"] is not True:
+        problems.append("shutdownAfterJobFinishes must be true (free the GPUs when the sweep ends)")
+    if spec["backoffLimit"] < 1:
+        problems.append("backoffLimit >= 1: a retry on a fresh cluster resumes from the store")
+    argv = shlex.split(spec["entrypoint"])
+    if argv[:2] != ["rmorch", "sweep"] or len(argv) < 3:
+        return problems + [f"entrypoint must be `rmorch sweep SPEC ...`, got {spec['entrypoint']!r}"]
+    spec_path = PurePosixPath(argv[2])
+    if APP not in spec_path.parents:
+        return problems + [f"the entrypoint's spec {spec_path} is not under the image's {APP}"]
+    repo_rel = str(spec_path.relative_to(APP))
+    if not (ROOT / repo_rel).is_file():
+        return problems + [f"the entrypoint's spec {repo_rel} does not exist in the repository"]
+    _, copies = _dockerfile()
+    if not _in_image(repo_rel, copies):
+        problems.append(f"cluster/Dockerfile does not copy {repo_rel} to {spec_path}")
+    sweep = load_spec(str(ROOT / repo_rel))  # validates every suite and model entry (SpecError otherwise)
+    out = argv[argv.index("--out") + 1] if "--out" in argv else sweep.out
+    if not re.match(r"^(s3|gs|gcs|abfs|az)://[^/]+/", out):
+        problems.append(f"out must be object storage (a retry runs on a new cluster), got {out!r}")
+    for s in sweep.suites:
+        if s.data and not s.data.startswith("/"):
+            problems.append(f"suite {s.name}: data {s.data!r} is relative to a job's working directory")
+    workers = [(_gpus(c), _cpus(c)) for name, c in _containers(doc) if name != "head"]
+    head_cpus = float(_cluster_spec(doc)["headGroupSpec"]["rayStartParams"].get("num-cpus", 0))
+    for m in sweep.models:
+        tp = int(getattr(m.config, "tensor_parallel_size", 1) or 1)
+        cpus = m.resources.num_cpus
+        if not get_kind(m.kind).uses_gpu:
+            if cpus > head_cpus and not any(c >= cpus for _, c in workers):
+                problems.append(f"model {m.name}: no node has {cpus:g} CPUs")
+            continue
+        gpus = m.resources.num_gpus
+        if gpus is None:  # the cluster starts with no GPU node: the default would be 0 GPUs
+            problems.append(f"model {m.name}: set num_gpus (an autoscaling cluster has no GPU when it starts)")
+            continue
+        if gpus < tp:
+            problems.append(f"model {m.name}: num_gpus {gpus:g} < tensor_parallel_size {tp}")
+        if not any(g >= gpus and c >= cpus for g, c in workers):
+            problems.append(f"model {m.name}: no worker group holds {gpus:g} GPUs and {cpus:g} CPUs on one node")
+    return problems
+
+
+# ---- the tests -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["raycluster.yaml", "rayjob.yaml"])
+def test_manifest_matches_schema_and_rules(name: str) -> None:
+    doc = _load(name)
+    assert schema_errors(doc) == []
+    assert cluster_problems(doc) == []
+
+
+def test_rayjob_runs_a_valid_sweep_that_fits(rayjob: dict[str, Any]) -> None:
+    assert rayjob_problems(rayjob) == []
+
+
+def test_rayjob_has_the_raycluster_groups(raycluster: dict[str, Any], rayjob: dict[str, Any]) -> None:
+    """One definition of the cluster: the RayJob's differs only where its dashboard must be reachable."""
+    job_spec = copy.deepcopy(rayjob["spec"]["rayClusterSpec"])
+    cluster_spec = copy.deepcopy(raycluster["spec"])
+    assert cluster_spec["headGroupSpec"]["rayStartParams"].pop("dashboard-host") == "127.0.0.1"
+    job_spec["headGroupSpec"]["rayStartParams"].pop("dashboard-host")
+    assert job_spec == cluster_spec
+
+
+def test_no_literal_secret_anywhere() -> None:
+    for path in sorted(CLUSTER.iterdir()):
+        if path.is_file():
+            assert not LITERAL_SECRET.search(path.read_text(encoding="utf-8")), path.name
+
+
+def test_dockerfile_builds_what_the_cluster_runs(raycluster: dict[str, Any]) -> None:
+    text, copies = _dockerfile()
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)", text, re.M))
+    assert args["RAY_VERSION"] == raycluster["spec"]["rayVersion"], "image Ray != rayVersion"
+    assert re.search(r"^FROM \S+", text, re.M)
+    assert re.search(r"^WORKDIR /app\s*$", text, re.M)
+    users = re.findall(r"^USER (\S+)", text, re.M)
+    assert users and users[-1].split(":")[0] not in ("root", "0"), "the image must end as a non-root user"
+    pip = [line for line in text.splitlines() if "pip install" in line]
+    assert any(re.search(r"""["']?\.\[vllm[^\]]*\]["']?""", line) for line in pip), "pip install .[vllm]"
+    assert any("ray[default]==${RAY_VERSION}" in line for line in pip), "pin the Ray of the base image"
+    # what `pip install .` reads, and the packages pyproject names
+    for needed in ("pyproject.toml", "README.md", "orchestrator/cli.py", "actors/__init__.py",
+                   "suites/__init__.py"):
+        assert _in_image(needed, copies), f"the Dockerfile does not copy {needed}"
+    # nothing secret baked in
+    for key in re.findall(r"^(?:ENV|ARG)\s+(\w+)", text, re.M):
+        assert not SECRETISH.search(key), f"{key} must not be set in the image"
+    # the BuildKit ignore file lets every COPY source through
+    ignore = (CLUSTER / "Dockerfile.dockerignore").read_text(encoding="utf-8").splitlines()
+    allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    for sources, _ in copies:
+        for src in sources:
+            assert src.rstrip("/") in allowed, f"{src} is excluded by cluster/Dockerfile.dockerignore"
+
+
+def test_raycluster_dashboard_is_local_only(raycluster: dict[str, Any]) -> None:
+    assert raycluster["spec"]["headGroupSpec"]["rayStartParams"]["dashboard-host"] == "127.0.0.1"
+
+
+# ---- the checks reject broken manifests ------------------------------------------------------------------------
+
+
+def _broken(doc: dict[str, Any], edit) -> dict[str, Any]:
+    doc = copy.deepcopy(doc)
+    edit(doc)
+    return doc
+
+
+def _worker(doc: dict[str, Any], i: int = 0) -> dict[str, Any]:
+    return _cluster_spec(doc)["workerGroupSpecs"][i]
+
+
+def _head_env(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return _cluster_spec(doc)["headGroupSpec"]["template"]["spec"]["containers"][0]["env"]
+
+
+@pytest.mark.parametrize("edit, expect", [
+    (lambda d: _cluster_spec(d)["autoscalerOptions"].update(upscalingMode="Fast"), "upscalingMode"),
+    (lambda d: _worker(d).update(minReplica=0), "minReplica"),
+    (lambda d: _worker(d).update(maxReplicas="4"), "maxReplicas"),
+    (lambda d: _worker(d)["rayStartParams"].update({"num-gpus": 1}), "num-gpus"),
+    (lambda d: _worker(d).pop("template"), "template"),
+    (lambda d: d.update(apiVersion="ray.io/v1alpha1"), "apiVersion"),
+    (lambda d: _head_env(d).append({"name": "X", "value": "1", "valueFrom": {"fieldRef": {}}}), "env"),
+])
+def test_schema_rejects(raycluster: dict[str, Any], edit, expect: str) -> None:
+    errors = schema_errors(_broken(raycluster, edit))
+    assert errors and any(expect in e for e in errors), errors
+
+
+def _literal_token(d: dict[str, Any]) -> None:
+    env = _head_env(d)
+    env[:] = [v for v in env if v["name"] != "HF_TOKEN"] + [{"name": "HF_TOKEN", "value": "hf_x"}]
+
+
+@pytest.mark.parametrize("edit, expect", [
+    (lambda d: _worker(d).update(minReplicas=3, replicas=1, maxReplicas=4), "minReplicas <= replicas"),
+    (lambda d: _worker(d).update(minReplicas=1, replicas=1), "scale from zero"),
+    (_literal_token, "HF_TOKEN must come from a secretKeyRef"),
+    (lambda d: _head_env(d).append({"name": "JUDGE_API_KEY", "valueFrom": {"configMapKeyRef": {
+        "name": "c", "key": "k"}}}), "JUDGE_API_KEY must come from a secretKeyRef"),
+    (lambda d: _worker(d, 1)["template"]["spec"].update(volumes=[]), "/dev/shm"),
+    (lambda d: _worker(d, 1)["template"]["spec"]["containers"][0]["resources"]["limits"].update(
+        {"nvidia.com/gpu": 4}), "one 1-GPU and one 8-GPU group"),
+    (lambda d: _cluster_spec(d)["headGroupSpec"]["template"]["spec"]["containers"][0].update(image="other"),
+     "one image"),
+    (lambda d: _cluster_spec(d)["headGroupSpec"].update(serviceType="LoadBalancer"), "ClusterIP"),
+])
+def test_rules_reject(raycluster: dict[str, Any], edit, expect: str) -> None:
+    problems = cluster_problems(_broken(raycluster, edit))
+    assert any(expect in p for p in problems), problems
+
+
+def test_rayjob_rules_reject(rayjob: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def entry(value: str):
+        return lambda d: d["spec"].update(entrypoint=value)
+
+    for edit, expect in [
+        (entry("python -m orchestrator.cli sweep /app/cluster/sweep.yaml"), "entrypoint must be"),
+        (entry("rmorch sweep /app/cluster/missing.yaml"), "does not exist"),
+        (entry("rmorch sweep /app/cluster/sweep.yaml --out runs/local"), "object storage"),
+        (entry("rmorch sweep /app/examples/default.yaml"), "does not copy"),
+        (lambda d: d["spec"].update(shutdownAfterJobFinishes=False), "shutdownAfterJobFinishes"),
+        (lambda d: d["spec"].update(backoffLimit=0), "backoffLimit"),
+    ]:
+        problems = rayjob_problems(_broken(rayjob, edit))
+        assert any(expect in p for p in problems), (expect, problems)
+    # a GPU model without num_gpus, and a TP-8 model too big for the groups, are refused
+    spec = yaml.safe_load((CLUSTER / "sweep.yaml").read_text(encoding="utf-8"))
+    spec["models"] += [{"name": "no-gpus", "kind": "classifier", "path": "org/rm"},
+                       {"name": "too-big", "kind": "judge", "path": "org/judge", "tensor_parallel_size": 16,
+                        "num_gpus": 16}]
+    (tmp_path / "cluster").mkdir()
+    (tmp_path / "cluster" / "sweep.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    monkeypatch.setattr(sys.modules[__name__], "_dockerfile",
+                        lambda: ("", [(["cluster/sweep.yaml"], "./cluster/sweep.yaml")]))
+    problems = rayjob_problems(rayjob)
+    assert any("no-gpus: set num_gpus" in p for p in problems), problems
+    assert any("too-big: no worker group holds 16 GPUs" in p for p in problems), problems

