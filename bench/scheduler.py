@@ -62,7 +62,7 @@ def write_suites(root: Path, seed: int = 0) -> list[dict]:
 
 def model_entries(seconds_per_token_b: float) -> list[dict]:
     sizes = [(p, 1) for p in (SMALL * 4)[:30]] + [(p, 2) for p in MEDIUM] + [(p, 8) for p in LARGE]
-    return [{"name": f"sim-{tp}gpu-{i:02d}-{p:g}b", "kind": "simulated", "params_b": float(p),
+    return [{"name": f"sim-{tp}gpu-{i:02d}-{p:g}b", "kind": "simulated", "size_b": float(p),
              "tensor_parallel_size": tp, "load_seconds": round(1.0 + p / 100, 3),
              "seconds_per_token_b": seconds_per_token_b, "num_cpus": 0.25, "replicas": "auto"}
             for i, (p, tp) in enumerate(sizes)]
@@ -75,16 +75,25 @@ def lower_bound(spec) -> tuple[float, float, float]:
     unit_gpu_seconds, longest = 0.0, 0.0
     for u in units:
         c = conf[u.model]
-        secs = u.tokens * c.params_b / c.tensor_parallel_size * c.seconds_per_token_b
+        secs = u.tokens * c.size_b / c.tensor_parallel_size * c.seconds_per_token_b
         unit_gpu_seconds += secs * c.tensor_parallel_size
         longest = max(longest, c.load_seconds + secs)
     loads = sum(c.load_seconds * c.tensor_parallel_size for c in conf.values())
     return (unit_gpu_seconds + loads) / GPUS, longest, unit_gpu_seconds
 
 
+def machine_cpu_seconds() -> float:
+    """Busy CPU seconds of the whole machine so far (user + system of every process), from /proc/stat."""
+    with open("/proc/stat", encoding="ascii") as f:
+        user, nice, system = (int(x) for x in f.readline().split()[1:4])
+    return (user + nice + system) / os.sysconf("SC_CLK_TCK")
+
+
 def start_ray(nodes: int):
     if nodes <= 1:
-        ray.init(num_cpus=16, num_gpus=GPUS, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        # address="local": always a new instance, never a cluster another process on this machine started
+        ray.init(address="local", num_cpus=16, num_gpus=GPUS, include_dashboard=False, log_to_driver=False,
+                 logging_level="ERROR")
         return None
     from ray.cluster_utils import Cluster
 
@@ -101,9 +110,12 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=60.0, help="target lower bound, simulated seconds")
     ap.add_argument("--shard-size", type=int, default=32)
+    ap.add_argument("--keep", help="keep the suites and the result store in this directory (default: a temp dir)")
     args = ap.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or scratch
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         suites = write_suites(Path(tmp))
         doc = {"seed": 0, "out": str(Path(tmp) / "out"), "shard_size": args.shard_size, "resamples": 0,
                "suites": suites, "models": model_entries(1.0)}
@@ -111,14 +123,16 @@ def main() -> None:
         scale = args.seconds * GPUS / unit_gpu_seconds  # seconds per token x B so the units fill `seconds`
         doc["models"] = model_entries(scale)
         spec = spec_from_dict(doc)
-        area, longest, unit_gpu_seconds = lower_bound(spec)
-        bound = max(area, longest)
+        area, longest_unit, unit_gpu_seconds = lower_bound(spec)
+        bound = max(area, longest_unit)
 
         t = time.perf_counter()
         cluster = start_ray(args.nodes)
         ray_start = time.perf_counter() - t
+        cpu0, machine0 = time.process_time(), machine_cpu_seconds()
         try:
             result = run_sweep(spec)
+            driver_cpu, machine_cpu = time.process_time() - cpu0, machine_cpu_seconds() - machine0
         finally:
             ray.shutdown()
             if cluster is not None:
@@ -129,8 +143,8 @@ def main() -> None:
     makespan = last["makespan_seconds"]
     loads = last["loads"]
     gs = last["gpu_seconds"]
-    overhead = [r["ready_at"] - r["requested_at"] - next(m for m in spec.models if m.name == r["model"]).config.load_seconds
-                for r in last["replicas"]]
+    load_of = {m.name: m.config.load_seconds for m in spec.models}
+    overhead = [r["ready_at"] - r["requested_at"] - load_of[r["model"]] for r in last["replicas"]]
     print(f"cluster: {args.nodes} node(s), {GPUS} logical GPUs; Ray start {ray_start:.1f} s")
     print(f"plan: {len(spec.models)} models x {len(spec.suites)} suites = {result.n_units} units "
           f"(shard_size {args.shard_size}); unit GPU-seconds {unit_gpu_seconds:.0f}")
@@ -140,10 +154,14 @@ def main() -> None:
     print(f"GPU-seconds: total {gs['total']:.0f}, working {gs['working']:.0f}, loading {gs['loading']:.0f}, "
           f"held {gs['held']:.0f}")
     print(f"GPU idle: {last['gpu_idle_fraction']:.3f}")
+    print(f"CPU during run_sweep: driver {driver_cpu:.0f} s, whole machine {machine_cpu:.0f} s of "
+          f"{result.seconds * os.cpu_count():.0f} s available")
     walls = last["model_wall_seconds"]
-    print("model wall seconds: " + ", ".join(f"{m} {s:.1f}" for m, s in sorted(walls.items(), key=lambda x: -x[1])[:5]))
+    longest = sorted(walls.items(), key=lambda x: -x[1])[:5]
+    print("longest model wall seconds: " + ", ".join(f"{m} {s:.1f}" for m, s in longest))
     print(f"whole run_sweep {result.seconds:.1f} s (suites, plan, store, report included)")
-    print(f"lower bound {bound:.1f} s (area {area:.1f} s, longest unit + load {longest:.1f} s); makespan {makespan:.1f} s")
+    print(f"lower bound {bound:.1f} s (area {area:.1f} s, longest unit + load {longest_unit:.1f} s); "
+          f"makespan {makespan:.1f} s")
     print(f"makespan_ratio={makespan / bound:.3f}")
 
 

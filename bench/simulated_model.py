@@ -1,6 +1,6 @@
 """A simulated model kind for scheduling benchmarks and tests: no weights, only time.
 
-Loading sleeps `load_seconds`; scoring a batch sleeps in proportion to its cost, `tokens x params_b /
+Loading sleeps `load_seconds`; scoring a batch sleeps in proportion to its cost, `tokens x size_b /
 tensor_parallel_size x seconds_per_token_b`, with tokens estimated exactly as the planner does (characters of prompt
 and response / 4), so the planner's cost and the time spent agree and a benchmark can compute the lower bound of a
 sweep from the plan alone. Scores are a hash of (model name, item, candidate): reproducible whatever the placement.
@@ -23,7 +23,8 @@ from orchestrator.costs import CHARS_PER_TOKEN
 
 @dataclass(frozen=True)
 class SimulatedConfig:
-    params_b: float = 1.0  # billions of parameters: scoring time grows with it
+    size_b: float = 1.0  # billions of parameters: scoring time grows with it (the spec key params_b is the
+    # scheduler's hint for real models; this kind reports its size itself, through param_count)
     tensor_parallel_size: int = 1  # GPUs per replica (the scheduler makes a STRICT_PACK placement group above 1)
     load_seconds: float = 1.0
     seconds_per_token_b: float = 1e-6  # seconds per (token x billion parameters) on one GPU
@@ -47,7 +48,7 @@ class Simulated(ModelKind):
 
     @classmethod
     def param_count(cls, config: SimulatedConfig) -> float:
-        return config.params_b * 1e9
+        return config.size_b * 1e9
 
     def __init__(self, config: SimulatedConfig, ctx: ActorContext, name: str):
         super().__init__(config, ctx, name)
@@ -59,7 +60,7 @@ class Simulated(ModelKind):
     def score(self, requests: list[Request]) -> list[ScoreOutcome]:
         c = self.config
         tokens = sum(request_tokens(r) for r in requests)
-        time.sleep(tokens * c.params_b / c.tensor_parallel_size * c.seconds_per_token_b)
+        time.sleep(tokens * c.size_b / c.tensor_parallel_size * c.seconds_per_token_b)
         return [ScoreOutcome(score=self._draw(r)) for r in requests]
 
     def _draw(self, r: Request) -> float:

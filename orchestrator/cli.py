@@ -119,13 +119,19 @@ def report(dirs: tuple[str, ...], target: str | None, resamples: int, export: bo
     {json,csv,md}, stats.json, bon.json, plots/, report.html."""
     from orchestrator.report import build_report, print_leaderboard, write_report
 
+    from orchestrator.storage import is_uri
+
     for d in dirs:
-        if not os.path.isdir(d):
+        if not is_uri(d) and not os.path.isdir(d):
             raise UserError(f"{d}: no such directory")
     if len(dirs) > 1 and target is None:
         raise UserError("several sweeps are merged into a new directory: give it with --out DIR")
     out = target or dirs[0]
-    if len(dirs) > 1 and any(os.path.abspath(out) == os.path.abspath(d) for d in dirs):
+
+    def same(a: str, b: str) -> bool:
+        return a.rstrip("/") == b.rstrip("/") if is_uri(a) or is_uri(b) else os.path.abspath(a) == os.path.abspath(b)
+
+    if len(dirs) > 1 and any(same(out, d) for d in dirs):
         raise UserError(f"--out {out} is one of the sweeps being merged: choose a new directory")
     if resamples < 0:
         raise UserError("--resamples must be >= 0")
@@ -173,6 +179,40 @@ def generate(model: str, data: str, out: str, n: int, limit: int | None, seed: i
         f"{s.engine_seconds:.1f} s. Wrote {out}. Score it with:"
     )
     console.print(spec_snippet(out), highlight=False, markup=False)
+
+
+@main.command()
+@click.argument("out")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON instead of a table.")
+@user_errors
+def status(out: str, as_json: bool) -> None:
+    """Progress of a running or finished sweep, read from its store OUT (a directory or a URI such as s3://...):
+    units done / planned and error rows per model and suite, when the last unit landed, whether it finished."""
+    import json as json_module
+
+    from rich.table import Table
+
+    from orchestrator.status import describe_state, read_status
+
+    st = read_status(out)
+    if as_json:
+        click.echo(json_module.dumps(st.to_dict(), indent=2))
+        return
+    t = Table(title=f"{out} (run {st.run_id})", title_justify="left")
+    for name, justify in (("model", "left"), ("suite", "left"), ("units", "right"), ("done", "right"),
+                          ("error rows", "right")):
+        t.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for p in st.pairs:
+        pct = f"{100.0 * p.units_done / p.units_planned:.0f} %" if p.units_planned else "-"
+        t.add_row(escape(p.model), escape(p.suite), f"{p.units_done}/{p.units_planned}", pct, str(p.error_rows))
+    console.print(t)
+    console.print(escape(describe_state(st)), highlight=False, soft_wrap=True)
+    for model, reason in st.failed_models.items():
+        err_console.print(f"[bold red]model {escape(model)} did not run:[/bold red] {escape(reason)}", highlight=False)
+    if st.other_units:
+        console.print(f"[dim]{st.other_units} finished units in the store belong to earlier settings or specs[/dim]")
+    for problem in st.problems:
+        err_console.print(f"[yellow]warning:[/yellow] {escape(problem)}", highlight=False)
 
 
 @main.command(name="ls")

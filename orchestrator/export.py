@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import urllib.parse
 from collections import defaultdict
 from dataclasses import dataclass
@@ -81,7 +80,7 @@ def export_reward_bench(out_dir: str, dest: str | None = None, *, org: str = DEF
     store = ResultStore(out_dir)
     board = {(e.model, e.suite): e for e in build_leaderboard(store)}  # UserError without run.json
     run = store.read_json("run.json")
-    target = ResultStore(dest or os.path.join(out_dir, "export", "reward-bench"))
+    target = ResultStore(dest or store.path("export", "reward-bench"))  # a local dir or a URI, like OUT
     written: list[str] = []
     for suite in run["suites"]:
         kind = run.get("suite_kinds", {}).get(suite, suite)

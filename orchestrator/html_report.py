@@ -23,7 +23,6 @@ import html
 import json
 import logging
 import math
-import os
 import pathlib
 import posixpath
 from dataclasses import dataclass, field
@@ -55,44 +54,54 @@ class ReportInputs:
 
 
 def read_report_inputs(out_dir: str) -> ReportInputs:
-    """Read what a sweep left in `out_dir`; an absent file stays None, an unreadable one is noted in `problems`."""
-    root = pathlib.Path(out_dir)
-    inputs = ReportInputs(title=root.resolve().name)
+    """Read what a sweep left in `out_dir` (a local directory or a store URI, through orchestrator.store); an
+    absent file stays None, an unreadable one is noted in `problems`."""
+    from orchestrator.store import ResultStore
+
+    store = ResultStore(out_dir)
+    inputs = ReportInputs(title=report_title(out_dir))
     expected: dict[str, type] = {"leaderboard": list, "bon": list, "stats": dict, "run": dict}
     for name, kind in expected.items():
-        path = root / f"{name}.json"
-        if not path.is_file():
-            continue
+        rel = f"{name}.json"
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            if not store.exists(rel):
+                continue
+            data = json.loads(store.read_text(rel))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            inputs.problems.append(f"{path.name}: {exc}")
+            inputs.problems.append(f"{rel}: {exc}")
             continue
         if not isinstance(data, kind):
-            inputs.problems.append(f"{path.name}: expected a JSON {kind.__name__}, found {type(data).__name__}")
+            inputs.problems.append(f"{rel}: expected a JSON {kind.__name__}, found {type(data).__name__}")
             continue
         setattr(inputs, name, data)
-    spec = root / "spec.yaml"
     try:
-        if spec.is_file():
-            inputs.spec_text = spec.read_text(encoding="utf-8", errors="replace")
-        for png in sorted((root / "plots").glob("*.png")):
-            encoded = base64.b64encode(png.read_bytes()).decode("ascii")
-            inputs.images[f"plots/{png.name}"] = f"data:image/png;base64,{encoded}"
+        if store.exists("spec.yaml"):
+            inputs.spec_text = store.read_bytes("spec.yaml").decode("utf-8", errors="replace")
+        for rel in sorted(store.listing("plots")):
+            if posixpath.dirname(rel) == "plots" and rel.endswith(".png"):
+                encoded = base64.b64encode(store.read_bytes(rel)).decode("ascii")
+                inputs.images[rel] = f"data:image/png;base64,{encoded}"
     except OSError as exc:
         inputs.problems.append(str(exc))
     return inputs
 
 
+def report_title(out_dir: str) -> str:
+    """The last path segment of OUT (a local directory is resolved first, so `.` gets its real name)."""
+    base = out_dir.partition("?")[0].rstrip("/")
+    if "://" not in base:
+        return pathlib.Path(base or ".").resolve().name
+    return posixpath.basename(base) or base
+
+
 def write_html_report(out_dir: str) -> str:
-    """Write OUT/report.html from the files in OUT (atomically: a reader never sees half a page); returns its path."""
-    page = render_html(read_report_inputs(out_dir))
-    path = os.path.join(out_dir, REPORT_FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(page)
-    os.replace(tmp, path)
-    return path
+    """Write OUT/report.html from the files in OUT (whole or not at all: a reader never sees half a page); returns
+    where it is."""
+    from orchestrator.store import ResultStore
+
+    store = ResultStore(out_dir)
+    store.write_text(REPORT_FILE, render_html(read_report_inputs(out_dir)))
+    return store.path(REPORT_FILE)
 
 
 # ---- small formatting helpers -----------------------------------------------------------------------------------
@@ -454,6 +463,10 @@ def run_section(inputs: ReportInputs) -> str:
             "seed": run.get("seed"), "started": run.get("started"),
             "suites": ", ".join(str(s) for s in as_list(run.get("suites"))) or None,
             "sweep duration": duration(last.get("seconds")) if num(last.get("seconds")) is not None else None,
+            "scheduling makespan": (duration(last.get("makespan_seconds"))
+                                    if num(last.get("makespan_seconds")) is not None else None),
+            "GPU idle": (f"{100 * num(last['gpu_idle_fraction']):.1f} % of {num(last.get('gpus')) or 0:g} GPUs"
+                         if num(last.get("gpu_idle_fraction")) is not None else None),
         }
         boot = as_dict(as_dict(inputs.stats).get("bootstrap"))
         if boot:

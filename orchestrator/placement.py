@@ -15,8 +15,9 @@ GPUs and CPUs per replica) and of the free resources of every node. Output: repl
   whole nodes stay whole. A large replica that fits nowhere reserves the node with the most free GPUs: nothing
   new starts there until it has drained enough for it.
 - Filling: once every model has what it wants, free GPUs that would otherwise idle go to one more replica of the
-  model that finishes last, as long as that replica (after its load) shortens the model's remaining time. This
-  needs measured seconds (`seconds_known`); before that only the first pass runs.
+  model that finishes last, as long as that replica (after its load) shortens the model's remaining time; when
+  it would not, the sweep's end is set by that model and more replicas of others cannot move it. This needs
+  measured seconds (`seconds_known`); before that only the first pass runs.
 """
 
 from __future__ import annotations
@@ -120,12 +121,13 @@ def plan_starts(demands: list[ModelDemand], nodes: list[NodeFree], seconds_known
     # Pass 2: GPUs that would idle go to one more replica of the model that finishes last, if that shortens it.
     if not seconds_known:
         return starts
-    candidates = [d for d in demands if d.max_replicas is None and width(d) > 0]
+    candidates = [d for d in demands if d.max_replicas is None and width(d) > 0 and count[d.name] > 0]
     while candidates:
         d = max(candidates, key=span)
         r = count[d.name]
-        gain = span(d) - (d.load_seconds + d.remaining_seconds / (r + 1))
-        if r == 0 or gain <= EPS or not new_replica_room(d) or not place(d):
+        if span(d) - (d.load_seconds + d.remaining_seconds / (r + 1)) <= EPS:
+            break  # the model that finishes last would not finish earlier: more replicas elsewhere cannot help
+        if not new_replica_room(d) or not place(d):
             candidates.remove(d)
     return starts
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -90,7 +89,13 @@ def open_sources(dirs: list[str]) -> list[Source]:
         store = ResultStore(d)
         if not store.exists("run.json"):
             raise UserError(f"{d}: no run.json here; is this the `out` directory of a sweep?")
-        run = store.read_json("run.json")
+        try:
+            run = store.read_json("run.json")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise UserError(f"{store.path('run.json')}: unreadable run metadata ({e}); rerun the sweep (it "
+                            f"resumes from the results) to write it again") from None
+        if not isinstance(run, dict):
+            raise UserError(f"{store.path('run.json')}: not a JSON object; rerun the sweep to write it again")
         if run.get("merged_from"):
             out.extend(open_sources(run["merged_from"]))
         else:
@@ -297,7 +302,7 @@ def _correlations(entries: list[LeaderboardEntry], curves: dict[tuple[str, str],
 def write_report(out: str, report: Report) -> list[str]:
     """Everything a report is, under `out`: leaderboard.{json,csv,md}, bon.json, stats.json, plots/*.png,
     report.html (and, for a merge of several sweeps, a run.json naming them). Returns the files written."""
-    from orchestrator.html_report import write_html_report
+    from orchestrator.html_report import REPORT_FILE, write_html_report
     from orchestrator.plots import bon_plot, correlation_plot, plot_name
 
     store = ResultStore(out)
@@ -323,7 +328,8 @@ def write_report(out: str, report: Report) -> list[str]:
     if report.run.get("merged_from"):
         store.write_json("run.json", report.run)
         written.append("run.json")
-    written.append(os.path.relpath(write_html_report(out), out))
+    write_html_report(out)
+    written.append(REPORT_FILE)
     return written
 
 

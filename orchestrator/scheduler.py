@@ -332,6 +332,7 @@ class Scheduler:
         self._submit(replica)
 
     def _on_shard(self, ref: Any, replica: Replica) -> None:
+        head = next(iter(replica.inflight.values()))  # the unit the replica was running (one at a time, in order)
         unit = replica.inflight.pop(ref)
         now = time.time()
         replica.head_started = now
@@ -341,12 +342,16 @@ class Scheduler:
         try:
             result: ShardResult = ray.get(ref)
         except RayActorError:
-            # The replica died: requeue this and its other in-flight units; the policy starts a replacement.
+            # The replica died: the unit it was running is charged an attempt; the units queued behind it on the
+            # replica go back to the queue uncharged. The policy starts a replacement.
             for other_ref, other in list(replica.inflight.items()):
                 self.shard_refs.pop(other_ref, None)
-                self._retry_or_fail(other, "replica died")
+                if other is not head:
+                    self._requeue(other)
             replica.inflight.clear()
-            self._retry_or_fail(unit, "replica died")
+            if unit is not head:
+                self._requeue(unit)
+            self._retry_or_fail(head, "replica died")
             self._release(replica)
             self.view.refresh()
             return

@@ -141,13 +141,14 @@ class UriFiles:
     THREADS = 16  # object stores answer one request at a time slowly and many at once well
 
     def __init__(self, root: str):
+        import pyarrow as pa
         import pyarrow.fs as pafs
 
         self.root = root
         base, _, self.query = root.partition("?")
         try:
             self.fs, path = pafs.FileSystem.from_uri(root)
-        except (pafs.ArrowInvalid, ValueError) as native_error:  # a scheme pyarrow has no native support for
+        except (pa.ArrowInvalid, ValueError) as native_error:  # a scheme pyarrow has no native support for
             try:
                 import fsspec
             except ImportError:

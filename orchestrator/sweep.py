@@ -5,6 +5,7 @@ spec -> load suites (fails fast on bad data) -> plan units -> subtract the store
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import sys
@@ -21,7 +22,10 @@ from orchestrator.progress import Display, QuietDisplay
 from orchestrator.report import LeaderboardEntry, build_report, write_report
 from orchestrator.scheduler import RunStats
 from orchestrator.spec import SweepSpec
+from orchestrator.status import new_run_id, write_plan
 from orchestrator.store import ResultStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,14 +56,8 @@ def run_sweep(spec: SweepSpec, ray_options: RayOptions | None = None, display: D
     suites = [load_suite(s, spec.seed) for s in spec.suites]
     _check_model_paths(spec)
     units = make_units(spec, suites)
-    done = store.done_keys()
+    done, run = _start_store(store, spec, suites, units)
     pending = [u for u in units if u.key not in done]
-
-    for ls in suites:
-        store.write_items(ls.name, ls.items)
-    store.write_text("spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False, allow_unicode=True))
-    run = _run_metadata(store, spec, suites)
-    store.write_json("run.json", run)
 
     stats = RunStats()
     if pending:
@@ -100,7 +98,7 @@ def _schedule(spec: SweepSpec, suites: list[LoadedSuite], units: list[WorkUnit],
         _init_ray(ray_options)
         started_here = True
     try:
-        _check_resources(spec)
+        _check_resources(spec, autoscaling=bool(ray_options.address or os.environ.get("RAY_ADDRESS")))
         run["hardware"] = _hardware()
         totals: dict[tuple[str, str], list[int]] = {}
         pending_keys = {u.key for u in pending}
@@ -131,6 +129,7 @@ def _init_ray(opts: RayOptions) -> None:
             raise UserError(f"cannot join the Ray cluster at {address}: {e}") from None
         return
     ray.init(
+        address="local",  # always a new local instance: never silently join another Ray already on this machine
         num_cpus=opts.num_cpus or os.cpu_count(),
         num_gpus=opts.num_gpus,
         include_dashboard=False,
@@ -139,8 +138,9 @@ def _init_ray(opts: RayOptions) -> None:
     )
 
 
-def _check_resources(spec: SweepSpec) -> None:
-    """A replica that no node can hold would wait forever: refuse it up front."""
+def _check_resources(spec: SweepSpec, autoscaling: bool = False) -> None:
+    """A replica that no node can hold would wait forever: refuse it up front on a local instance. On a joined
+    cluster (`--address`) an autoscaler may still add such nodes (KubeRay groups scaling from 0): warn instead."""
     import ray
 
     from orchestrator.scheduler import gpus_per_replica, tensor_parallel_size
@@ -153,10 +153,29 @@ def _check_resources(spec: SweepSpec) -> None:
         if not any(n.get("GPU", 0) >= gpus and n.get("CPU", 0) >= cpus for n in nodes):
             tp = tensor_parallel_size(m)
             where = f" on one node (tensor_parallel_size {tp})" if tp > 1 else ""
-            raise UserError(
-                f"model '{m.name}' needs {gpus:g} GPU and {cpus:g} CPU per replica{where}, "
-                f"but no node of this Ray cluster has that much"
-            )
+            message = (f"model '{m.name}' needs {gpus:g} GPU and {cpus:g} CPU per replica{where}, "
+                       f"but no node of this Ray cluster has that much")
+            if not autoscaling:
+                raise UserError(message)
+            log.warning("%s yet; waiting for the autoscaler to add one", message)
+
+
+def _start_store(store: ResultStore, spec: SweepSpec, suites: list[LoadedSuite],
+                 units: list[WorkUnit]) -> tuple[set[str], dict[str, Any]]:
+    """Before anything is scheduled: the verified finished units (unusable files are reported and their units
+    recomputed), then items, spec, plan (for `rmorch status`) and run metadata written to the store."""
+    try:
+        done = store.done_keys()
+        for ls in suites:
+            store.write_items(ls.name, ls.items)
+        store.write_text("spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False, allow_unicode=True))
+        run = _run_metadata(store, spec, suites)
+        run["store_problems"] = list(store.problems)  # files found unusable: their units are computed again
+        write_plan(store, run["run_id"], run["started"], units)
+        store.write_json("run.json", run)
+    except OSError as e:
+        raise UserError(f"result store {spec.out}: {e}") from None
+    return done, run
 
 
 def _check_model_paths(spec: SweepSpec) -> None:
@@ -170,7 +189,7 @@ def _check_model_paths(spec: SweepSpec) -> None:
 
 
 def _run_metadata(store: ResultStore, spec: SweepSpec, suites: list[LoadedSuite]) -> dict[str, Any]:
-    previous = store.read_json("run.json") if store.exists("run.json") else {}
+    previous = _previous_run(store)
     models = dict(previous.get("models", {}))
     for m in spec.models:  # merged over runs: the latest settings of each model name win
         models[m.name] = {"kind": m.kind, "settings_hash": m.settings_hash, "settings": m.settings(),
@@ -196,7 +215,26 @@ def _run_metadata(store: ResultStore, spec: SweepSpec, suites: list[LoadedSuite]
         "models": models,
         "ensembles": {**previous.get("ensembles", {}), **{e.name: e.to_dict() for e in spec.ensembles}},
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "run_id": new_run_id(),  # plan.json carries the same id (orchestrator.status)
     }
+
+
+def _previous_run(store: ResultStore) -> dict[str, Any]:
+    """The last sweep's run.json (its models and suites are merged into this run's); an unreadable one is reported
+    and replaced, never fatal: the results themselves are in the manifest."""
+    if not store.exists("run.json"):
+        return {}
+    try:
+        previous = store.read_json("run.json")
+    except (ValueError, UnicodeDecodeError) as e:
+        previous = None
+        reason = f"{type(e).__name__}: {e}"
+    else:
+        reason = "not a JSON object"
+    if isinstance(previous, dict):
+        return previous
+    log.warning("%s: unreadable run metadata (%s); writing it anew", store.path("run.json"), reason)
+    return {}
 
 
 def _hardware() -> dict[str, Any]:

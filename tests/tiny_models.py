@@ -34,6 +34,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 MARKER = "tiny-model.json"
 BUILD_VERSION = 1
@@ -207,7 +208,6 @@ def _read_marker(d: Path) -> dict | None:
 
 
 def _build(kind: str, out_dir, seed: int, hidden: int, layers: int, heads: int, kv_heads: int | None) -> str:
-    out = Path(out_dir)
     kv_heads = heads if kv_heads is None else kv_heads
     want = {
         "build_version": BUILD_VERSION,
@@ -218,6 +218,12 @@ def _build(kind: str, out_dir, seed: int, hidden: int, layers: int, heads: int, 
         "heads": heads,
         "kv_heads": kv_heads,
     }
+    return _build_once(Path(out_dir), want, lambda d: _build_into(d, kind, seed, hidden, layers, heads, kv_heads))
+
+
+def _build_once(out: Path, want: dict, build_into: Callable[[Path], None]) -> str:
+    """Build into a temporary sibling directory, mark it complete, then rename it to `out` (atomic): concurrent
+    test processes never see half a model. A complete build with the same `want` marker is reused."""
     if _read_marker(out) == want:
         return str(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and _read_marker(out) is None)):
@@ -226,7 +232,7 @@ def _build(kind: str, out_dir, seed: int, hidden: int, layers: int, heads: int, 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        _build_into(tmp, kind, seed, hidden, layers, heads, kv_heads)
+        build_into(tmp)
         (tmp / MARKER).write_text(json.dumps(want, indent=2) + "\n", encoding="utf-8")  # last: marks it complete
         os.chmod(tmp, 0o755)  # mkdtemp and safetensors make them private; let anyone read the build
         for f in tmp.iterdir():
@@ -393,29 +399,9 @@ def build_tiny_vlm(out_dir: str | os.PathLike, seed: int = 0, content_parts: boo
     - tokenizer: the tiny BPE plus the Idefics3 special tokens (<image> = id 513); chat template ChatML that
       takes content parts (`content_parts=True`, like real VLM templates) or only strings.
     """
-    out = Path(out_dir)
     want = {"build_version": BUILD_VERSION, "kind": "idefics3_vlm", "seed": seed, "content_parts": content_parts}
-    if _read_marker(out) == want:
-        return str(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{out} exists and is not this tiny-model build; refusing to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        _build_vlm_into(tmp, seed, CHATML_PARTS_TEMPLATE if content_parts else CHATML_TEMPLATE)
-        (tmp / MARKER).write_text(json.dumps(want, indent=2) + "\n", encoding="utf-8")
-        os.chmod(tmp, 0o755)
-        for f in tmp.iterdir():
-            os.chmod(f, 0o644)
-        try:
-            os.rename(tmp, out)
-        except OSError as e:
-            if e.errno not in (errno.EEXIST, errno.ENOTEMPTY) or _read_marker(out) != want:
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return str(out)
+    template = CHATML_PARTS_TEMPLATE if content_parts else CHATML_TEMPLATE
+    return _build_once(Path(out_dir), want, lambda d: _build_vlm_into(d, seed, template))
 
 
 def _build_vlm_into(d: Path, seed: int, chat_template: str) -> None:

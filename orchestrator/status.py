@@ -1,0 +1,130 @@
+"""`rmorch status OUT`: how far a sweep is, from its store alone (no Ray, no driver needed; a local path or a URI).
+
+A sweep writes OUT/plan.json before it schedules anything: its run id and, per model and suite, the keys of every
+unit it plans (done before or not). Progress is then the planned keys that have an intact manifest entry
+(orchestrator.store), the error rows those entries record, and when the newest entry landed. The sweep is finished
+when run.json carries the same run id and the end-of-run metadata (`last_run`), which the sweep writes last.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable
+
+from orchestrator.errors import UserError
+from orchestrator.store import ResultStore
+
+PLAN_FILE = "plan.json"
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def write_plan(store: ResultStore, run_id: str, started: str, units: Iterable[Any]) -> None:
+    """OUT/plan.json: the run id and the unit keys (and request counts) of every (model, suite) of this sweep."""
+    keys: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    requests: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for u in units:
+        keys[u.model][u.suite].append(u.key)
+        requests[u.model][u.suite] += u.n_requests
+    store.write_json(PLAN_FILE, {"run_id": run_id, "started": started,
+                                 "units": {m: dict(s) for m, s in keys.items()},
+                                 "requests": {m: dict(s) for m, s in requests.items()}})
+
+
+@dataclass
+class PairStatus:
+    model: str
+    suite: str
+    units_done: int
+    units_planned: int
+    requests_planned: int
+    error_rows: int
+
+
+@dataclass
+class SweepStatus:
+    out: str
+    run_id: str | None
+    started: str | None
+    finished: bool
+    pairs: list[PairStatus]
+    last_update: float | None  # Unix time of the newest manifest entry of this plan
+    failed_models: dict[str, str] = field(default_factory=dict)
+    other_units: int = 0  # finished units outside this plan (earlier settings or specs)
+    problems: list[str] = field(default_factory=list)  # unusable files met while reading the store
+
+    @property
+    def units_done(self) -> int:
+        return sum(p.units_done for p in self.pairs)
+
+    @property
+    def units_planned(self) -> int:
+        return sum(p.units_planned for p in self.pairs)
+
+    @property
+    def error_rows(self) -> int:
+        return sum(p.error_rows for p in self.pairs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "units_done": self.units_done, "units_planned": self.units_planned,
+                "error_rows": self.error_rows}
+
+
+def read_status(out: str) -> SweepStatus:
+    store = ResultStore(out)
+    try:
+        if not store.exists(PLAN_FILE):
+            raise UserError(f"{out}: no {PLAN_FILE} here; is this the `out` of a sweep (of rmorch 0.1 or later)?")
+        plan = store.read_json(PLAN_FILE)
+        run = store.read_json("run.json") if store.exists("run.json") else {}
+    except (OSError, ValueError) as e:
+        raise UserError(f"{out}: cannot read the sweep's plan or run metadata: {e}") from None
+    owner = {key: (model, suite) for model, suites in plan.get("units", {}).items()
+             for suite, keys in suites.items() for key in keys}
+    done: dict[tuple[str, str], int] = defaultdict(int)
+    errors: dict[tuple[str, str], int] = defaultdict(int)
+    other = 0
+    for entry in store.manifest():
+        pair = owner.get(entry.key)
+        if pair is None:
+            other += 1
+            continue
+        done[pair] += 1
+        errors[pair] += entry.n_errors
+    times = store.entry_times()
+    landed = [times[k] for k in owner if k in times]
+    pairs = [PairStatus(model, suite, done[(model, suite)], len(keys),
+                        plan.get("requests", {}).get(model, {}).get(suite, 0), errors[(model, suite)])
+             for model, suites in plan.get("units", {}).items() for suite, keys in suites.items()]
+    finished = run.get("run_id") == plan.get("run_id") and "last_run" in run
+    return SweepStatus(
+        out=out, run_id=plan.get("run_id"), started=plan.get("started"), finished=finished, pairs=pairs,
+        last_update=max(landed) if landed else None,
+        failed_models=dict(run.get("last_run", {}).get("failed_models", {})) if finished else {},
+        other_units=other, problems=list(store.problems),
+    )
+
+
+def describe_state(status: SweepStatus, now: float | None = None) -> str:
+    """One line: finished or not, how much, and since when nothing landed."""
+    now = time.time() if now is None else now
+    done, planned = status.units_done, status.units_planned
+    if status.finished:
+        state = "finished" if done == planned else f"finished with {planned - done} units not done"
+    else:
+        state = "not finished (running, or stopped: rerun the same sweep to resume)"
+    if status.last_update is not None:
+        age = f"{now - status.last_update:.0f} s ago"
+    else:
+        age = "at an unknown time (the filesystem keeps no times)" if done else "none yet"
+    return (f"{state}: {done}/{planned} units ({_pct(done, planned)}), {status.error_rows} error rows; "
+            f"last unit landed {age}; started {status.started}")
+
+
+def _pct(done: int, planned: int) -> str:
+    return f"{100.0 * done / planned:.1f} %" if planned else "n/a"

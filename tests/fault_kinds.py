@@ -1,0 +1,65 @@
+"""TEST AID, not a user-facing kind: `test-faulty`, the `length` baseline that can be told to misbehave.
+
+Importing this module registers the kind (rmorch itself never imports it, so `rmorch ls` does not list it). Ray
+workers import it when they unpickle the model's config, so its replicas run in real Ray worker processes. It asks
+for a GPU like a real model, so replicas land on GPU nodes (logical GPUs on a test cluster).
+
+- `delay_s`: sleep this long per shard (the sweep lasts long enough for a fault to land in the middle);
+- `raise_on`: item ids whose requests raise ValueError (a poison item: the worker bisects the batch);
+- `crash_on`: item ids whose shard kills the replica's own process with SIGKILL, at most `crash_times` times in
+  all (counted by files in `crash_dir`, so the count holds across replicas and nodes of one machine).
+Scores are exactly the `length` baseline's, so a run with faults can be compared with a fault-free `length` run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from actors import register_kind
+from actors.base import InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
+from orchestrator.spec import NOT_SCORING
+
+KIND = "test-faulty"
+
+
+@dataclass(frozen=True)
+class FaultyConfig:
+    delay_s: float = field(default=0.0, metadata=NOT_SCORING)
+    raise_on: tuple[str, ...] = ()
+    crash_on: tuple[str, ...] = field(default=(), metadata=NOT_SCORING)
+    crash_times: int = field(default=1, metadata=NOT_SCORING)
+    crash_dir: str = field(default="", metadata=NOT_SCORING)
+
+
+def crashes_so_far(crash_dir: str) -> int:
+    return len(os.listdir(crash_dir)) if crash_dir and os.path.isdir(crash_dir) else 0
+
+
+@register_kind
+class Faulty(ModelKind):
+    """TEST AID: the length baseline with injectable delays, raising items and process crashes."""
+
+    kind = KIND
+    Config = FaultyConfig
+    uses_gpu = True
+    description = "TEST AID (tests/fault_kinds.py): length scores with injected faults"
+
+    def settings(self) -> InferenceSettings:
+        return InferenceSettings(backend="python")
+
+    def score(self, requests: list[ScoreRequest]) -> list[ScoreOutcome]:
+        cfg: FaultyConfig = self.config
+        ids = {r.item_id for r in requests}
+        if ids & set(cfg.crash_on) and crashes_so_far(cfg.crash_dir) < cfg.crash_times:
+            os.makedirs(cfg.crash_dir, exist_ok=True)
+            open(os.path.join(cfg.crash_dir, f"{os.getpid()}-{uuid.uuid4().hex}"), "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)  # the replica's process dies mid-shard
+        if ids & set(cfg.raise_on):
+            raise ValueError(f"poison item in batch: {sorted(ids & set(cfg.raise_on))}")
+        if cfg.delay_s:
+            time.sleep(cfg.delay_s)
+        return [ScoreOutcome(score=float(len(r.response))) for r in requests]
