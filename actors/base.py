@@ -6,6 +6,8 @@ model in `__init__`, once per replica, and owns batching, sorting and padding. I
 
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -99,11 +101,39 @@ class NoConfig:
     """Kinds without spec keys."""
 
 
+def content_key(request: Request, *, identity: bool = False) -> str:
+    """A hash of everything a model is shown for this request: prompt, response(s) in the presented order, context.
+
+    Two requests with the same key get the same outcome from a deterministic model with the same settings, so one
+    is scored and the other reuses it (orchestrator.score_cache). `identity` adds the item id and candidate/order,
+    for kinds whose outcome also depends on those (seeded sampling). Context parts that name files (images) are
+    keyed by their path, not their bytes.
+    """
+    if isinstance(request, CompareRequest):
+        payload: list[Any] = ["compare", request.prompt, list(request.responses), request.context]
+        which: Any = list(request.order)
+    else:
+        payload = ["score", request.prompt, request.response, request.context]
+        which = request.candidate
+    if identity:
+        payload += [request.item_id, which]
+    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
 class ModelKind(ABC):
     kind: ClassVar[str]
     Config: ClassVar[type] = NoConfig
     uses_gpu: ClassVar[bool] = True  # False: never ask the scheduler for a GPU
     description: ClassVar[str] = ""
+    # Whether outcomes may be reused for identical requests (same settings, same content key). False for kinds
+    # whose outcome depends on the item's identity (random, published) or that cost less than a lookup (length).
+    cacheable: ClassVar[bool] = True
+
+    @classmethod
+    def cache_key(cls, config: Any, request: Request) -> str | None:
+        """The key under which this request's outcome is cached, or None: never cached."""
+        return content_key(request) if cls.cacheable else None
 
     def __init__(self, config: Any, ctx: ActorContext, name: str):
         self.config = config

@@ -15,6 +15,7 @@ class Length(ModelKind):
 
     kind = "length"
     uses_gpu = False
+    cacheable = False  # counting characters is cheaper than a lookup
     description = "baseline: score = characters of the response"
 
     def settings(self) -> InferenceSettings:
@@ -30,6 +31,7 @@ class Random(ModelKind):
 
     kind = "random"
     uses_gpu = False
+    cacheable = False  # the draw depends on the item's identity, not its content
     description = "baseline: seeded uniform score per (item, candidate)"
 
     def settings(self) -> InferenceSettings:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from actors import register_kind
 from actors.base import ActorContext, InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
 from orchestrator.errors import SpecError
+from orchestrator.spec import NOT_SCORING
 
 
 @dataclass(frozen=True)
@@ -20,8 +21,10 @@ class ClassifierConfig:
     batch_tokens: int = 8192  # padded tokens per forward pass
     chat_template: str = "tokenizer"  # tokenizer | plain | PATH to a Jinja template
     trust_remote_code: bool = False
+    allow_pickle: bool = field(default=False, metadata=NOT_SCORING)  # load pickle weights (.bin/.pt/...) too; default: safetensors only
     revision: str | None = None
     tensor_parallel_size: int = 1  # vllm backend only
+    enforce_eager: bool = False  # vllm backend: no torch.compile (engine start in seconds; see README "Throughput")
     # multi-objective RMs (several outputs): which output is the scalar reward (an index, or "mean"); all outputs
     # are kept in the `scores` column. Models whose remote code returns `score` + `rewards` (ArmoRM) use those.
     objective: int | Literal["mean"] | None = None
@@ -35,6 +38,8 @@ class ClassifierConfig:
             raise SpecError("tensor_parallel_size", "must be >= 1")
         if self.tensor_parallel_size > 1 and self.backend != "vllm":
             raise SpecError("tensor_parallel_size", "needs `backend: vllm`")
+        if self.enforce_eager and self.backend != "vllm":
+            raise SpecError("enforce_eager", "needs `backend: vllm`")
         if self.objective is not None and self.backend != "transformers":
             raise SpecError("objective", "multi-objective outputs need `backend: transformers`")
 

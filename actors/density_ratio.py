@@ -3,18 +3,20 @@
 Two causal LMs in one replica, the same tokenisation and exact prompt masking as `implicit`
 (actors.backends.hf_logprobs). An optional `prefix` (an instruction or criteria text) is put before the user's first
 turn for both models, as a system message (`prefix_role: system`) or at the top of the first user message
-(`prefix_role: user`). `scores` keeps [log p_strong, log p_weak].
+(`prefix_role: user`). `scores` keeps [log p_strong, log p_weak]. Both models load safetensors only unless
+`allow_pickle: true`, and a checkpoint's own code only with `trust_remote_code: true` (actors.backends.model_files).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from actors import register_kind
 from actors.base import ActorContext, InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
 from orchestrator.errors import SpecError
+from orchestrator.spec import NOT_SCORING
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class DensityRatioConfig:
     batch_tokens: int = 8192
     chat_template: str = "tokenizer"
     trust_remote_code: bool = False
+    allow_pickle: bool = field(default=False, metadata=NOT_SCORING)  # load pickle weights (.bin/.pt/...) too; default: safetensors only
     revision: str | None = None
 
     def __post_init__(self) -> None:
@@ -56,8 +59,11 @@ class DensityRatio(ModelKind):
 
     def __init__(self, config: DensityRatioConfig, ctx: ActorContext, name: str):
         super().__init__(config, ctx, name)
+        from actors.backends.hf import local_model_dir
         from actors.backends.hf_logprobs import TransformersLogprobs
 
+        for path in (config.path, config.weak_path):  # the file checks of both models, before either loads
+            local_model_dir(path, name, config)
         self.strong = TransformersLogprobs(config.path, config, ctx, name)
         self.weak = TransformersLogprobs(config.weak_path, config, ctx, name, tokenizer=self.strong.tokenizer)
 

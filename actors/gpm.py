@@ -16,8 +16,9 @@ lowest-indexed candidate, so it does not depend on the presented order. Tokenisa
 
 Checkpoint layout: a causal-LM checkpoint directory (config.json, tokenizer, safetensors shards, possibly with a
 `model.safetensors.index.json`) whose tensors also hold `value_head.weight` [2k, hidden] and optionally
-`prompt_head.weight` [k, hidden]. The base model loads with `AutoModel` (no remote code); the two heads are read
-straight from the safetensors files (only those tensors), in float32.
+`prompt_head.weight` [k, hidden]. The base model loads with `AutoModel` (a checkpoint's own code only with
+`trust_remote_code: true`; its weights from safetensors unless `allow_pickle: true`); the two heads are read straight
+from the safetensors files (only those tensors, never from pickle files), in float32.
 
 Rows: comparison rows (order, verdict). With the N presented responses, pref_i = mean over j != i of
 sigmoid(s(i, j) / tau); the verdict is the response with the highest pref (for N = 2: the one whose s > 0); an exact
@@ -34,13 +35,14 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
 
 from actors import register_kind
 from actors.backends.text import encode, render, setup_chat_template, token_budget_batches
 from actors.base import ActorContext, CompareRequest, InferenceSettings, ModelKind, Presentation, Request, ScoreOutcome
 from orchestrator.errors import SpecError, UserError
+from orchestrator.spec import NOT_SCORING
 
 VALUE_HEAD = "value_head.weight"
 PROMPT_HEAD = "prompt_head.weight"
@@ -58,6 +60,8 @@ class GpmConfig:
     tau: float = 0.1  # P = sigmoid(s / tau); GPM checkpoints were trained with general_preference_tau 0.1
     value_head_dim: int | None = None  # 2k; None: read from value_head.weight, else checked against it
     prompt_head: bool | None = None  # None: use it if the checkpoint has one; True: require it; False: lambda = 1
+    trust_remote_code: bool = False  # the base model's own code (config.json auto_map), only when set
+    allow_pickle: bool = field(default=False, metadata=NOT_SCORING)  # the base model's pickle weights (.bin/.pt/...) too; the heads: safetensors only
     revision: str | None = None  # hub ids only
 
     def __post_init__(self) -> None:
@@ -162,18 +166,24 @@ class Gpm(ModelKind):
         from transformers import AutoModel, AutoTokenizer
 
         from actors.backends.hf import DTYPES, local_model_dir, offline_hint, resolve_dtype
+        from actors.backends.model_files import check_model_files, safetensors_only
 
         torch.set_num_threads(max(1, ctx.threads))
         path = local_model_dir(config.path, name)
+        trust = config.trust_remote_code
         try:
             if not os.path.isdir(path):  # a hub id: the heads are read from the files, so fetch them first
                 from huggingface_hub import snapshot_download
 
-                path = snapshot_download(path, revision=config.revision,
-                                         allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"])
-            self.tokenizer = AutoTokenizer.from_pretrained(path)
+                patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]
+                patterns += (["*.py"] if trust else []) + (["*.bin", "*.pt"] if config.allow_pickle else [])
+                path = snapshot_download(path, revision=config.revision, allow_patterns=patterns)
+            check_model_files(path, config, name)  # local now: pickle weights and custom code, before loading
+            self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust)
             self.dtype = resolve_dtype(config.dtype, ctx.device)
-            self.encoder, info = AutoModel.from_pretrained(path, dtype=DTYPES[self.dtype], output_loading_info=True)
+            self.encoder, info = AutoModel.from_pretrained(path, dtype=DTYPES[self.dtype], output_loading_info=True,
+                                                           trust_remote_code=trust,
+                                                           use_safetensors=safetensors_only(config))
         except (OSError, ValueError) as e:
             raise UserError(f"model '{name}': cannot load '{config.path}': {e}{offline_hint(path)}") from None
         if info.get("missing_keys"):

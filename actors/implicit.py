@@ -16,17 +16,21 @@ Policy and reference live in the same replica (one actor, both models pinned to 
 the same token ids as the transformers backend, prompt log-probs from one batched `generate` call per model per
 shard; each engine takes gpu_memory_utilization 0.4 when there are two, 0.9 alone; on CPU 1 GiB of KV cache each).
 `close()` shuts the engines down.
+
+Both backends load safetensors only unless `allow_pickle: true`, and a checkpoint's own code only with
+`trust_remote_code: true` (actors.backends.model_files).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from actors import register_kind
 from actors.base import ActorContext, InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
 from orchestrator.errors import SpecError
+from orchestrator.spec import NOT_SCORING
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class ImplicitConfig:
     batch_tokens: int = 8192
     chat_template: str = "tokenizer"  # tokenizer | plain | PATH (the policy's tokenizer is used for both models)
     trust_remote_code: bool = False
+    allow_pickle: bool = field(default=False, metadata=NOT_SCORING)  # load pickle weights (.bin/.pt/...) too; default: safetensors only
     revision: str | None = None
 
     def __post_init__(self) -> None:
@@ -61,6 +66,11 @@ class Implicit(ModelKind):
         super().__init__(config, ctx, name)
         self.policy: Any = None
         self.reference: Any = None
+        from actors.backends.hf import local_model_dir
+
+        for path in (config.path, config.ref_path):  # the file checks of both models, before either loads
+            if path:
+                local_model_dir(path, name, config)
         if config.backend == "vllm":
             from actors.backends.vllm_logprobs import VllmLogprobs
 

@@ -27,6 +27,7 @@ from actors import register_kind
 from actors.backends.generation import Generation, Generator, SamplingConfig
 from actors.base import (
     ActorContext,
+    content_key,
     InferenceSettings,
     ModelKind,
     Presentation,
@@ -74,6 +75,7 @@ class JudgeConfig:
     distributed_executor_backend: Literal["mp", "ray"] | None = None  # vllm, TP > 1: default mp on CPU, vLLM's choice on GPU
     lora: str | None = None  # vllm: a PEFT LoRA adapter directory applied to every request
     trust_remote_code: bool = False
+    allow_pickle: bool = field(default=False, metadata=NOT_SCORING)  # vllm: load pickle weights (.bin/.pt/...) too; default: safetensors only
     revision: str | None = None
     # auto: show images to vision-language models (vllm: iff vLLM loads the model as multimodal; openai: off)
     images: Literal["auto", "on", "off"] = "auto"
@@ -123,6 +125,12 @@ class Judge(ModelKind):
     @classmethod
     def presentation(cls, config: JudgeConfig) -> Presentation:
         return Presentation(config.protocol, config.permutations or "single")
+
+    @classmethod
+    def cache_key(cls, config: JudgeConfig, request: Request) -> str | None:
+        """Greedy judges: by content. Sampling judges draw with a seed from the item and order (`_seed`), so the
+        item's identity is part of the key too."""
+        return content_key(request, identity=config.temperature > 0)
 
     def __init__(self, config: JudgeConfig, ctx: ActorContext, name: str):
         super().__init__(config, ctx, name)

@@ -102,6 +102,10 @@ def load_template(protocol: str, path: str | None, model: str) -> Template:
         raise UserError(f"model '{model}': cannot read template {path}: {e.strerror}") from None
     except yaml.YAMLError as e:
         raise UserError(f"model '{model}': template {path} is not valid YAML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"model '{model}': template {path} is not valid UTF-8 ({e.reason} at byte {e.start})") from None
+    except RecursionError:
+        raise UserError(f"model '{model}': template {path} is not valid YAML: nested too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("user"), str) or set(data) - {"system", "user"}:
         raise UserError(f"model '{model}': template {path} must be a mapping with a `user` text and an optional "
                         f"`system` text")
@@ -216,10 +220,13 @@ def shorten(text: str, keep: int) -> str:
 
 # ---- parsing ---------------------------------------------------------------------------------------------------
 
+# No two `\s*` may meet (an optional part between them being absent): a long run of whitespace would then be split
+# between them in every possible way, and a 1 MB judge output of spaces would take hours. Each optional part
+# carries its own trailing whitespace instead.
 _VERDICT = re.compile(r"\[\[\s*([A-Za-z])\s*\]\]")
 _VERDICT_PHRASE = re.compile(
-    r"(?:final\s+verdict|verdict|winner|answer|better\s+response|best\s+response)\s*(?:is|:)?\s*[:\-]?\s*"
-    r"(?:\*\*)?\s*(?:assistant|response)?\s*\(?\[?\s*(?-i:([A-Z]))\b",
+    r"(?:final\s+verdict|verdict|winner|answer|better\s+response|best\s+response)\s*(?:(?:is|:)\s*)?(?:[:\-]\s*)?"
+    r"(?:\*\*\s*)?(?:(?:assistant|response)\s*)?(?:\(\[?\s*|\[\s*)?(?-i:([A-Z]))\b",
     re.IGNORECASE,
 )
 _LAST_LINE_LABEL = re.compile(r"^[\s\*\"'(\[]*(?:assistant\s+|response\s+)?(?-i:([A-Z]))[\s\*\"')\].]*$", re.IGNORECASE)
@@ -247,7 +254,7 @@ def parse_choice(text: str | None, n: int) -> int | None:
 _NUM = r"(10(?:\.0+)?|[1-9](?:\.[0-9]+)?)"
 _RATING_PATTERNS = (
     re.compile(r"\[\[\s*" + _NUM + r"\s*\]\]"),
-    re.compile(r"rating\s*(?:is|:)?\s*[:\-]?\s*\**\s*" + _NUM + r"\b", re.IGNORECASE),
+    re.compile(r"rating\s*(?:(?:is|:)\s*)?(?:[:\-]\s*)?(?:\*+\s*)?" + _NUM + r"\b", re.IGNORECASE),
     re.compile(r"\b" + _NUM + r"\s*/\s*10\b"),
 )
 _TRAILING_INT = re.compile(r"\b([1-9]|10)\b\s*$")

@@ -16,7 +16,7 @@ chat template and truncated to `max_length` from the left.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from actors import register_kind
@@ -24,6 +24,7 @@ from actors.backends.text import encode
 from actors.base import ActorContext, CompareRequest, InferenceSettings, ModelKind, Presentation, ScoreOutcome
 from actors.judge_prompts import fill, render_question
 from orchestrator.errors import SpecError
+from orchestrator.spec import NOT_SCORING
 
 PAIRRM_TEMPLATE = "<|source|>{{prompt}}<|candidate1|>{{response_a}}<|candidate2|>{{response_b}}"
 
@@ -37,6 +38,7 @@ class PreferenceConfig:
     max_text_tokens: int = 1024  # per text (prompt and each response) before the pair is assembled
     batch_tokens: int = 8192
     trust_remote_code: bool = False
+    allow_pickle: bool = field(default=False, metadata=NOT_SCORING)  # load pickle weights (.bin/.pt/...) too; default: safetensors only
     revision: str | None = None
     truncation_side: Literal["left", "right"] = "left"
 

@@ -221,6 +221,7 @@ class Published(ModelKind):
     """Scores = the published per-item scores of a RewardBench results file (see the module docstring)."""
 
     kind = "published"
+    cacheable = False  # scores are looked up by item id
     Config = PublishedConfig
     uses_gpu = False
     description = "replay published per-item scores (RewardBench eval-set-scores layout) beside live models"

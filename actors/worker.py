@@ -2,6 +2,11 @@
 
 Errors are data: an item that makes the model raise is isolated by bisecting the batch and becomes an error row;
 the rest of the shard scores normally.
+
+Nothing is scored twice: requests with the same cache key (`ModelKind.cache_key`, a hash of what the model is
+shown) are scored once per replica -- duplicates within a shard, across suites and permutations -- and outcomes the
+driver already has (`known`, from earlier runs in the store: orchestrator.score_cache) are reused. Reused rows are
+marked `cached`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from actors.base import ActorContext, CompareRequest, InferenceSettings, Present
 from orchestrator.permutations import item_orders
 from orchestrator.schema import results_table
 from orchestrator.spec import ModelSpec
+
+
+MEMO_ENTRIES = 200_000  # outcomes a replica remembers for reuse (then it starts afresh)
 
 
 @dataclass(frozen=True)
@@ -75,14 +83,20 @@ def result_rows(
     outcomes: list[ScoreOutcome],
     settings: InferenceSettings,
     settings_hash: str,
+    keys: list[str | None] | None = None,
+    cached: list[bool] | None = None,
 ) -> pa.Table:
     subsets = {r["item_id"]: r["subset"] for r in items.select(["item_id", "subset"]).to_pylist()}
     common = {"unit_key": task.key, "model": task.model, "suite": task.suite, "settings_hash": settings_hash,
               "seed": task.seed, **asdict(settings)}
     rows = []
-    for req, out in zip(reqs, outcomes, strict=True):
+    keys = keys or [None] * len(reqs)
+    cached = cached or [False] * len(reqs)
+    for req, out, key, reused in zip(reqs, outcomes, keys, cached, strict=True):
         row = {
             **common,
+            "content_key": key,
+            "cached": reused,
             "subset": subsets[req.item_id],
             "item_id": req.item_id,
             "score": out.score,
@@ -160,10 +174,12 @@ class ModelWorker:
         threads = max(1, int(spec.resources.num_cpus))
         self.ctx = ActorContext(seed=seed, threads=threads, gpu_ids=gpu_ids, device=_torch_device(gpu_ids))
         t0 = time.perf_counter()
-        self.model = get_kind(spec.kind)(spec.config, self.ctx, spec.name)
+        self.kind = get_kind(spec.kind)
+        self.model = self.kind(spec.config, self.ctx, spec.name)
+        self.memo: dict[str, ScoreOutcome] = {}  # cache key -> outcome this replica computed
         self.load_seconds = time.perf_counter() - t0
         self.settings = self.model.settings()
-        self.presentation = get_kind(spec.kind).presentation(spec.config)
+        self.presentation = self.kind.presentation(spec.config)
 
     def describe(self) -> dict[str, Any]:
         pg = _current_placement_group()
@@ -181,14 +197,51 @@ class ModelWorker:
             "placement_group": pg,
         }
 
-    def score_shard(self, task: ShardTask, items: pa.Table) -> ShardResult:
+    def score_shard(self, task: ShardTask, items: pa.Table,
+                    known: dict[str, ScoreOutcome] | None = None) -> ShardResult:
+        """Score rows [task.start, task.stop) of `items`; `known` outcomes (by cache key) are reused, not scored."""
         t0 = time.perf_counter()
         shard = items.slice(task.start, task.stop - task.start)
         reqs = shard_requests(shard, self.presentation, task)
-        outcomes = self._score_isolating(reqs)
-        table = result_rows(task, shard, reqs, outcomes, self.settings, self.spec.settings_hash)
+        keys = [self.kind.cache_key(self.spec.config, r) for r in reqs]
+        outcomes, cached = self._score_once(reqs, keys, known or {})
+        table = result_rows(task, shard, reqs, outcomes, self.settings, self.spec.settings_hash, keys, cached)
         n_errors = sum(o.error is not None for o in outcomes)
         return ShardResult(task.key, table, time.perf_counter() - t0, n_errors, _engine_starts())
+
+    def _score_once(self, reqs: list[Request], keys: list[str | None],
+                    known: dict[str, ScoreOutcome]) -> tuple[list[ScoreOutcome], list[bool]]:
+        """Outcomes for `reqs`, each distinct key scored at most once by this replica; whether each was reused."""
+        if len(self.memo) > MEMO_ENTRIES:
+            self.memo.clear()
+        todo: dict[str, int] = {}  # key -> index into `fresh` of the request that scores it
+        fresh: list[Request] = []
+        where: list[int | str] = []  # per request: its index into `fresh`, or the key of a reused outcome
+        for r, key in zip(reqs, keys):
+            if key is not None and (key in known or key in self.memo):
+                where.append(key)
+            elif key is not None and key in todo:
+                where.append(todo[key])
+            else:
+                if key is not None:
+                    todo[key] = len(fresh)
+                where.append(len(fresh))
+                fresh.append(r)
+        scored = self._score_isolating(fresh)
+        for key, i in todo.items():
+            if scored[i].error is None:
+                self.memo[key] = scored[i]
+        first: set[int] = set()
+        outcomes, cached = [], []
+        for w in where:
+            if isinstance(w, str):
+                outcomes.append(known.get(w) or self.memo[w])
+                cached.append(True)
+            else:
+                outcomes.append(scored[w])
+                cached.append(w in first)
+                first.add(w)
+        return outcomes, cached
 
     def close(self) -> None:
         """Release the model before the replica is killed (vLLM engine processes exit cleanly)."""

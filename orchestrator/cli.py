@@ -51,11 +51,18 @@ def main(verbose: bool) -> None:
 @click.option("--address", help="Join this Ray cluster (else RAY_ADDRESS, else start a local instance).")
 @click.option("--num-cpus", type=int, help="CPUs of the local Ray instance.")
 @click.option("--num-gpus", type=int, help="GPUs of the local Ray instance (default: detected).")
+@click.option("--max-error-rate", metavar="RATE|none",
+              help="Stop once more than this share of the result rows are errors (overrides the spec's "
+                   "`max_error_rate`, default 0.5); none: never stop.")
+@click.option("--dashboard", is_flag=True, help="Start Ray's dashboard with the local Ray instance (off by default).")
+@click.option("--dashboard-host", default="127.0.0.1", show_default=True,
+              help="Where the dashboard listens; 0.0.0.0 opens it to the network.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @user_errors
 def sweep(spec_file: str | None, suites: tuple[str, ...], models: tuple[str, ...], data_dir: str | None,
           limit_per_subset: int | None, out: str | None, seed: int | None, address: str | None,
-          num_cpus: int | None, num_gpus: int | None, quiet: bool) -> None:
+          num_cpus: int | None, num_gpus: int | None, max_error_rate: str | None, dashboard: bool,
+          dashboard_host: str, quiet: bool) -> None:
     """Run a sweep: every model of SPEC_FILE (or --model) on every suite (or --suite)."""
     from orchestrator.progress import QuietDisplay, RichDisplay
     from orchestrator.report import print_leaderboard
@@ -81,9 +88,13 @@ def sweep(spec_file: str | None, suites: tuple[str, ...], models: tuple[str, ...
         doc["out"] = out
     if seed is not None:
         doc["seed"] = seed
+    if max_error_rate is not None:
+        doc["max_error_rate"] = _rate_option(max_error_rate)
     spec = spec_from_dict(doc, source=spec_file)
     display = QuietDisplay() if quiet else RichDisplay(err_console)
-    result = run_sweep(spec, RayOptions(address=address, num_cpus=num_cpus, num_gpus=num_gpus), display)
+    ray_options = RayOptions(address=address, num_cpus=num_cpus, num_gpus=num_gpus, dashboard=dashboard,
+                             dashboard_host=dashboard_host)
+    result = run_sweep(spec, ray_options, display)
     print_leaderboard(result.leaderboard, console)
     last = result.stats
     console.print(
@@ -93,8 +104,22 @@ def sweep(spec_file: str | None, suites: tuple[str, ...], models: tuple[str, ...
     )
     for model, reason in last.failed_models.items():
         err_console.print(f"[bold red]model {escape(model)} did not run:[/bold red] {escape(reason)}", highlight=False)
+    if result.stopped is not None:
+        err_console.print(f"[bold red]error:[/bold red] {escape(result.stopped)}", highlight=False, soft_wrap=True)
+        err_console.print(f"Store: {escape(result.out)} (`rmorch status {escape(result.out)}`)", highlight=False,
+                          soft_wrap=True)
     if not result.ok:
         sys.exit(1)
+
+
+def _rate_option(value: str) -> float | None:
+    """--max-error-rate: a number, or none/null/off; the spec checks the range."""
+    if value.strip().lower() in ("none", "null", "off"):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise UserError(f"--max-error-rate: expected a number in (0, 1] or none, got {value!r}") from None
 
 
 def _model_option(value: str) -> dict[str, Any]:

@@ -139,11 +139,13 @@ def sample_seed(seed: int, problem: int, sample: int) -> int:
 
 
 def start_policy(config: GenerateConfig) -> Generator:
-    """The policy's vLLM engine (builtin names converted; a bad path fails here, naming the model)."""
+    """The policy's vLLM engine (builtin names converted; a bad path fails here, naming the model). It loads
+    safetensors weights only and never a checkpoint's own code: `rmorch generate` has no `allow_pickle` or
+    `trust_remote_code` opt-in, so a directory that needs either is refused here (model_files.check_model_files)."""
     from actors.backends.hf import local_model_dir
     from actors.backends.vllm_generate import VllmGenerator
 
-    path = local_model_dir(config.model, "policy")
+    path = local_model_dir(config.model, "policy", config)
     return VllmGenerator(path, model_name="policy", dtype=config.dtype, max_model_len=config.max_model_len,
                          seed=config.seed)
 

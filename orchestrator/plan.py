@@ -14,13 +14,16 @@ import json
 from dataclasses import dataclass
 from typing import Iterator
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from actors import get_kind
 from actors.base import Presentation
 from orchestrator.costs import CHARS_PER_TOKEN, param_hint_b
 from orchestrator.errors import SpecError
 from orchestrator.permutations import Permutations
+from orchestrator.schema import candidate_counts
 from orchestrator.spec import ModelSpec, SuiteSpec, SweepSpec, stable_hash, suite_class
 from suites import Suite
 
@@ -68,16 +71,13 @@ def load_suite(spec: SuiteSpec, seed: int) -> LoadedSuite:
 
 def shard_hashes(items: pa.Table, shard_size: int) -> Iterator[tuple[int, int, str]]:
     """(start, stop, content hash) per shard."""
-    ids = items.column("item_id").to_pylist()
-    prompts = items.column("prompt").to_pylist()
-    cands = items.column("candidates").to_pylist()
-    correct = items.column("correct").to_pylist()
-    context = items.column("context").to_pylist()
-    for start in range(0, len(ids), shard_size):
-        stop = min(start + shard_size, len(ids))
+    columns = ["item_id", "prompt", "candidates", "correct", "context"]
+    for start in range(0, items.num_rows, shard_size):  # one shard at a time in Python: memory stays bounded
+        stop = min(start + shard_size, items.num_rows)
+        part = items.slice(start, stop - start).select(columns).to_pydict()
         h = hashlib.sha256()
-        for i in range(start, stop):
-            h.update(json.dumps([ids[i], prompts[i], cands[i], correct[i], context[i]], ensure_ascii=False).encode())
+        for row in zip(*(part[c] for c in columns)):
+            h.update(json.dumps(list(row), ensure_ascii=False).encode())
         yield start, stop, h.hexdigest()[:16]
 
 
@@ -87,7 +87,7 @@ def make_units(spec: SweepSpec, suites: list[LoadedSuite]) -> list[WorkUnit]:
         shards = list(shard_hashes(ls.items, spec.shard_size))
         subsets = ls.items.column("subset").to_pylist()
         rated_subsets = tuple(s for s in dict.fromkeys(subsets) if ls.suite.always_rated(s))
-        n_cands = [len(c) for c in ls.items.column("candidates").to_pylist()]
+        n_cands = candidate_counts(ls.items)
         chars = _item_chars(ls.items)
         for model in spec.models:
             if not model.runs_on(ls.name):
@@ -111,11 +111,20 @@ def make_units(spec: SweepSpec, suites: list[LoadedSuite]) -> list[WorkUnit]:
 
 def _item_chars(items: pa.Table) -> list[float]:
     """Characters a model reads per item (prompt once per candidate): the token estimate behind unit costs."""
-    out = []
-    for prompt, cands in zip(items.column("prompt").to_pylist(), items.column("candidates").to_pylist()):
-        prompt_chars = sum(len(m["content"]) for m in prompt)
-        out.append(float(sum(len(c) + prompt_chars for c in cands)))
-    return out
+    prompt = items.column("prompt").combine_chunks()
+    cands = items.column("candidates").combine_chunks()
+    prompt_chars = _list_sums(prompt, pc.struct_field(prompt.flatten(), "content"))
+    cand_chars = _list_sums(cands, cands.flatten())
+    n_cands = pc.list_value_length(cands).to_numpy(zero_copy_only=False)
+    return (cand_chars + prompt_chars * n_cands).astype(float).tolist()
+
+
+def _list_sums(lists: pa.ListArray, texts: pa.Array) -> np.ndarray:
+    """Per list, the total characters of its texts (computed in Arrow; nulls count 0)."""
+    lengths = pc.fill_null(pc.utf8_length(texts), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    offsets = lists.offsets.to_numpy() - lists.offsets[0].as_py()
+    total = np.concatenate([[0], np.cumsum(lengths)])
+    return total[offsets[1:]] - total[offsets[:-1]]
 
 
 def _orders_per_item(model: ModelSpec, presentation: Presentation, ls: LoadedSuite, n_cands: list[int],

@@ -19,7 +19,10 @@ with the replica.
 
 Failures: a replica that dies (process killed, node lost) has its in-flight units requeued and is replaced;
 a unit that fails more than `max_retries` times becomes error rows. A model that cannot load is reported and
-skipped; the rest of the sweep goes on.
+skipped; the rest of the sweep goes on. Error cap (orchestrator.error_cap): once ERROR_CAP_MIN_ROWS result rows
+are written in this run and more than the spec's `max_error_rate` of them (all models and suites together) are
+error rows, the sweep stops: nothing more is submitted, every replica is killed, units in flight are dropped; what
+was written stays (a rerun resumes), and RunStats.stopped says why (ErrorCapStop.message names the worst models).
 
 Run metadata: loads and engine starts per model, where each replica ran, per-model wall time, and GPU time split
 into working (a replica holds a unit), loading and idle.
@@ -42,19 +45,19 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from actors import get_kind
 from actors.worker import ModelWorker, ShardResult, ShardTask, error_table
 from orchestrator.costs import CostModel
+from orchestrator.error_cap import ErrorCapStop, ErrorTally
 from orchestrator.nodes import ClusterView, packed_group, pin_to_node
 from orchestrator.placement import ModelDemand, plan_starts
 from orchestrator.plan import WorkUnit
 from orchestrator.progress import Display
+from orchestrator.score_cache import ScoreCache, unit_entry, unit_task
 from orchestrator.spec import ModelSpec, SweepSpec
-from orchestrator.store import ManifestEntry, ResultStore
+from orchestrator.store import ResultStore
 
 log = logging.getLogger(__name__)
 
 IN_FLIGHT_PER_REPLICA = 2
 REFRESH_NODES_SECONDS = 10.0
-
-
 @dataclass
 class RunStats:
     computed: list[str] = field(default_factory=list)  # unit keys written in this run
@@ -74,6 +77,7 @@ class RunStats:
     # GPU-seconds over the makespan: total, working (held by a replica with a unit in flight), loading, held
     gpu_seconds: dict[str, float] = field(default_factory=dict)
     gpu_idle_fraction: float | None = None  # 1 - working / total; None without GPUs
+    stopped: ErrorCapStop | None = None  # the sweep was stopped early (max_error_rate)
 
 
 @dataclass
@@ -122,8 +126,10 @@ def tensor_parallel_bundles(spec: ModelSpec, cluster_gpus: float) -> list[dict[s
 
 
 class Scheduler:
-    def __init__(self, spec: SweepSpec, items: dict[str, pa.Table], store: ResultStore, display: Display):
+    def __init__(self, spec: SweepSpec, items: dict[str, pa.Table], store: ResultStore, display: Display,
+                 cache: ScoreCache | None = None):
         self.spec = spec
+        self.cache = cache or ScoreCache(spec.seed)
         self.models = {m.name: m for m in spec.models}
         self.store = store
         self.display = display
@@ -151,6 +157,7 @@ class Scheduler:
         self.ready_refs: dict[Any, Replica] = {}
         self.shard_refs: dict[Any, Replica] = {}
         self.closing: dict[Any, Replica] = {}  # close() calls of replicas about to be killed
+        self.errors = ErrorTally(self.spec.max_error_rate)
         self.t0 = time.time()
         self.stats.gpus = self.view.total_gpus
         last_refresh = time.monotonic()
@@ -276,7 +283,8 @@ class Scheduler:
                 break
             unit = queue.popleft()
             self.queued_cost[unit.model] -= unit.cost
-            ref = replica.actor.score_shard.remote(self._task(unit), self.item_refs[unit.suite])
+            ref = replica.actor.score_shard.remote(self._task(unit), self.item_refs[unit.suite],
+                                                   self.cache.known_for(unit))
             if not replica.inflight:
                 replica.head_started = time.time()
                 replica.working_since = replica.head_started
@@ -287,8 +295,7 @@ class Scheduler:
             self.closing[replica.actor.close.remote()] = replica
 
     def _task(self, unit: WorkUnit) -> ShardTask:
-        return ShardTask(unit.key, unit.model, unit.suite, unit.start, unit.stop, unit.permutation,
-                         unit.rated_subsets, self.spec.seed)
+        return unit_task(unit, self.spec.seed)
 
     def _requeue(self, unit: WorkUnit) -> None:
         self.queues.setdefault(unit.model, deque()).appendleft(unit)
@@ -383,22 +390,36 @@ class Scheduler:
         self._write(unit, table, table.num_rows, 0.0)
 
     def _write(self, unit: WorkUnit, table: pa.Table, n_errors: int, seconds: float) -> None:
-        entry = ManifestEntry(
-            key=unit.key,
-            model=unit.model,
-            suite=unit.suite,
-            shard=unit.shard,
-            file=ResultStore.unit_file(unit.model, unit.suite, unit.key),
-            n_rows=table.num_rows,
-            n_errors=n_errors,
-            seconds=seconds,
-        )
-        self.store.write_unit(entry, table)
+        self.store.write_unit(unit_entry(unit, table, n_errors, seconds), table)
+        self.cache.add(self.models[unit.model], table)
         self.stats.computed.append(unit.key)
         self.stats.error_rows += n_errors
         if unit.model in self.started:
             self.stats.model_seconds[unit.model] = time.perf_counter() - self.started[unit.model]
         self.display.advance(unit.model, unit.suite, unit.n_requests)
+        self.errors.add(unit.model, table, n_errors)
+        if self.stats.stopped is None:
+            stop = self.errors.over_cap()
+            if stop is not None:
+                self._stop(stop)
+
+    def _stop(self, stop: ErrorCapStop) -> None:
+        """Stop the sweep: nothing more is submitted, every replica is killed and its resources released; units in
+        flight are dropped (not written, so a rerun computes them). What is in the store stays consistent: each unit
+        was written whole, its manifest entry last."""
+        self.stats.stopped = stop
+        for queue in self.queues.values():
+            queue.clear()
+        self.queued_cost = {m: 0.0 for m in self.queued_cost}
+        self.ready_refs.clear()
+        self.shard_refs.clear()
+        self.closing.clear()
+        for replica in list(self.live):
+            replica.closing = True  # so that _submit does not ask a killed replica to close
+            replica.inflight.clear()
+            self._kill(replica)
+        self.display.note(f"[red]stopped[/red]: {stop.error_rows} of {stop.rows} result rows are errors "
+                          f"({stop.rate:.1%} > max_error_rate {stop.max_error_rate:g})")
 
     # ---- metadata ----------------------------------------------------------------------------------------------
     def _finish_stats(self) -> None:

@@ -34,6 +34,10 @@ Results: one row per scored unit.
     n_tokens      input tokens the model saw (after truncation); null where not applicable
     truncated     whether the input was truncated to max_length
     settings_hash hash of the model settings that affect scores (same hash = same numbers)
+    content_key   hash of what the model was shown (actors.base.content_key); null for kinds never cached
+    cached        true when the outcome was reused from an identical request with the same settings and seed
+                  (an earlier run, another suite or permutation, or a duplicate in the same unit) instead of
+                  being computed again; see orchestrator.score_cache
     backend, dtype, max_length, truncation_side, chat_template, seed
                   the inference settings that produced the row
 """
@@ -44,6 +48,7 @@ import json
 from typing import Any, Iterable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 CONTEXT_PART = pa.struct([("kind", pa.string()), ("content", pa.string())])
@@ -82,6 +87,8 @@ RESULT_SCHEMA = pa.schema(
         pa.field("n_tokens", pa.int32()),
         pa.field("truncated", pa.bool_()),
         pa.field("settings_hash", pa.string(), nullable=False),
+        pa.field("content_key", pa.string()),
+        pa.field("cached", pa.bool_()),
         pa.field("backend", pa.string()),
         pa.field("dtype", pa.string()),
         pa.field("max_length", pa.int32()),
@@ -102,6 +109,11 @@ def items_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
                 value = json.dumps(value, sort_keys=True, ensure_ascii=False)
             values.append(value)
     return pa.table(cols, schema=ITEM_SCHEMA)
+
+
+def candidate_counts(items: pa.Table) -> list[int]:
+    """Candidates per item, from Arrow (the texts never become Python strings)."""
+    return pc.list_value_length(items.column("candidates")).to_pylist()
 
 
 def results_table(rows: Iterable[dict[str, Any]]) -> pa.Table:

@@ -24,10 +24,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -112,6 +114,9 @@ class SweepSpec:
     max_retries: int = 2  # per work unit, when a replica dies
     ensembles: tuple[EnsembleSpec, ...] = ()  # computed from stored scores (orchestrator.ensembles)
     resamples: int = 1000  # bootstrap resamples of the report's intervals and paired tests (0: none)
+    # stop the sweep once more than this share of the result rows written in this run are error rows (checked from
+    # orchestrator.error_cap.ERROR_CAP_MIN_ROWS rows on); None: never stop for errors
+    max_error_rate: float | None = 0.5
 
     def __post_init__(self) -> None:
         if not self.suites:
@@ -126,6 +131,8 @@ class SweepSpec:
             raise SpecError("max_retries", "must be >= 0")
         if self.resamples < 0:
             raise SpecError("resamples", "must be >= 0")
+        if self.max_error_rate is not None and not 0 < self.max_error_rate <= 1:
+            raise SpecError("max_error_rate", "must be in (0, 1], or null to never stop a sweep for errors")
         for what, names in (("models", [m.name for m in self.models]), ("suites", [s.name for s in self.suites])):
             dup = {n for n in names if names.count(n) > 1}
             if dup:
@@ -152,6 +159,7 @@ class SweepSpec:
             "shard_size": self.shard_size,
             "max_retries": self.max_retries,
             "resamples": self.resamples,
+            "max_error_rate": self.max_error_rate,
             "suites": [_suite_to_dict(s) for s in self.suites],
             "models": [_model_to_dict(m) for m in self.models],
             **({"ensembles": [e.to_dict() for e in self.ensembles]} if self.ensembles else {}),
@@ -232,7 +240,8 @@ def _hint_name(hint: Any) -> str:
 
 # ---- the YAML document -------------------------------------------------------------------------------------
 
-_TOP_KEYS = {"seed", "out", "shard_size", "max_retries", "resamples", "suites", "models", "ensembles"}
+_TOP_KEYS = {"seed", "out", "shard_size", "max_retries", "resamples", "max_error_rate", "suites", "models",
+             "ensembles"}
 _MODEL_COMMON = {"name", "kind", "suites"} | {f.name for f in dataclasses.fields(ResourceSpec)}
 _SUITE_COMMON = {f.name for f in dataclasses.fields(SuiteSpec)} - {"options"}
 
@@ -245,12 +254,17 @@ def load_spec(path: str) -> SweepSpec:
         raise UserError(f"{path}: cannot read spec: {e.strerror or e}") from None
     except yaml.YAMLError as e:
         raise UserError(f"{path}: invalid YAML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+    except RecursionError:
+        raise UserError(f"{path}: invalid YAML: nested too deeply") from None
     return spec_from_dict(doc, source=path)
 
 
 def spec_from_dict(doc: Any, source: str | None = None) -> SweepSpec:
     if not isinstance(doc, Mapping):
         raise SpecError("<top>", "the spec must be a mapping with 'suites' and 'models'", source)
+    _refuse_surrogates(doc, "", source)
     for k in doc:
         if k not in _TOP_KEYS:
             raise SpecError(str(k), f"unknown key{did_you_mean(str(k), _TOP_KEYS)}", source)
@@ -259,12 +273,14 @@ def spec_from_dict(doc: Any, source: str | None = None) -> SweepSpec:
     for name, value in (("suites", suites), ("models", models)):
         if not isinstance(value, list) or not value:
             raise SpecError(name, "expected a non-empty list", source)
-    top = {k: doc[k] for k in ("seed", "out", "shard_size", "max_retries", "resamples") if k in doc}
+    top = {k: doc[k] for k in ("seed", "out", "shard_size", "max_retries", "resamples", "max_error_rate")
+           if k in doc}
     for k, v in top.items():
         _check_type(v, typing.get_type_hints(SweepSpec)[k], k, source)
     suite_specs = tuple(_suite_spec(s, i, source) for i, s in enumerate(suites))
     model_specs = tuple(_model_spec(m, i, source) for i, m in enumerate(models))
-    ensembles = doc.get("ensembles") or []
+    ensembles = doc.get("ensembles")
+    ensembles = [] if ensembles is None else ensembles
     if not isinstance(ensembles, list):
         raise SpecError("ensembles", "expected a list", source)
     ensemble_specs = tuple(_ensemble_spec(e, i, source) for i, e in enumerate(ensembles))
@@ -272,6 +288,28 @@ def spec_from_dict(doc: Any, source: str | None = None) -> SweepSpec:
         return SweepSpec(suites=suite_specs, models=model_specs, ensembles=ensemble_specs, **top)
     except SpecError as e:
         raise SpecError(e.key, str(e).split(": ", 1)[-1], source) from None
+
+
+def _refuse_surrogates(value: Any, key: str, source: str | None, seen: set[int] | None = None) -> None:
+    """A YAML "\\uD800"-style escape gives a str that is not valid unicode: names and paths holding one would fail
+    far from the spec (writing results, hashing). Refused here, naming the key."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SpecError(key or "<top>", "text holds a lone UTF-16 surrogate escape: not valid unicode",
+                            source) from None
+        return
+    seen = set() if seen is None else seen
+    if not isinstance(value, (Mapping, list)) or id(value) in seen:  # YAML anchors can make a list hold itself
+        return
+    seen.add(id(value))
+    pairs = value.items() if isinstance(value, Mapping) else ((f"[{i}]", v) for i, v in enumerate(value))
+    for k, v in pairs:
+        name = str(k).encode("utf-8", "backslashreplace").decode()
+        name = name if isinstance(value, list) else f".{name}" if key else name
+        _refuse_surrogates(k, key + name, source, seen)
+        _refuse_surrogates(v, key + name, source, seen)
 
 
 def _ensemble_spec(entry: Any, i: int, source: str | None) -> EnsembleSpec:
@@ -301,6 +339,7 @@ def _suite_spec(entry: Any, i: int, source: str | None) -> SuiteSpec:
     for k in extra:
         if k not in option_keys:
             raise SpecError(f"{key}.{k}", f"unknown key{did_you_mean(str(k), _SUITE_COMMON | option_keys)}", source)
+    _refuse_secrets(entry, key, source)
     spec = build(SuiteSpec, common, key, source)
     return dataclasses.replace(spec, options=build(cls.Options, extra, key, source))
 
@@ -354,12 +393,35 @@ def _model_spec(entry: Any, i: int, source: str | None) -> ModelSpec:
             raise SpecError(f"{key}.{k}", f"unknown key{did_you_mean(str(k), _MODEL_COMMON | config_keys)}", source)
     resources = build(ResourceSpec, {k: v for k, v in common.items() if k not in ("name", "kind", "suites")}, key,
                       source)
+    _refuse_secrets(extra, key, source)
     config = build(kind.Config, extra, key, source)
     only = entry.get("suites")
     if only is not None and (not isinstance(only, list) or not only or not all(isinstance(x, str) for x in only)):
         raise SpecError(f"{key}.suites", f"expected a non-empty list of suite names, got {only!r:.60}", source)
     return ModelSpec(name=entry["name"], kind=kind_name, config=config, resources=resources,
                      suites=tuple(only) if only is not None else None)
+
+
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+
+
+def _refuse_secrets(entry: Mapping[str, Any], key: str, source: str | None) -> None:
+    """A spec is written to the result store (spec.yaml, run.json), so it must hold no secret: a key ending in
+    `_env` (`api_key_env`) names an environment variable and must look like one, and no URL carries a password.
+    The messages never repeat the value."""
+    for k, v in entry.items():
+        if str(k).endswith("_env") and v is not None and not (isinstance(v, str) and _ENV_NAME.fullmatch(v)):
+            raise SpecError(f"{key}.{k}", "must be the NAME of an environment variable ([A-Z_][A-Z0-9_]*), not a "
+                                          "secret: export the secret in that variable and name the variable here",
+                            source)
+        if isinstance(v, str) and "://" in v:
+            try:
+                password = urlsplit(v).password
+            except ValueError:
+                password = None
+            if password:
+                raise SpecError(f"{key}.{k}", "a URL with a password would be written to the result store; give "
+                                              "credentials through environment variables (api_key_env)", source)
 
 
 def _suite_to_dict(s: SuiteSpec) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -51,26 +51,50 @@ class BootstrapConfig:
                 "unit": "items resampled within each subset (sample groups kept together), official metric"}
 
 
+CHUNK_PICKS = 1 << 22  # index draws generated at a time (32 MiB): memory stays bounded for any suite size
+
+
 @dataclass
 class Draws:
-    """The resamples of one suite's items: per subset, its groups (row indices) and a (B, n_groups) index matrix."""
+    """The resamples of one suite's items: per subset, its groups (row indices) and, drawn on demand, a
+    (B, n_groups) matrix of picked groups. The matrix is generated in row chunks from a generator seeded per
+    (seed, suite, subset), so it is the same however it is chunked and is never held whole for large suites."""
 
     subsets: list[str]
     groups: dict[str, list[list[int]]]
-    picks: dict[str, np.ndarray]
+    seeds: dict[str, list[int]]
     resamples: int
 
     def counts(self) -> dict[str, int]:
         """Items per subset (fixed under this stratified resampling)."""
         return {s: sum(len(g) for g in self.groups[s]) for s in self.subsets}
 
+    def pick_chunks(self, subset: str) -> Iterator[np.ndarray]:
+        """The subset's (B, n_groups) pick matrix, as consecutive blocks of whole resamples."""
+        n = len(self.groups[subset])
+        rng = np.random.default_rng(self.seeds[subset])
+        step = max(1, CHUNK_PICKS // max(n, 1))
+        for start in range(0, self.resamples, step):
+            yield rng.integers(0, n, size=(min(step, self.resamples - start), n), dtype=np.int64)
+
+    def all_rows(self) -> Iterator[list[tuple[int, int]]]:
+        """Per resample b = 0, 1, ...: (item row, copy number), subset by subset."""
+        streams = {s: self._resample_rows(s) for s in self.subsets}
+        for _ in range(self.resamples):
+            yield [pair for s in self.subsets for pair in next(streams[s])]
+
     def rows(self, b: int) -> list[tuple[int, int]]:
         """(item row, copy number) of resample b, subset by subset."""
-        out: list[tuple[int, int]] = []
-        for s in self.subsets:
-            for copy, g in enumerate(self.picks[s][b]):
-                out.extend((row, copy) for row in self.groups[s][int(g)])
-        return out
+        for i, rows in enumerate(self.all_rows()):
+            if i == b:
+                return rows
+        raise IndexError(b)
+
+    def _resample_rows(self, subset: str) -> Iterator[list[tuple[int, int]]]:
+        groups = self.groups[subset]
+        for chunk in self.pick_chunks(subset):
+            for picks in chunk:
+                yield [(row, copy) for copy, g in enumerate(picks) for row in groups[int(g)]]
 
 
 def draw_resamples(items: pa.Table, suite: Any, config: BootstrapConfig) -> Draws:
@@ -79,12 +103,8 @@ def draw_resamples(items: pa.Table, suite: Any, config: BootstrapConfig) -> Draw
     groups: dict[str, dict[str, list[int]]] = {}
     for row, (s, iid) in enumerate(zip(subsets, ids)):
         groups.setdefault(s, {}).setdefault(suite.sample_group(iid), []).append(row)
-    order = list(groups)
-    picks = {}
-    for s in order:
-        rng = np.random.default_rng([config.seed, zlib.crc32(suite.name.encode()), zlib.crc32(s.encode())])
-        picks[s] = rng.integers(0, len(groups[s]), size=(config.resamples, len(groups[s])), dtype=np.int64)
-    return Draws(order, {s: list(g.values()) for s, g in groups.items()}, picks, config.resamples)
+    seeds = {s: [config.seed, zlib.crc32(suite.name.encode()), zlib.crc32(s.encode())] for s in groups}
+    return Draws(list(groups), {s: list(g.values()) for s, g in groups.items()}, seeds, config.resamples)
 
 
 @dataclass
@@ -130,8 +150,8 @@ def _close(a: float | None, b: float | None) -> bool:
 def _bootstrap_credits(suite: Any, items: pa.Table, credits: np.ndarray, draws: Draws) -> ScoreDistribution:
     means = {}
     for s in draws.subsets:
-        rows = np.array([g[0] for g in draws.groups[s]])
-        means[s] = credits[rows][draws.picks[s]].mean(axis=1)
+        subset_credits = credits[np.array([g[0] for g in draws.groups[s]], dtype=np.int64)]
+        means[s] = np.concatenate([subset_credits[chunk].mean(axis=1) for chunk in draws.pick_chunks(s)])
     dist = ScoreDistribution(np.empty(draws.resamples), {}, {s: means[s] for s in draws.subsets})
     counts = draws.counts()
     for b in range(draws.resamples):
@@ -148,8 +168,7 @@ def _bootstrap_exact(suite: Any, items: pa.Table, results: pa.Table, draws: Draw
     for r, iid in enumerate(results.column("item_id").to_pylist()):
         rows_of.setdefault(iid, []).append(r)
     dist = ScoreDistribution(np.empty(draws.resamples))
-    for b in range(draws.resamples):
-        picked = draws.rows(b)
+    for b, picked in enumerate(draws.all_rows()):
         new_ids = [suite.resampled_id(ids[row], copy) for row, copy in picked]
         items_b = items.take([row for row, _ in picked])
         items_b = items_b.set_column(items_b.schema.get_field_index("item_id"), "item_id", pa.array(new_ids))
@@ -301,12 +320,12 @@ def length_bias(items: pa.Table, results: pa.Table) -> dict[str, Any] | None:
     no two-candidate items with a single correct response."""
     from suites.judging import official_credits, pairwise_rating_credit
 
-    cands = items.column("candidates").to_pylist()
+    lengths = _candidate_lengths(items)  # characters, from Arrow: the texts never become Python strings
     correct = items.column("correct").to_pylist()
     longer: list[float] = []
     shorter: list[float] = []
     for k in (0, 1):  # items whose correct response is shown first, then second
-        keep = [i for i, (c, ok) in enumerate(zip(cands, correct)) if len(c) == 2 and ok == [k]]
+        keep = [i for i, (n, ok) in enumerate(zip(lengths, correct)) if len(n) == 2 and ok == [k]]
         if not keep:
             continue
         sub = items.take(keep)
@@ -314,7 +333,7 @@ def length_bias(items: pa.Table, results: pa.Table) -> dict[str, Any] | None:
         credits, _ = official_credits(sub, res, pointwise=lambda s, k=k: _pair_credit(s, k),
                                       ratings=pairwise_rating_credit)
         for credit, i in zip(credits, keep):
-            good, other = len(cands[i][k]), len(cands[i][1 - k])
+            good, other = lengths[i][k], lengths[i][1 - k]
             if good > other:
                 longer.append(credit)
             elif good < other:
@@ -327,6 +346,12 @@ def length_bias(items: pa.Table, results: pa.Table) -> dict[str, Any] | None:
         "n_longer": len(longer),
         "n_shorter": len(shorter),
     }
+
+
+def _candidate_lengths(items: pa.Table) -> list[list[int]]:
+    """Characters (code points) of each item's candidates."""
+    cands = items.column("candidates").combine_chunks()
+    return pa.ListArray.from_arrays(cands.offsets, pc.utf8_length(cands.flatten())).to_pylist()
 
 
 def _pair_credit(scores: list[float], correct: int) -> float:

@@ -21,6 +21,7 @@ from orchestrator.plan import LoadedSuite, WorkUnit, load_suite, make_units
 from orchestrator.progress import Display, QuietDisplay
 from orchestrator.report import LeaderboardEntry, build_report, write_report
 from orchestrator.scheduler import RunStats
+from orchestrator.score_cache import ScoreCache
 from orchestrator.spec import SweepSpec
 from orchestrator.status import new_run_id, write_plan
 from orchestrator.store import ResultStore
@@ -39,7 +40,12 @@ class SweepResult:
 
     @property
     def ok(self) -> bool:
-        return not self.stats.failed_models
+        return not self.stats.failed_models and self.stats.stopped is None
+
+    @property
+    def stopped(self) -> str | None:
+        """Why the sweep stopped early (max_error_rate), for people; None if it ran to the end."""
+        return self.stats.stopped.message() if self.stats.stopped is not None else None
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,8 @@ class RayOptions:
     address: str | None = None  # join this cluster; None: start a local instance (or reuse one already up)
     num_cpus: int | None = None  # local instance only
     num_gpus: int | None = None  # local instance only; logical GPUs are fine for testing placement
+    dashboard: bool = False  # local instance only: start Ray's dashboard (off by default)
+    dashboard_host: str = "127.0.0.1"  # where the dashboard listens; 0.0.0.0 opens it to the network
 
 
 def run_sweep(spec: SweepSpec, ray_options: RayOptions | None = None, display: Display | None = None) -> SweepResult:
@@ -58,14 +66,19 @@ def run_sweep(spec: SweepSpec, ray_options: RayOptions | None = None, display: D
     units = make_units(spec, suites)
     done, run = _start_store(store, spec, suites, units)
     pending = [u for u in units if u.key not in done]
+    cache = ScoreCache.from_store(store, spec, pending)
+    n_pending = len(pending)
+    pending = cache.resolve(spec, pending, {ls.name: ls.items for ls in suites}, store)
 
     stats = RunStats()
     if pending:
-        stats = _schedule(spec, suites, units, pending, store, display, ray_options or RayOptions(), run)
+        stats = _schedule(spec, suites, units, pending, store, display, ray_options or RayOptions(), run, cache)
     run["last_run"] = {
         "units_planned": len(units),
         "units_skipped": len(units) - len(pending),
         "units_computed": len(stats.computed),
+        "units_from_cache": n_pending - len(pending),  # answered whole by earlier results (score_cache)
+        "requests_from_cache": cache.reused_requests,
         "loads": stats.loads,
         "engine_starts": stats.engine_starts,
         "replicas": stats.replicas,
@@ -79,23 +92,28 @@ def run_sweep(spec: SweepSpec, ray_options: RayOptions | None = None, display: D
         "failed_models": stats.failed_models,
         "retries": stats.retries,
         "error_rows": stats.error_rows,
+        # stopped early by max_error_rate: {max_error_rate, rows, error_rows, models: [...]}; else null
+        "stopped": asdict(stats.stopped) if stats.stopped is not None else None,
         "seconds": time.perf_counter() - t0,
     }
     store.write_json("run.json", run)
+    del suites, cache  # the report reads the items back from the store: never two copies of a large suite in memory
     report = build_report([spec.out], resamples=spec.resamples)
     write_report(spec.out, report)
     return SweepResult(spec.out, report.entries, stats, len(units), len(units) - len(pending), time.perf_counter() - t0)
 
 
 def _schedule(spec: SweepSpec, suites: list[LoadedSuite], units: list[WorkUnit], pending: list[WorkUnit],
-              store: ResultStore, display: Display, ray_options: RayOptions, run: dict[str, Any]) -> RunStats:
+              store: ResultStore, display: Display, ray_options: RayOptions, run: dict[str, Any],
+              cache: ScoreCache) -> RunStats:
     import ray
 
     from orchestrator.scheduler import Scheduler
 
     started_here = False
+    dashboard = None
     if not ray.is_initialized():
-        _init_ray(ray_options)
+        dashboard = _init_ray(ray_options)
         started_here = True
     try:
         _check_resources(spec, autoscaling=bool(ray_options.address or os.environ.get("RAY_ADDRESS")))
@@ -108,8 +126,10 @@ def _schedule(spec: SweepSpec, suites: list[LoadedSuite], units: list[WorkUnit],
             if u.key not in pending_keys:
                 t[0] += u.n_requests
         display.start({k: (v[0], v[1]) for k, v in totals.items() if v[0] < v[1]})
+        if dashboard:
+            display.note(f"Ray dashboard: {dashboard}")
         try:
-            return Scheduler(spec, {ls.name: ls.items for ls in suites}, store, display).run(pending)
+            return Scheduler(spec, {ls.name: ls.items for ls in suites}, store, display, cache).run(pending)
         finally:
             display.stop()
     finally:
@@ -117,8 +137,19 @@ def _schedule(spec: SweepSpec, suites: list[LoadedSuite], units: list[WorkUnit],
             ray.shutdown()
 
 
-def _init_ray(opts: RayOptions) -> None:
+# Ray on Linux replaces a loopback node address by the machine's interface address, and its servers then listen on
+# every interface (gRPC on 0.0.0.0 / ::, the agents and metrics servers on the interface address). Ray's own switch
+# for clusters (off by default on macOS and Windows) makes it keep 127.0.0.1, and then every Ray server binds to
+# loopback. tests/test_network.py checks the sockets.
+_RAY_CLUSTER_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def _init_ray(opts: RayOptions) -> str | None:
+    """Join `opts.address` (or RAY_ADDRESS), else start a local instance that listens on 127.0.0.1 only: the
+    GCS, raylet, workers, agents and metrics servers; the dashboard only if asked for, on `dashboard_host`.
+    Returns the dashboard's URL if one was started."""
     import ray
+    from ray._private import ray_constants
 
     address = opts.address or os.environ.get("RAY_ADDRESS")
     common: dict[str, Any] = {"log_to_driver": False, "logging_level": "ERROR", "configure_logging": True}
@@ -127,15 +158,30 @@ def _init_ray(opts: RayOptions) -> None:
             ray.init(address=address, **common)
         except ConnectionError as e:
             raise UserError(f"cannot join the Ray cluster at {address}: {e}") from None
-        return
-    ray.init(
-        address="local",  # always a new local instance: never silently join another Ray already on this machine
-        num_cpus=opts.num_cpus or os.cpu_count(),
-        num_gpus=opts.num_gpus,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        **common,
-    )
+        return None
+    # The switch is read by this process (services.get_node_ip_address) and by the processes ray.init starts (the
+    # raylet hands it on to the workers); both are set for the start only and restored after.
+    saved = ray_constants.ENABLE_RAY_CLUSTER, os.environ.get(_RAY_CLUSTER_SWITCH)
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    os.environ[_RAY_CLUSTER_SWITCH] = "0"
+    try:
+        context = ray.init(
+            address="local",  # always a new local instance: never silently join another Ray on this machine
+            num_cpus=opts.num_cpus or os.cpu_count(),
+            num_gpus=opts.num_gpus,
+            include_dashboard=opts.dashboard,
+            dashboard_host=opts.dashboard_host,
+            _node_ip_address="127.0.0.1",
+            **common,
+        )
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved[0]
+        if saved[1] is None:
+            os.environ.pop(_RAY_CLUSTER_SWITCH, None)
+        else:
+            os.environ[_RAY_CLUSTER_SWITCH] = saved[1]
+    url = getattr(context, "dashboard_url", None)
+    return f"http://{url}" if opts.dashboard and url else None
 
 
 def _check_resources(spec: SweepSpec, autoscaling: bool = False) -> None:

@@ -7,6 +7,7 @@ Adding a benchmark is one file in this package: subclass `Suite`, decorate it wi
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import zlib
 from abc import ABC, abstractmethod
@@ -18,8 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from orchestrator.errors import DataError
-from orchestrator.schema import ITEM_SCHEMA, items_table
+from orchestrator.schema import ITEM_SCHEMA, candidate_counts, items_table
 from suites.files import Record, read_hub, read_local
+
+LOAD_BATCH_ROWS = 20_000  # items converted to Arrow at a time while a suite loads
 
 
 @dataclass(frozen=True)
@@ -76,18 +79,26 @@ class Suite(ABC):
 
     def load(self, data: str | None = None, split: str | None = None) -> pa.Table:
         """The suite's full canonical item table, validated: non-empty string responses, unique item ids."""
-        rows = []
-        seen: dict[str, Record] = {}
+        batches: list[pa.Table] = []
+        rows: list[dict[str, Any]] = []
+        seen: dict[str, tuple[str, int]] = {}  # item id -> (source, row) where it was first seen
         for item, rec in self._located_items(data, split):
             prev = seen.get(item["item_id"])
             if prev is not None:
-                raise DataError(rec.source, f"duplicate item key '{item['item_id']}' (first seen at {prev.where})",
-                                row=rec.row, field="id")
-            seen[item["item_id"]] = rec
+                raise DataError(rec.source, f"duplicate item key '{item['item_id']}' (first seen at "
+                                            f"{Record(*prev, {}).where})", row=rec.row, field="id")
+            seen[item["item_id"]] = (rec.source, rec.row)
+            if item.get("meta") is not None and not isinstance(item["meta"], str):
+                item["meta"] = meta_json(item["meta"])
             rows.append(item)
-        if not rows:
+            if len(rows) == LOAD_BATCH_ROWS:  # Arrow as we go: a million items never live as Python dicts at once
+                batches.append(items_table(rows))
+                rows = []
+        if rows:
+            batches.append(items_table(rows))
+        if not batches:
             raise DataError(data or f"{self.hub_id}", "no items found")
-        return items_table(rows)
+        return pa.concat_tables(batches).combine_chunks()
 
     def _located_items(self, data: str | None, split: str | None) -> Iterator[tuple[dict[str, Any], Record]]:
         for item in self.to_items(self.records(data, split)):
@@ -150,7 +161,7 @@ def candidate_scores(
 
     `unparsed` is the score of a judge's rating that could not be parsed (`parsed` false, no error); reward
     models leave `parsed` null, so it never applies to them. See suites.judging."""
-    n_cand = [len(c) for c in items.column("candidates").to_pylist()]
+    n_cand = candidate_counts(items)
     index = {iid: i for i, iid in enumerate(items.column("item_id").to_pylist())}
     scores = [[math.nan] * n for n in n_cand]
     pointwise = results.filter(pc.is_valid(results.column("candidate")))
@@ -172,6 +183,13 @@ def candidate_scores(
             scores[i][cand] = float(score)
     bad = [any(math.isnan(s) for s in row) for row in scores]
     return scores, bad
+
+
+def meta_json(meta: Any) -> str:
+    """An item's meta as the JSON text the item table stores (as orchestrator.schema.items_table writes it), with
+    the values JSON has no type for (parquet bytes, timestamps, decimals; numpy values) as lists or text."""
+    return json.dumps(meta, sort_keys=True, ensure_ascii=False,
+                      default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
 
 
 def subset_means(subsets: list[str], values: list[float]) -> dict[str, float]:

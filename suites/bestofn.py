@@ -31,6 +31,7 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
+from orchestrator.schema import candidate_counts
 from suites.base import candidate_scores
 
 
@@ -83,12 +84,12 @@ def item_gold(items: pa.Table) -> list[list[float]]:
     """Gold quality per candidate of every item: the `gold` column where set, else 1 for `correct` candidates."""
     golds = items.column("gold").to_pylist() if "gold" in items.column_names else [None] * items.num_rows
     out = []
-    for g, cands, correct in zip(golds, items.column("candidates").to_pylist(), items.column("correct").to_pylist()):
+    for g, n, correct in zip(golds, candidate_counts(items), items.column("correct").to_pylist()):
         if g is not None:
             out.append([float(x) for x in g])
         else:
             good = set(correct)
-            out.append([1.0 if i in good else 0.0 for i in range(len(cands))])
+            out.append([1.0 if i in good else 0.0 for i in range(n)])
     return out
 
 
@@ -96,7 +97,7 @@ def is_pool(items: pa.Table) -> bool:
     """Whether best-of-N curves mean something here: gold given, or more than two candidates with labels."""
     if "gold" in items.column_names and items.column("gold").null_count < items.num_rows:
         return True
-    sizes = Counter(len(c) for c in items.column("candidates").to_pylist())
+    sizes = Counter(candidate_counts(items))
     return bool(sizes) and sizes.most_common(1)[0][0] > 2
 
 

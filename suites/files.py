@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -67,15 +68,45 @@ def read_file(file: str) -> Iterator[Record]:
 
 
 def _utf8_error(file: str) -> DataError:
-    """Locate the first invalid byte in the whole file (the decoder's offset is relative to its chunk)."""
+    """Locate the first invalid byte in the whole file (the decoder's offset is relative to its chunk). The line is
+    the row of line-numbered formats (jsonl, csv); json records are not lines, so there it is only in the message."""
     with open(file, "rb") as f:
         raw = f.read()
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
-        return DataError(file, f"not valid UTF-8 ({e.reason} at byte {e.start}, line {line})", row=line)
+        row = line if file.endswith((".jsonl", ".csv")) else None
+        return DataError(file, f"not valid UTF-8 ({e.reason} at byte {e.start}, line {line})", row=row)
     return DataError(file, "not valid UTF-8")
+
+
+# A JSON \u escape of a lone UTF-16 surrogate (D800-DFFF) decodes to a str that cannot be encoded as UTF-8 again:
+# arrow, hashing and printing would all fail on it far from the file, so the reader refuses it.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_surrogates(file: str, row: int | None, value: Any, text: str) -> None:
+    """A DataError naming the (top-level) field of the first text holding a lone surrogate, if any."""
+    if not _SURROGATE_ESCAPE.search(text):
+        return
+
+    def bad(v: Any) -> bool:
+        if isinstance(v, str):
+            return _SURROGATE.search(v) is not None
+        if isinstance(v, dict):
+            return any(bad(k) or bad(x) for k, x in v.items())
+        if isinstance(v, list):
+            return any(bad(x) for x in v)
+        return False
+
+    items = value.items() if isinstance(value, dict) else [(None, value)]
+    for key, v in items:
+        if bad(key) or bad(v):
+            name = None if key is None else key.encode("utf-8", "backslashreplace").decode()
+            raise DataError(file, "text holds a lone UTF-16 surrogate (a \\uD800-\\uDFFF escape without its pair): "
+                                  "not valid unicode", row=row, field=name)
 
 
 def _as_object(file: str, row: int, value: Any) -> dict[str, Any]:
@@ -93,15 +124,26 @@ def _read_jsonl(file: str) -> Iterator[Record]:
                 value = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataError(file, f"invalid JSON: {e.msg} (column {e.colno})", row=line_no) from None
-            yield Record(file, line_no, _as_object(file, line_no, value))
+            except (ValueError, RecursionError) as e:  # an integer of over 4300 digits; nesting too deep
+                raise DataError(file, f"invalid JSON: {_json_limit(e)}", row=line_no) from None
+            record = _as_object(file, line_no, value)
+            _check_surrogates(file, line_no, record, line)
+            yield Record(file, line_no, record)
+
+
+def _json_limit(e: Exception) -> str:
+    return "nested too deeply" if isinstance(e, RecursionError) else str(e).split(";")[0]
 
 
 def _read_json(file: str) -> Iterator[Record]:
     with open(file, encoding="utf-8") as f:
-        try:
-            value = json.load(f)
-        except json.JSONDecodeError as e:
-            raise DataError(file, f"invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
+        text = f.read()
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(file, f"invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
+    except (ValueError, RecursionError) as e:  # an integer of over 4300 digits; nesting too deep
+        raise DataError(file, f"invalid JSON: {_json_limit(e)}") from None
     if isinstance(value, dict):  # {"data": [...]} or a single-key wrapper
         lists = [v for v in value.values() if isinstance(v, list)]
         if len(lists) != 1:
@@ -110,7 +152,9 @@ def _read_json(file: str) -> Iterator[Record]:
     if not isinstance(value, list):
         raise DataError(file, "expected a JSON list of records")
     for i, rec in enumerate(value, 1):
-        yield Record(file, i, _as_object(file, i, rec))
+        record = _as_object(file, i, rec)
+        _check_surrogates(file, i, record, text)
+        yield Record(file, i, record)
 
 
 def _read_parquet(file: str) -> Iterator[Record]:
@@ -121,17 +165,41 @@ def _read_parquet(file: str) -> Iterator[Record]:
     except Exception as e:  # pyarrow raises ArrowInvalid and friends for corrupt files
         raise DataError(file, f"not a readable parquet file: {e}") from None
     row = 0
-    for batch in pf.iter_batches(batch_size=4096):
-        for rec in batch.to_pylist():
+    batches = pf.iter_batches(batch_size=4096)
+    while True:
+        try:  # a damaged page fails here, mid-file: ArrowInvalid, OSError, or bad UTF-8 in a string column
+            batch = next(batches, None)
+            recs = [] if batch is None else batch.to_pylist()
+        except Exception as e:
+            raise DataError(file, f"not a readable parquet file (in the rows after row {row}): "
+                                  f"{type(e).__name__}: {e}") from None
+        if batch is None:
+            return
+        for rec in recs:
             row += 1
             yield Record(file, row, rec)
 
 
 def _read_csv(file: str) -> Iterator[Record]:
+    csv.field_size_limit(2**31 - 1)  # the default (128 KiB per cell) is far below a long-context benchmark's texts
     with open(file, encoding="utf-8-sig", newline="") as f:  # -sig: spreadsheet exports start with a BOM
-        reader = csv.DictReader(f)
-        for rec in reader:
-            yield Record(file, reader.line_num, dict(rec))
+        # strict: a quote left open (a cut-off file) or stray text after a closing quote is an error, not a guess
+        reader = csv.DictReader(f, strict=True)
+        done = 0  # the line the last complete record ended on: a bad record starts on the next one
+        try:
+            header = reader.fieldnames or []
+            done = reader.line_num
+            dup = sorted({c for c in header if header.count(c) > 1})
+            if dup:
+                raise DataError(file, f"duplicate column names in the header: {dup}", row=1)
+            for rec in reader:
+                if None in rec:  # more cells than the header: a text's comma was not quoted, the columns have shifted
+                    raise DataError(file, f"{len(header) + len(rec[None])} fields, but the header has {len(header)} "
+                                          f"(a comma in an unquoted text?)", row=reader.line_num)
+                done = reader.line_num
+                yield Record(file, reader.line_num, dict(rec))  # fewer cells: None, refused by the field's check
+        except csv.Error as e:
+            raise DataError(file, f"invalid csv: {e}", row=done + 1) from None
 
 
 def read_hub(hub_id: str, split: str, name: str | None = None) -> Iterator[Record]:

@@ -97,8 +97,8 @@ def long_aggregate(tasks: list[str], tasktypes: list[str], subtypes: list[str | 
 
 
 def _task(rec: Record) -> str:
-    explicit = rec.data.get("_task")
-    if explicit:
+    explicit = rec.data.get("_task")  # set by `records` for hub rows (one config per task)
+    if isinstance(explicit, str) and explicit in TASKS:
         return explicit
     stem = os.path.basename(rec.source).split(".")[0].lower()
     if stem in _TASK_BY_LOWER:
@@ -126,6 +126,14 @@ def _messages(rec: Record) -> list[dict[str, str]]:
                             field="prompt_template")
         out.append({"role": m["role"], "content": m["content"]})
     return out
+
+
+def _gold(rec: Record, value: Any) -> float:
+    """One candidates_score: a finite number (a bool, text or null would silently mis-rank the candidates)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise DataError(rec.source, f"expected finite numbers, got {value!r:.40}", row=rec.row,
+                        field="candidates_score")
+    return float(value)
 
 
 def _opt_str(rec: Record, name: str) -> str | None:
@@ -167,7 +175,7 @@ class LongRewardBench(Suite):
                 if hasattr(scores, "tolist"):
                     scores = scores.tolist()
                 if isinstance(scores, list) and len(scores) == len(candidates):
-                    gold = [float(s) for s in scores]
+                    gold = [_gold(rec, s) for s in scores]
             else:
                 candidates = [require_str(rec, "chosen"), require_str(rec, "rejected")]
             rid = rec.data.get("id")

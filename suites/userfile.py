@@ -106,6 +106,7 @@ class FileSuite(Suite):
     version = "1"
     Options = FileOptions
     description = "your own data (`kind: file`, `data: PATH or URL`, `columns: {...}`): accuracy, per subset"
+    _several_files = False  # set by `records`
 
     # ---- loading -------------------------------------------------------------------------------------------
     def records(self, data: str | None, split: str | None) -> Iterator[Record]:
@@ -114,19 +115,20 @@ class FileSuite(Suite):
             raise SpecError(f"suites.{self.name}.data", "a file suite needs `data: PATH or URL`")
         path = fetch_remote(data) if _is_url(data) else data
         files = data_files(path)
+        self._several_files = len(files) > 1  # default ids then name the file: "FILE:ROW"
         columns = self.options.columns
         for file in files:
             first = True
             for rec in read_file(file):
                 if first:  # the mapping must name columns the file has (checked on its first record)
-                    absent = [f"{k}: {c}" for k, c in columns.items() if c not in rec.data]
+                    absent = [(k, c) for k, c in columns.items() if c not in rec.data]
                     if absent:
                         raise DataError(data if len(files) == 1 else file,
-                                        f"the column mapping names columns the file does not have ({', '.join(absent)}); "
-                                        f"its columns: {', '.join(map(str, rec.data))}")
+                                        f"the column mapping names columns the file does not have "
+                                        f"({', '.join(f'{k}: {c}' for k, c in absent)}); "
+                                        f"its columns: {', '.join(map(str, rec.data))}", row=rec.row,
+                                        field=absent[0][1])
                     first = False
-                if len(files) > 1 and "id" not in columns:
-                    rec = Record(rec.source, rec.row, {**rec.data, "_default_id": f"{os.path.basename(file)}:{rec.row}"})
                 yield rec
 
     def _require_columns(self) -> None:
@@ -152,8 +154,10 @@ class FileSuite(Suite):
                 if raw_id is None or (isinstance(raw_id, str) and not raw_id.strip()):
                     raise DataError(rec.source, "missing or empty id", row=rec.row, field=cols["id"])
                 item_id = str(raw_id)
+            elif self._several_files:
+                item_id = f"{os.path.basename(rec.source)}:{rec.row}"
             else:
-                item_id = rec.data.get("_default_id") or str(rec.row)
+                item_id = str(rec.row)
             subset = DEFAULT_SUBSET
             if "subset" in cols:
                 value = rec.data.get(cols["subset"])

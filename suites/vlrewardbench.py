@@ -131,8 +131,8 @@ class VLRewardBench(Suite):
             ranking = rec.data.get("human_ranking")
             if hasattr(ranking, "tolist"):
                 ranking = ranking.tolist()
-            if not isinstance(ranking, (list, tuple)) or sorted(ranking) != [0, 1] or any(
-                    isinstance(r, bool) for r in ranking):
+            if not isinstance(ranking, (list, tuple)) or any(
+                    isinstance(r, bool) or not isinstance(r, int) for r in ranking) or sorted(ranking) != [0, 1]:
                 raise DataError(rec.source, f"expected a ranking of 2 responses ([0, 1] or [1, 0]), got {ranking!r:.80}",
                                 row=rec.row, field="human_ranking")
             best = list(ranking).index(0)  # rank 0 is preferred (official inference.py)
@@ -174,9 +174,12 @@ class VLRewardBench(Suite):
         """(context content, whether it is a readable image file)."""
         image = rec.data.get("image")
         if image is not None:  # hub rows: write the image column out once as a file
-            cache = os.path.expanduser(self.options.image_cache or DEFAULT_IMAGE_CACHE)
+            cache = os.path.abspath(os.path.expanduser(self.options.image_cache or DEFAULT_IMAGE_CACHE))
             rel = image_path or f"{rid}.png"
             target = os.path.abspath(os.path.join(cache, rel))
+            if "\x00" in rel or os.path.commonpath([cache, target]) != cache or target == cache:
+                raise DataError(rec.source, f"image file name {rel!r:.80} would be written outside the image cache "
+                                f"{cache}", row=rec.row, field="image_path" if image_path else "id")
             if not os.path.exists(target):
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 _write_image(rec, image, target)
@@ -232,9 +235,12 @@ def _write_image(rec: Record, image: Any, target: str) -> None:
     tmp = target + ".part"
     try:
         if isinstance(image, dict) and image.get("bytes") is not None:
+            if not isinstance(image["bytes"], (bytes, bytearray)):
+                raise DataError(rec.source, f"image bytes must be binary, got {type(image['bytes']).__name__}",
+                                row=rec.row, field="image")
             with open(tmp, "wb") as f:
                 f.write(image["bytes"])
-        elif isinstance(image, dict) and image.get("path") and os.path.isfile(image["path"]):
+        elif isinstance(image, dict) and isinstance(image.get("path"), str) and os.path.isfile(image["path"]):
             with open(image["path"], "rb") as src, open(tmp, "wb") as f:
                 f.write(src.read())
         elif hasattr(image, "save"):

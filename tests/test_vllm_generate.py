@@ -63,6 +63,8 @@ def _start(path: str, **kwargs):
     g = VllmGenerator(path, model_name="tiny-judge", dtype="float32", max_model_len=MAX_MODEL_LEN, **kwargs)
     print(f"vLLM engine start {kwargs or ''}: {time.perf_counter() - t0:.1f} s")
     assert engine_starts() == before + 1
+    # judges share their system prompt and template across requests: vLLM's prefix cache must be on
+    assert g.llm.llm_engine.vllm_config.cache_config.enable_prefix_caching
     return g
 
 

@@ -1,4 +1,9 @@
-"""transformers backend for sequence-classifier reward models (AutoModelForSequenceClassification)."""
+"""transformers backend for sequence-classifier reward models (AutoModelForSequenceClassification).
+
+Every loader finds its model through `local_model_path` / `local_model_dir` here, which also run the file checks of
+`actors.backends.model_files` (pickle weights, custom code) before any weights are read; transformers loaders pass
+`use_safetensors=safetensors_only(config)`, so pickle weights are refused unless the spec sets `allow_pickle: true`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ from typing import Any
 import torch
 
 from actors.backends.builtin import resolve_model_path
-from actors.backends.text import Encoded, encode_request, setup_chat_template, token_budget_batches
+from actors.backends.model_files import check_model_files, safetensors_only
+from actors.backends.text import Encoded, encode_request, setup_chat_template, width_batches
 from actors.base import ActorContext, ScoreOutcome, ScoreRequest
 from orchestrator.errors import UserError
 
@@ -42,15 +48,20 @@ def offline_hint(path: str) -> str:
 
 
 def local_model_path(config: Any, model_name: str) -> str:
-    """The directory of `config.path` (builtin names converted), refusing a local directory that is not a model."""
-    return local_model_dir(config.path, model_name)
+    """The directory of `config.path` (builtin names converted), refusing a local directory that is not a model or
+    whose files the spec does not allow (model_files.check_model_files)."""
+    return local_model_dir(config.path, model_name, config)
 
 
-def local_model_dir(path: str, model_name: str) -> str:
-    """A model path or hub id, builtin names converted, refusing a local directory that is not a model."""
+def local_model_dir(path: str, model_name: str, config: Any = None) -> str:
+    """A model path or hub id, builtin names converted, refusing a local directory that is not a model. With the
+    model's `config`, also the file checks (pickle weights without `allow_pickle`, custom code without
+    `trust_remote_code`) of model_files.check_model_files; callers without it must run those themselves."""
     path = resolve_model_path(path)
     if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
         raise UserError(f"model '{model_name}': {path} has no config.json; not a transformers model directory")
+    if config is not None:
+        check_model_files(path, config, model_name)
     return path
 
 
@@ -100,6 +111,7 @@ class TransformersClassifier:
                 dtype=DTYPES[self.dtype],
                 trust_remote_code=config.trust_remote_code,
                 revision=config.revision,
+                use_safetensors=safetensors_only(config),
                 **new_head,
             )
         except (OSError, ValueError) as e:
@@ -126,15 +138,17 @@ class TransformersClassifier:
     def score(self, requests: list[ScoreRequest]) -> list[ScoreOutcome]:
         encoded = [self.encode(r) for r in requests]
         out: list[ScoreOutcome | None] = [None] * len(requests)
-        for batch in token_budget_batches([len(e.ids) for e in encoded], self.config.batch_tokens):
-            for i, (v, vec) in zip(batch, self.forward_ids([encoded[i].ids for i in batch])):
+        limit = getattr(self.model.config.get_text_config(), "max_position_embeddings", None)
+        for width, batch in width_batches([len(e.ids) for e in encoded], self.config.batch_tokens, limit):
+            for i, (v, vec) in zip(batch, self.forward_ids([encoded[i].ids for i in batch], width)):
                 out[i] = ScoreOutcome(score=v, scores=vec, n_tokens=len(encoded[i].ids), truncated=encoded[i].truncated)
         return out  # type: ignore[return-value]
 
-    def forward_ids(self, seqs: list[list[int]]) -> list[tuple[float, list[float] | None]]:
-        """(scalar reward, all outputs or None) per sequence. Models whose remote code returns `score` and
-        `rewards` (ArmoRM style: a gated preference score over per-objective rewards) use those."""
-        width = max(len(s) for s in seqs)
+    def forward_ids(self, seqs: list[list[int]], width: int | None = None) -> list[tuple[float, list[float] | None]]:
+        """(scalar reward, all outputs or None) per sequence, right-padded to `width` (default: the longest).
+        Models whose remote code returns `score` and `rewards` (ArmoRM style: a gated preference score over
+        per-objective rewards) use those."""
+        width = max(width or 0, max(len(s) for s in seqs))
         pad = self._pad_id(seqs)
         ids = torch.full((len(seqs), width), pad, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)

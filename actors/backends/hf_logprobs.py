@@ -13,7 +13,8 @@ from typing import Any
 import torch
 
 from actors.backends.hf import DTYPES, load_tokenizer, local_model_dir, offline_hint, resolve_dtype
-from actors.backends.text import encode, render, setup_chat_template, token_budget_batches
+from actors.backends.model_files import safetensors_only
+from actors.backends.text import encode, render, setup_chat_template, width_batches
 from actors.base import ActorContext, ScoreRequest
 from orchestrator.errors import UserError
 
@@ -53,13 +54,14 @@ class TransformersLogprobs:
         self.config = config
         self.device = ctx.device
         torch.set_num_threads(max(1, ctx.threads))
-        local = local_model_dir(path, model_name)
+        local = local_model_dir(path, model_name, config)  # refuses pickle weights / custom code not opted in
         self.dtype = resolve_dtype(config.dtype, self.device)
         self.tokenizer = tokenizer or load_tokenizer(local, config, model_name)
         try:
             self.model = AutoModelForCausalLM.from_pretrained(local, dtype=DTYPES[self.dtype],
                                                               trust_remote_code=config.trust_remote_code,
-                                                              revision=config.revision)
+                                                              revision=config.revision,
+                                                              use_safetensors=safetensors_only(config))
         except (OSError, ValueError) as e:
             raise UserError(f"model '{model_name}': cannot load '{path}': {e}{offline_hint(local)}") from None
         self.model.to(self.device).eval()
@@ -77,8 +79,8 @@ class TransformersLogprobs:
     @torch.inference_mode()
     def token_logprobs(self, encoded: list[ResponseTokens]) -> list[list[float]]:
         out: list[list[float]] = [[] for _ in encoded]
-        for batch in token_budget_batches([len(e.ids) for e in encoded], self.config.batch_tokens):
-            width = max(len(encoded[i].ids) for i in batch)
+        limit = getattr(self.model.config.get_text_config(), "max_position_embeddings", None)
+        for width, batch in width_batches([len(e.ids) for e in encoded], self.config.batch_tokens, limit):
             ids = torch.zeros((len(batch), width), dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
             for row, i in enumerate(batch):

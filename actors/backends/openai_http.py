@@ -14,8 +14,8 @@ Implements the `actors.backends.generation.Generator` contract against `POST {ba
   conversation raises or touches the others.
 - The API key is read once, at construction, from the environment variable named by `api_key_env`, and goes only
   into the Authorization header. It is never logged, never part of an exception text, `Generation.error`,
-  `repr()`/`str()`; any server text that is kept is redacted first (the whole key and any 8-character piece of it),
-  then shortened.
+  `repr()`/`str()`; any server text that is kept (error messages, completion texts) is redacted first (the whole key
+  and any 8-character piece of it), then shortened.
 - Images (vision-language judges): `generate(..., images=...)` sends conversation i's images as OpenAI-style parts
   at the start of its first user turn: `[{"type": "image_url", "image_url": {"url": "data:MIME;base64,..."}},
   ..., {"type": "text", "text": ...}]`, the file's own bytes and MIME type (nothing re-encoded, nothing fetched by
@@ -407,18 +407,20 @@ class OpenAIChatBackend:
             message = choice.get("message") or {}
             text = message.get("content")
         except (TypeError, KeyError, IndexError, AttributeError):
-            keys = sorted(data)[:8] if isinstance(data, dict) else type(data).__name__
-            return Generation(error=f"HTTP {status}: response has no choices[0].message (got {keys})")
+            keys = sorted(map(str, data))[:8] if isinstance(data, dict) else type(data).__name__
+            return Generation(error=self._redact(f"HTTP {status}: response has no choices[0].message (got {keys})",
+                                                 MAX_ERROR_CHARS))
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
 
         def _int(v):
             return v if isinstance(v, int) and not isinstance(v, bool) else None
 
-        return Generation(
-            text=text if isinstance(text, str) else "",  # None: e.g. cut off inside a reasoning section
+        finish = choice.get("finish_reason")
+        return Generation(  # the texts are kept (raw_output): redacted like any server text
+            text=self._redact(text) if isinstance(text, str) else "",  # None: e.g. cut off inside reasoning
             n_prompt_tokens=_int(usage.get("prompt_tokens")),
             n_output_tokens=_int(usage.get("completion_tokens")),
-            finish_reason=choice.get("finish_reason") if isinstance(choice.get("finish_reason"), str) else None,
+            finish_reason=self._redact(finish, 40) if isinstance(finish, str) else None,
         )
 
     def _redact(self, text: str, limit: int | None = None) -> str:

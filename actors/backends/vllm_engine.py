@@ -60,8 +60,11 @@ def omp_threads_bind(cpus: list[int], ranks: int) -> str:
 def start_engine(model_name: str, path: str, *, dtype: str, tensor_parallel_size: int = 1,
                  distributed_executor_backend: str | None = None, **kwargs: Any) -> Any:
     """Build a `vllm.LLM`; load failures become a UserError naming the model. `dtype` "auto" is resolved here:
-    bf16 on CPUs that compute it natively, else fp32 (vLLM's own "auto" on GPUs)."""
+    bf16 on CPUs that compute it natively, else fp32 (vLLM's own "auto" on GPUs). Weights load as safetensors only
+    (`load_format="safetensors"`, also for hub ids) unless the model's spec allows pickle (`allow_pickle: true`,
+    recorded by model_files.check_model_files, which the callers run on `path` first)."""
     from actors.backends.hf import offline_hint, resolve_dtype
+    from actors.backends.model_files import vllm_load_format
 
     global _engine_starts
     cpu = on_cpu()
@@ -78,6 +81,7 @@ def start_engine(model_name: str, path: str, *, dtype: str, tensor_parallel_size
             distributed_executor_backend = "mp"
     if distributed_executor_backend is not None:
         kwargs["distributed_executor_backend"] = distributed_executor_backend
+    kwargs.setdefault("load_format", vllm_load_format(path))
     from vllm import LLM
 
     try:

@@ -14,8 +14,8 @@ tokenises anything itself.
   `PoolingParams(use_activation=False)`. Where an engine still returns probabilities (`activation=True` here),
   `prob_to_logit` turns them back into logits (log p - log1p(-p), p clamped into [1e-12, 1 - 1e-12] so a saturated
   sigmoid gives a finite +-27.6 instead of inf); that round trip loses precision for large |logit| in float32.
-- A causal LM loaded as a classifier gets a new score head in both backends, but they initialise it differently:
-  scores are then only comparable within one backend.
+- A causal LM (no score head) is refused at load: vLLM cannot add a head. The transformers backend loads it with a
+  new, seeded head.
 """
 
 from __future__ import annotations
@@ -58,7 +58,11 @@ class VllmClassifier:
             raise UserError(f"model '{model_name}': cannot load '{config.path}': {e}{offline_hint(path)}") from None
         self.template = setup_chat_template(self.tokenizer, config.chat_template, model_name)
         trained = any("SequenceClassification" in a for a in (hf_config.architectures or []))
-        if trained and getattr(hf_config, "num_labels", 1) > 1:
+        if not trained:  # vLLM has no score head to add to a causal LM: every request would fail
+            raise UserError(f"model '{model_name}': {config.path} is not a sequence classifier (architectures: "
+                            f"{hf_config.architectures}); `backend: vllm` needs a reward-model checkpoint with its "
+                            f"score head. `backend: transformers` loads it with a new, seeded head")
+        if getattr(hf_config, "num_labels", 1) > 1:
             raise UserError(f"model '{model_name}' has {hf_config.num_labels} outputs (a multi-objective RM): use "
                             f"`backend: transformers` with `objective:`")
         limit = getattr(hf_config.get_text_config(), "max_position_embeddings", None)
@@ -69,7 +73,8 @@ class VllmClassifier:
         self.llm = start_engine(model_name, path, runner="pooling", dtype=config.dtype,
                                 tensor_parallel_size=getattr(config, "tensor_parallel_size", 1),
                                 max_model_len=self.max_length, seed=ctx.seed,
-                                trust_remote_code=config.trust_remote_code, revision=config.revision)
+                                trust_remote_code=config.trust_remote_code, revision=config.revision,
+                                **({"enforce_eager": True} if config.enforce_eager else {}))
         self.dtype = engine_dtype(self.llm)
         self.pooling_params = PoolingParams(use_activation=activation)
 

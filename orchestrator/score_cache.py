@@ -1,0 +1,127 @@
+"""Never score the same thing twice: outcomes already in the store, reused by content.
+
+A model's outcome for a request depends only on the model's settings (its settings hash), the sweep seed and what
+the model is shown (`actors.base.content_key`: prompt, responses in the presented order, context). So a result row
+of an earlier run -- another suite, another shard size, a smaller `limit_per_subset`, another permutation that
+showed the same texts -- answers any later request with the same key. Kinds opt out with `cacheable = False`
+(length, random, published); sampling judges key on the item's identity too.
+
+Before scheduling, the driver loads, for each model with work left, the successful rows of its earlier results
+with the same settings hash and seed. A unit whose every request is known is written straight from them (marked
+`cached`) and never needs the model loaded; for the others the known outcomes travel with the unit
+(`known_for`), and the replica scores only the rest (actors.worker also scores each distinct key once per replica).
+Rows computed during the sweep join the cache as they are written. Error rows are never reused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from actors import get_kind
+from actors.base import InferenceSettings, ScoreOutcome
+from actors.worker import ShardTask, result_rows, shard_requests
+from orchestrator.plan import WorkUnit
+from orchestrator.spec import ModelSpec, SweepSpec
+from orchestrator.store import ManifestEntry, ResultStore
+
+OUTCOME_COLUMNS = ["content_key", "score", "scores", "verdict", "order", "raw_output", "parsed", "n_tokens",
+                   "truncated", "backend", "dtype", "max_length", "truncation_side", "chat_template"]
+
+
+@dataclass
+class ScoreCache:
+    seed: int
+    known: dict[str, dict[str, ScoreOutcome]] = field(default_factory=dict)  # model -> content key -> outcome
+    settings: dict[str, InferenceSettings] = field(default_factory=dict)  # model -> settings of its cached rows
+    unit_keys: dict[str, list[str | None]] = field(default_factory=dict)  # unit key -> cache key per request
+    reused_requests: int = 0  # requests answered from the cache before scheduling
+
+    @classmethod
+    def from_store(cls, store: ResultStore, spec: SweepSpec, pending: list[WorkUnit]) -> ScoreCache:
+        """The cacheable outcomes of every model that has pending units (only those models' files are read)."""
+        cache = cls(spec.seed)
+        models = {m.name: m for m in spec.models
+                  if get_kind(m.kind).cacheable and any(u.model == m.name for u in pending)}
+        if not models:
+            return cache
+        entries = [e for e in store.manifest() if e.model in models]
+        for name, model in models.items():
+            table = store.read_results([e for e in entries if e.model == name])
+            cache.add(model, table)
+        return cache
+
+    def add(self, model: ModelSpec, table: pa.Table) -> None:
+        """Remember the successful, keyed rows of `table` that `model` (these settings, this seed) produced."""
+        if not get_kind(model.kind).cacheable or table.num_rows == 0:
+            return
+        usable = pc.and_(pc.and_(pc.equal(table["settings_hash"], model.settings_hash),
+                                 pc.equal(table["seed"], self.seed)),
+                         pc.and_(pc.is_null(table["error"]), pc.is_valid(table["content_key"])))
+        rows = table.filter(pc.fill_null(usable, False)).select(OUTCOME_COLUMNS).to_pylist()
+        if not rows:
+            return
+        known = self.known.setdefault(model.name, {})
+        for r in rows:
+            known[r["content_key"]] = _outcome(r)
+        last = rows[-1]
+        self.settings.setdefault(model.name, InferenceSettings(
+            backend=last["backend"], dtype=last["dtype"], max_length=last["max_length"],
+            truncation_side=last["truncation_side"], chat_template=last["chat_template"]))
+
+    def resolve(self, spec: SweepSpec, pending: list[WorkUnit], items: dict[str, pa.Table],
+                store: ResultStore) -> list[WorkUnit]:
+        """Write every pending unit the cache answers whole; return the units left to schedule."""
+        models = {m.name: m for m in spec.models}
+        left = []
+        for unit in pending:
+            model = models[unit.model]
+            kind = get_kind(model.kind)
+            if not kind.cacheable:
+                left.append(unit)
+                continue
+            task = unit_task(unit, self.seed)
+            shard = items[unit.suite].slice(unit.start, unit.stop - unit.start)
+            reqs = shard_requests(shard, kind.presentation(model.config), task)
+            keys = [kind.cache_key(model.config, r) for r in reqs]
+            known = self.known.get(unit.model, {})
+            if reqs and all(k is not None and k in known for k in keys):
+                outcomes = [known[k] for k in keys]  # type: ignore[index]
+                table = result_rows(task, shard, reqs, outcomes, self.settings[unit.model], model.settings_hash,
+                                    keys, [True] * len(reqs))
+                store.write_unit(unit_entry(unit, table, n_errors=0, seconds=0.0), table)
+                self.reused_requests += len(reqs)
+            else:
+                self.unit_keys[unit.key] = keys
+                left.append(unit)
+        return left
+
+    def known_for(self, unit: WorkUnit) -> dict[str, ScoreOutcome]:
+        """The outcomes already known for this unit's requests (what its replica need not score)."""
+        known = self.known.get(unit.model)
+        if not known:
+            return {}
+        return {k: known[k] for k in self.unit_keys.get(unit.key, ()) if k is not None and k in known}
+
+
+def unit_task(unit: WorkUnit, seed: int) -> ShardTask:
+    """What a replica is sent to compute `unit`."""
+    return ShardTask(unit.key, unit.model, unit.suite, unit.start, unit.stop, unit.permutation, unit.rated_subsets,
+                     seed)
+
+
+def unit_entry(unit: WorkUnit, table: pa.Table, n_errors: int, seconds: float) -> ManifestEntry:
+    """The manifest entry of a finished unit (the store adds the file's size and hash)."""
+    return ManifestEntry(key=unit.key, model=unit.model, suite=unit.suite, shard=unit.shard,
+                         file=ResultStore.unit_file(unit.model, unit.suite, unit.key), n_rows=table.num_rows,
+                         n_errors=n_errors, seconds=seconds)
+
+
+def _outcome(row: dict) -> ScoreOutcome:
+    choice = None
+    if row["verdict"] is not None and row["order"]:
+        choice = row["order"].index(row["verdict"])  # the position shown; the key fixes the texts in each position
+    return ScoreOutcome(score=row["score"], scores=row["scores"], choice=choice, raw_output=row["raw_output"],
+                        parsed=row["parsed"], n_tokens=row["n_tokens"], truncated=row["truncated"])

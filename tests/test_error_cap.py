@@ -1,0 +1,208 @@
+"""`max_error_rate`: a sweep whose result rows are mostly errors stops instead of running to the end.
+
+For real: a generated 150-pair file suite (300 result rows per scorer, 20 per unit), the `length` baseline and the
+`test-faulty` test aid (tests/fault_kinds.py) told to raise on every item, so every one of its rows is an error
+row. Through the CLI with `max_error_rate: 0.3` the sweep stops with exit 1 and a message naming the cap, the rate,
+the worst model and its commonest error and how to raise the cap; what was written is in the store, verified and
+readable. A rerun with the cap raised resumes from it and finishes, error rows included. In process: with the cap
+off (null) the same sweep finishes; fewer than ERROR_CAP_MIN_ROWS rows never stop a sweep. The counting and the
+message are checked on their own too (ErrorTally).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+import yaml
+
+from orchestrator.cli import _rate_option
+from orchestrator.errors import SpecError, UserError
+from orchestrator.error_cap import ERROR_CAP_MIN_ROWS, ErrorTally
+from orchestrator.spec import spec_from_dict
+from orchestrator.store import ResultStore
+from orchestrator.sweep import run_sweep
+from tests.conftest import REPO
+from tests.fault_kinds import KIND as FAULTY  # importing it registers the test-faulty kind
+
+N_ITEMS = 150
+SHARD = 10  # items per unit: 15 units per model, 20 result rows each
+UNITS = 2 * N_ITEMS // SHARD
+
+
+def _suite_file(path: Path, n: int = N_ITEMS) -> Path:
+    rows = [{"id": f"q{i}", "q": f"Question {i}?", "good": "a fine answer " * (1 + i % 3), "bad": "no"}
+            for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _doc(out: Path, data: Path, n: int = N_ITEMS, **top: Any) -> dict[str, Any]:
+    return {"seed": 0, "out": str(out), "shard_size": SHARD, "resamples": 0, **top,
+            "suites": [{"name": "prefs", "kind": "file", "data": str(data),
+                        "columns": {"prompt": "q", "chosen": "good", "rejected": "bad", "id": "id"}}],
+            "models": ["length", {"name": "faulty", "kind": FAULTY, "raise_on": [f"q{i}" for i in range(n)]}]}
+
+
+def _rmorch(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI with the test-faulty kind registered (the driver and its Ray workers import it)."""
+    cmd = [sys.executable, "-c", "import tests.fault_kinds; from orchestrator.cli import main; main()", *args]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "COLUMNS": "200", "NO_COLOR": "1"}
+    env.pop("RAY_ADDRESS", None)
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _stored(out: Path) -> tuple[list[Any], list[dict[str, Any]]]:
+    """The verified manifest entries and every result row they point to (no unusable file allowed)."""
+    store = ResultStore(str(out))
+    entries = list(store.manifest())
+    rows = store.read_results(entries).to_pylist() if entries else []
+    assert store.problems == []
+    return entries, rows
+
+
+# ---- through the CLI: stop, then resume with the cap raised -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("error-cap")
+    out = tmp / "out"
+    spec = tmp / "spec.yaml"
+    spec.write_text(yaml.safe_dump(_doc(out, _suite_file(tmp / "prefs.jsonl"), max_error_rate=0.3)))
+    done = _rmorch("sweep", str(spec), "--quiet", "--num-cpus", "2")
+    entries, rows = _stored(out)
+    return {"tmp": tmp, "out": out, "spec": spec, "done": done, "entries": entries, "rows": rows,
+            "run": json.loads((out / "run.json").read_text())}
+
+
+def test_stops_with_a_clear_message_and_exit_1(stopped: dict[str, Any]) -> None:
+    done = stopped["done"]
+    where = f"exit {done.returncode}\nstdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
+    assert done.returncode == 1, where
+    assert "Traceback" not in done.stderr, where
+    err = " ".join(done.stderr.split())
+    for needle in ("sweep stopped:", "above max_error_rate 0.3", f"checked from {ERROR_CAP_MIN_ROWS} rows on",
+                   "worst model faulty:", "commonest error, in", "ValueError: poison item in batch",
+                   "a rerun resumes", "--max-error-rate", "max_error_rate:", "rmorch status"):
+        assert needle in err, f"{needle!r} missing\n{where}"
+    assert "then length" not in err  # only models with error rows are named
+    print(done.stderr)
+
+
+def test_stopped_early_and_the_store_is_consistent(stopped: dict[str, Any]) -> None:
+    stop = stopped["run"]["last_run"]["stopped"]
+    assert stop["max_error_rate"] == 0.3 and stop["rows"] >= ERROR_CAP_MIN_ROWS
+    assert stop["error_rows"] > 0.3 * stop["rows"]
+    assert [m["model"] for m in stop["models"]] == ["faulty"]
+    worst = stop["models"][0]
+    assert worst["error_rows"] == worst["rows"] and worst["top_error_rows"] == worst["error_rows"]
+    entries, rows = stopped["entries"], stopped["rows"]
+    assert 0 < len(entries) < UNITS  # stopped before the end; what was written is there
+    assert len(rows) == sum(e.n_rows for e in entries) == stop["rows"]  # exactly the rows the cap counted
+    assert sum(e.n_errors for e in entries) == stop["error_rows"]
+    assert all(r["error"] is None for r in rows if r["model"] == "length")
+    assert all(r["error"] and r["score"] is None for r in rows if r["model"] == "faulty")
+    # every replica was shut down
+    replicas = stopped["run"]["last_run"]["replicas"]
+    assert replicas and all(r.get("released_at") for r in replicas)
+
+
+def test_status_counts_the_units_not_done(stopped: dict[str, Any]) -> None:
+    done = _rmorch("status", str(stopped["out"]), "--json")
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert status["units_done"] == len(stopped["entries"]) < status["units_planned"] == UNITS
+
+
+def test_rerun_with_the_cap_raised_resumes_and_finishes(stopped: dict[str, Any]) -> None:
+    done = _rmorch("sweep", str(stopped["spec"]), "--quiet", "--num-cpus", "2", "--max-error-rate", "1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    n_before = len(stopped["entries"])
+    assert f"{UNITS} units planned, {n_before} already in the store" in " ".join(done.stdout.split())
+    before = {e.key: e.sha256 for e in stopped["entries"]}
+    entries, rows = _stored(stopped["out"])
+    assert len(entries) == UNITS and all(e.sha256 == before[e.key] for e in entries if e.key in before)
+    assert len(rows) == 2 * 2 * N_ITEMS
+    assert sum(r["error"] is not None for r in rows) == 2 * N_ITEMS  # all of faulty's
+    run = json.loads((stopped["out"] / "run.json").read_text())
+    assert run["last_run"]["stopped"] is None and run["last_run"]["units_skipped"] == n_before
+    board = {e["model"]: e for e in json.loads((stopped["out"] / "leaderboard.json").read_text())}
+    assert board["faulty"]["n_errors"] == N_ITEMS and board["length"]["n_errors"] == 0
+
+
+# ---- in process ---------------------------------------------------------------------------------------------------
+
+
+def test_with_the_cap_off_the_sweep_finishes(local_ray, tmp_path: Path) -> None:
+    result = run_sweep(spec_from_dict(_doc(tmp_path / "out", _suite_file(tmp_path / "prefs.jsonl"),
+                                           max_error_rate=None)))
+    assert result.ok and result.stopped is None
+    assert result.stats.error_rows == 2 * N_ITEMS and len(result.stats.computed) == UNITS
+
+
+def test_fewer_rows_than_the_minimum_never_stop(local_ray, tmp_path: Path) -> None:
+    n = 20  # 80 rows, half of them errors: above the default cap of 0.5 at times, but below the minimum
+    doc = _doc(tmp_path / "out", _suite_file(tmp_path / "prefs.jsonl", n), n)
+    doc["models"] = doc["models"][1:]  # faulty alone: every row an error
+    result = run_sweep(spec_from_dict(doc))
+    assert result.stopped is None and result.ok
+    assert result.stats.error_rows == 2 * n
+
+
+# ---- the counting and the message ---------------------------------------------------------------------------------
+
+
+def _table(errors: list[str | None]) -> pa.Table:
+    return pa.table({"error": pa.array(errors, pa.string())})
+
+
+def test_tally_counts_over_all_models_and_names_the_worst() -> None:
+    tally = ErrorTally(0.5)
+    tally.add("good", _table([None] * 150), 0)
+    tally.add("bad", _table([f"ValueError: item q{i} failed" for i in range(40)] + ["HTTP 500: x"] * 10), 50)
+    assert tally.over_cap() is None  # 200 rows but 25 % errors
+    tally.add("worse", _table(["Timeout after 30 s"] * 60 + [None] * 10), 60)
+    assert tally.over_cap() is None  # 110 / 270 = 40.7 %
+    tally.add("worse", _table(["Timeout after 31 s"] * 100), 100)
+    stop = tally.over_cap()
+    assert stop is not None and (stop.rows, stop.error_rows) == (370, 210)
+    assert [m["model"] for m in stop.models] == ["worse", "bad"]
+    assert stop.models[0]["top_error"] == "Timeout after 30 s" and stop.models[0]["top_error_rows"] == 160
+    assert stop.models[1]["top_error"] == "ValueError: item q0 failed" and stop.models[1]["top_error_rows"] == 40
+    text = stop.message()
+    assert "210 of the 370 result rows" in text and "(56.8%)" in text and "max_error_rate 0.5" in text
+    assert "worst model worse: 160 error rows of 170 (94%)" in text and "then bad: 50 error rows of 50 (100%)" in text
+    assert "`max_error_rate: 0.7`" in text and "--max-error-rate 0.7" in text
+
+
+def test_tally_needs_the_minimum_and_more_than_the_cap() -> None:
+    tally = ErrorTally(0.5)
+    tally.add("m", _table(["e"] * (ERROR_CAP_MIN_ROWS - 1)), ERROR_CAP_MIN_ROWS - 1)
+    assert tally.over_cap() is None  # all errors, but too few rows
+    tally.add("m", _table([None] * (ERROR_CAP_MIN_ROWS - 1)), 0)
+    assert tally.over_cap() is None  # exactly the cap is not above it
+    tally.add("m", _table(["e"]), 1)
+    assert tally.over_cap() is not None
+    off = ErrorTally(None)
+    off.add("m", _table(["e"] * 1000), 1000)
+    assert off.over_cap() is None
+
+
+def test_spec_key_and_flag() -> None:
+    base = {"suites": ["rewardbench"], "models": ["length"]}
+    assert spec_from_dict(base).max_error_rate == 0.5
+    assert spec_from_dict({**base, "max_error_rate": None}).max_error_rate is None
+    assert spec_from_dict({**base, "max_error_rate": 1}).to_dict()["max_error_rate"] == 1
+    for bad in (0, -0.1, 1.5, "half", True):
+        with pytest.raises(SpecError, match="max_error_rate"):
+            spec_from_dict({**base, "max_error_rate": bad})
+    assert _rate_option("none") is None and _rate_option("NULL") is None and _rate_option("0.25") == 0.25
+    with pytest.raises(UserError, match="--max-error-rate"):
+        _rate_option("lots")

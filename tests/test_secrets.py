@@ -1,0 +1,297 @@
+"""Secrets: an API key comes only from an environment variable and is written nowhere.
+
+A real `rmorch sweep` (the CLI, as a subprocess, with its own local Ray) scores a small file suite with two
+OpenAI-compatible judges against a careless chat server on 127.0.0.1 (a stand-in for a hosted judge API, which
+cannot be reached here). The server insists on the key and quotes it back, whole and in pieces: in 500 and 502
+bodies (retried, then error rows), in 401 bodies (error rows), inside successful completions (kept as raw_output),
+and in the 401 of `GET /models` that makes the second judge fail to load. Then every file under the output
+directory (parquet as bytes and decoded), the CLI's stdout and stderr, and every file of the Ray session the sweep
+started (RAY_TMPDIR points it at a directory of the test) are searched for the key and for every 8-character piece
+of it. The server's counters show that it did quote the key, so a clean search means redaction, not absence.
+
+Then specs that put a secret where only a variable's name belongs, or a password in a URL: refused before anything
+runs, naming the key, never repeating the value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from orchestrator.errors import SpecError
+from orchestrator.spec import spec_from_dict
+from tests.conftest import REPO
+
+KEY_ENV = "RMORCH_TEST_SECRET_KEY"
+# URL-safe characters: an 8-character piece of it cannot turn up by chance in Ray's hex ids
+KEY = "sk-test-" + secrets.token_urlsafe(30)
+PIECE = 8
+N_ITEMS = 16
+
+
+def pieces(key: str = KEY) -> set[str]:
+    return {key[i:i + PIECE] for i in range(len(key) - PIECE + 1)}
+
+
+def leaks(text: str | bytes, key: str = KEY) -> list[str]:
+    """The pieces of `key` (8 characters or more) found in `text`."""
+    found = []
+    for p in sorted(pieces(key)):
+        needle = p.encode() if isinstance(text, bytes) else p
+        if needle in text:
+            found.append(p)
+    return found
+
+
+# ---- the careless server ----------------------------------------------------------------------------------------
+
+
+class Quotes:
+    """How often the server put the key (or pieces of it) into a response, per kind of response."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counts: dict[str, int] = {}
+
+    def add(self, kind: str) -> None:
+        with self.lock:
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+
+
+def _handler(quotes: Quotes) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _send(self, status: int, body: Any, content_type: str = "application/json") -> None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _auth(self) -> str:
+            return self.headers.get("Authorization", "")
+
+        def _quote(self) -> str:
+            """The credential, whole and cut, as a careless server's error message would have it."""
+            auth = self._auth()
+            return f"bad credential {auth!r} (starts {auth[7:19]}, ends {auth[-11:]})"
+
+        def do_GET(self) -> None:
+            if self.path == "/locked/v1/models":  # this account is locked: the judge cannot load
+                quotes.add("401 models")
+                return self._send(401, {"error": {"message": self._quote()}})
+            if self._auth() != f"Bearer {KEY}":
+                return self._send(401, {"error": {"message": "no key"}})
+            self._send(200, {"object": "list", "data": [{"id": "leaky-judge", "object": "model"}]})
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            if self._auth() != f"Bearer {KEY}":
+                return self._send(401, {"error": {"message": "no key"}})
+            prompt = body["messages"][-1]["content"]
+            h = int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % 5
+            if h == 0:
+                quotes.add("500")
+                return self._send(500, {"error": {"message": "upstream failed: " + self._quote()}})
+            if h == 1:
+                quotes.add("502 text")
+                return self._send(502, f"Bad gateway; request had {self._auth()}".encode(), "text/plain")
+            if h == 2:
+                quotes.add("401")
+                return self._send(401, {"error": {"message": self._quote()}})
+            text = "[[A]]" if h == 3 else "[[B]]"
+            if h == 3:
+                quotes.add("200 completion")
+                text = f"I was called with {self._auth()} and key piece {KEY[5:17]}. {text}"
+            self._send(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                          "finish_reason": "stop"}],
+                             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})
+
+    return Handler
+
+
+@pytest.fixture(scope="module")
+def server():
+    quotes = Quotes()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(quotes))
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", quotes
+    httpd.shutdown()
+    httpd.server_close()
+
+
+# ---- the sweep --------------------------------------------------------------------------------------------------
+
+
+def _rmorch() -> list[str]:
+    beside = Path(sys.executable).parent / "rmorch"
+    return [str(beside if beside.exists() else REPO / ".venv" / "bin" / "rmorch")]
+
+
+def _write_suite(path: Path) -> Path:
+    rows = [{"q": f"Question {i}: what is {i} + {i}?", "good": f"It is {2 * i}.", "bad": f"It is {2 * i + 1}."}
+            for i in range(N_ITEMS)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def swept(server, tmp_path_factory) -> dict[str, Any]:
+    base, quotes = server
+    tmp = tmp_path_factory.mktemp("secrets")
+    judge = {"kind": "judge", "backend": "openai", "path": "leaky-judge", "api_key_env": KEY_ENV,
+             "request_retries": 1, "max_concurrency": 4}
+    spec = {
+        "seed": 0, "out": str(tmp / "out"), "resamples": 10,
+        "suites": [{"name": "my-prefs", "kind": "file", "data": str(_write_suite(tmp / "prefs.jsonl")),
+                    "columns": {"prompt": "q", "chosen": "good", "rejected": "bad"}}],
+        "models": ["length",
+                   {"name": "api-judge", "base_url": f"{base}/v1", **judge},
+                   {"name": "locked-judge", "base_url": f"{base}/locked/v1", **judge}],
+    }
+    spec_file = tmp / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+    # A short directory of its own for the Ray session (its unix socket paths must stay under ~107 bytes).
+    ray_tmp = tempfile.mkdtemp(prefix="rmsec-", dir="/tmp")
+    env = {**os.environ, KEY_ENV: KEY, "RAY_TMPDIR": ray_tmp, "HF_HUB_OFFLINE": "1", "COLUMNS": "200",
+           "NO_COLOR": "1"}
+    env.pop("RAY_ADDRESS", None)
+    try:
+        done = subprocess.run([*_rmorch(), "-v", "sweep", str(spec_file), "--quiet", "--num-cpus", "2"], env=env,
+                              capture_output=True, text=True, timeout=600, cwd=tmp)
+        ray_files = {p: p.read_bytes() for p in Path(ray_tmp).rglob("*") if p.is_file() and not p.is_symlink()}
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    return {"done": done, "out": tmp / "out", "ray_files": ray_files, "quotes": dict(quotes.counts)}
+
+
+def test_the_sweep_ran_and_the_server_quoted_the_key(swept: dict[str, Any]) -> None:
+    done = swept["done"]
+    where = f"exit {done.returncode}\nstdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
+    # The locked judge could not load: exit 1, the reason names the variable (not its value).
+    assert done.returncode == 1, where
+    assert "locked-judge did not run" in done.stderr and KEY_ENV in done.stderr, where
+    assert "rejected the API key in environment variable" in done.stderr, where
+    for kind in ("500", "502 text", "401", "200 completion", "401 models"):
+        assert swept["quotes"].get(kind, 0) > 0, (kind, swept["quotes"])
+    run = json.loads((swept["out"] / "run.json").read_text())
+    assert set(run["last_run"]["failed_models"]) == {"locked-judge"}
+
+
+def test_error_rows_and_outputs_were_redacted_not_dropped(swept: dict[str, Any]) -> None:
+    rows = [r for p in (swept["out"] / "results").rglob("*.parquet") for r in pq.read_table(p).to_pylist()]
+    judge = [r for r in rows if r["model"] == "api-judge"]
+    assert len(judge) == 2 * N_ITEMS  # both orders of every pair
+    errors = [r["error"] for r in judge if r["error"]]
+    assert any(e.startswith("HTTP 500: upstream failed") and "***" in e for e in errors), errors
+    assert any(e.startswith("HTTP 502") and "***" in e for e in errors), errors
+    assert any(e.startswith("HTTP 401") and "***" in e and KEY_ENV in e for e in errors), errors
+    quoted = [r["raw_output"] for r in judge if r["raw_output"] and "I was called with" in r["raw_output"]]
+    assert quoted and all("***" in t and t.endswith("[[A]]") for t in quoted), quoted
+    assert any(r["verdict"] is not None for r in judge)
+
+
+def test_the_key_is_in_no_output_file(swept: dict[str, Any]) -> None:
+    out: Path = swept["out"]
+    files = sorted(p for p in out.rglob("*") if p.is_file())
+    names = {p.relative_to(out).as_posix() for p in files}
+    for expected in ("run.json", "plan.json", "spec.yaml", "report.html", "stats.json", "leaderboard.json",
+                     "leaderboard.csv", "leaderboard.md", "items/my-prefs.parquet"):
+        assert expected in names, sorted(names)
+    assert any(n.startswith("manifest/") for n in names) and any(n.startswith("results/api-judge/") for n in names)
+    for p in files:
+        data = p.read_bytes()
+        assert not leaks(data), (p, leaks(data))
+        if p.suffix == ".parquet":  # compressed on disk: the decoded cells too
+            text = json.dumps(pq.read_table(p).to_pylist(), default=str)
+            assert not leaks(text), (p, leaks(text))
+    # The spec copy names the variable, never its value.
+    models = yaml.safe_load((out / "spec.yaml").read_text())["models"]
+    assert {m.get("api_key_env") for m in models if m["kind"] == "judge"} == {KEY_ENV}
+
+
+def test_the_key_is_not_on_the_console(swept: dict[str, Any]) -> None:
+    done = swept["done"]
+    assert not leaks(done.stdout) and not leaks(done.stderr), (leaks(done.stdout), leaks(done.stderr))
+
+
+def test_the_key_is_in_no_ray_session_file(swept: dict[str, Any]) -> None:
+    files = swept["ray_files"]
+    logs = [p for p in files if "logs" in p.parts]
+    assert any(p.name.startswith("worker-") for p in logs), sorted(p.name for p in logs)[:50]  # the replicas' logs
+    # the replicas did log the failures (redacted): the search below reads what they wrote
+    assert any(b"conversations failed" in data for p, data in files.items() if p in logs)
+    found = {str(p): leaks(data) for p, data in files.items() if leaks(data)}
+    assert not found, found
+
+
+# ---- secrets where a spec has no place for them -----------------------------------------------------------------
+
+
+def _judge_spec(**model: Any) -> dict[str, Any]:
+    return {"suites": [{"name": "rewardbench"}],
+            "models": [{"name": "j", "kind": "judge", "backend": "openai", "base_url": "http://127.0.0.1:9/v1",
+                        "path": "m", **model}]}
+
+
+@pytest.mark.parametrize("model,key", [
+    ({"api_key_env": KEY}, "models[0].api_key_env"),  # the key itself where its variable's name belongs
+    ({"api_key_env": [KEY]}, "models[0].api_key_env"),
+    ({"api_key_env": f"Bearer {KEY}"}, "models[0].api_key_env"),
+    ({"api_key_env": "my_key"}, "models[0].api_key_env"),  # a variable name must look like one
+    ({"api_key": KEY}, "models[0].api_key"),  # no such key: the did-you-mean names keys, not values
+    ({"base_url": f"http://user:{KEY}@127.0.0.1:9/v1"}, "models[0].base_url"),
+])
+def test_spec_errors_never_repeat_a_secret(model: dict[str, Any], key: str) -> None:
+    with pytest.raises(SpecError) as info:
+        spec_from_dict(_judge_spec(**model))
+    assert info.value.key == key
+    assert not leaks(str(info.value)) and "my_key" not in str(info.value), str(info.value)
+
+
+def test_a_url_with_a_password_in_a_suite_is_refused() -> None:
+    doc = {"suites": [{"name": "p", "kind": "file", "data": f"https://u:{KEY}@example.invalid/p.jsonl"}],
+           "models": ["length"]}
+    with pytest.raises(SpecError, match=r"suites\[0\]\.data") as info:
+        spec_from_dict(doc)
+    assert not leaks(str(info.value))
+
+
+def test_variable_names_pass() -> None:
+    spec = spec_from_dict(_judge_spec(api_key_env="OPENAI_API_KEY"))
+    assert spec.models[0].config.api_key_env == "OPENAI_API_KEY"
+    assert spec.to_dict()["models"][0]["api_key_env"] == "OPENAI_API_KEY"
+
+
+def test_cli_refuses_a_key_in_the_spec_before_anything_runs(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(_judge_spec(api_key_env=KEY)))
+    out = tmp_path / "out"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200", "NO_COLOR": "1"}
+    done = subprocess.run([*_rmorch(), "sweep", str(spec), "--out", str(out), "--quiet"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "api_key_env" in done.stderr and "Traceback" not in done.stderr
+    assert not leaks(done.stdout + done.stderr), done.stderr
+    assert not out.exists()
