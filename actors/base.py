@@ -131,6 +131,18 @@ class ModelKind(ABC):
     cacheable: ClassVar[bool] = True
 
     @classmethod
+    def reusable_process(cls, config: Any) -> bool:
+        """Whether a replica's process may load another model after this one closes, instead of a new process
+        being started (the scheduler reuses it for the next model of the same shape on the same GPUs).
+
+        Default: yes when the model runs in this process on transformers (or needs no weights) and loads no code of
+        its own: dropping it frees its memory. No for vLLM engines (their worker processes and GPU memory are only
+        reliably freed by the process's exit), HTTP clients, and `trust_remote_code` models (their code stays
+        imported)."""
+        return (getattr(config, "backend", "transformers") == "transformers"
+                and not getattr(config, "trust_remote_code", False))
+
+    @classmethod
     def cache_key(cls, config: Any, request: Request) -> str | None:
         """The key under which this request's outcome is cached, or None: never cached."""
         return content_key(request) if cls.cacheable else None

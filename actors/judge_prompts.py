@@ -32,9 +32,7 @@ import re
 import string
 from dataclasses import dataclass, field
 
-import yaml
-
-from orchestrator.errors import UserError
+from orchestrator.errors import UserError, read_yaml
 
 LABELS = string.ascii_uppercase
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
@@ -95,17 +93,7 @@ def load_template(protocol: str, path: str | None, model: str) -> Template:
     if path is None:
         d = DEFAULTS[protocol]
         return Template(d["system"], d["user"], "default")
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except OSError as e:
-        raise UserError(f"model '{model}': cannot read template {path}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise UserError(f"model '{model}': template {path} is not valid YAML: {e}") from None
-    except UnicodeDecodeError as e:
-        raise UserError(f"model '{model}': template {path} is not valid UTF-8 ({e.reason} at byte {e.start})") from None
-    except RecursionError:
-        raise UserError(f"model '{model}': template {path} is not valid YAML: nested too deeply") from None
+    data = read_yaml(path, f"model '{model}': template {path}")
     if not isinstance(data, dict) or not isinstance(data.get("user"), str) or set(data) - {"system", "user"}:
         raise UserError(f"model '{model}': template {path} must be a mapping with a `user` text and an optional "
                         f"`system` text")

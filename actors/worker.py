@@ -11,6 +11,7 @@ marked `cached`.
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import sys
@@ -158,8 +159,24 @@ def _torch_device(gpu_ids: tuple[int, ...]) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _free_device_memory() -> None:
+    """Return freed tensors' memory to the device (after a model is dropped, before the next one loads)."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 class ModelWorker:
+    """A replica: one model loaded in this process at a time. `reload` swaps in another model of the same shape
+    (the scheduler's process reuse, for kinds whose `reusable_process` says dropping a model frees it)."""
+
     def __init__(self, spec: ModelSpec, seed: int):
+        self.process_started_at = time.time()
+        self.models_loaded = 0  # models this process has loaded (> 1: it was reused)
+        self._load(spec, seed)
+
+    def _load(self, spec: ModelSpec, seed: int) -> None:
         self.load_started_at = time.time()
         gpu_ids: tuple[int, ...] = ()
         try:
@@ -180,6 +197,20 @@ class ModelWorker:
         self.load_seconds = time.perf_counter() - t0
         self.settings = self.model.settings()
         self.presentation = self.kind.presentation(spec.config)
+        self.models_loaded += 1
+
+    def reload(self, spec: ModelSpec, seed: int) -> dict[str, Any]:
+        """Close the current model and load `spec` in its place, in this process; returns `describe()`.
+
+        Only for models whose kind's `reusable_process` is true, on the same resources (the scheduler checks)."""
+        if not (self.kind.reusable_process(self.spec.config) and get_kind(spec.kind).reusable_process(spec.config)):
+            raise RuntimeError(f"replica of {self.spec.name} cannot load {spec.name} in the same process")
+        self.close()
+        self.model = None
+        self.memo = {}
+        _free_device_memory()
+        self._load(spec, seed)
+        return self.describe()
 
     def describe(self) -> dict[str, Any]:
         pg = _current_placement_group()
@@ -192,16 +223,18 @@ class ModelWorker:
             "device": self.ctx.device,
             "load_started_at": self.load_started_at,
             "load_seconds": self.load_seconds,
+            "process_started_at": self.process_started_at,
+            "reused_process": self.models_loaded > 1,
             "settings": asdict(self.settings),
             "engine_starts": _engine_starts(),
             "placement_group": pg,
         }
 
-    def score_shard(self, task: ShardTask, items: pa.Table,
+    def score_shard(self, task: ShardTask, shard: pa.Table,
                     known: dict[str, ScoreOutcome] | None = None) -> ShardResult:
-        """Score rows [task.start, task.stop) of `items`; `known` outcomes (by cache key) are reused, not scored."""
+        """Score `shard`, the unit's items (rows [task.start, task.stop) of its suite's table, sent with the task);
+        `known` outcomes (by cache key) are reused, not scored."""
         t0 = time.perf_counter()
-        shard = items.slice(task.start, task.stop - task.start)
         reqs = shard_requests(shard, self.presentation, task)
         keys = [self.kind.cache_key(self.spec.config, r) for r in reqs]
         outcomes, cached = self._score_once(reqs, keys, known or {})
@@ -244,8 +277,9 @@ class ModelWorker:
         return outcomes, cached
 
     def close(self) -> None:
-        """Release the model before the replica is killed (vLLM engine processes exit cleanly)."""
-        self.model.close()
+        """Release the model before the replica is killed or reloaded (vLLM engine processes exit cleanly)."""
+        if self.model is not None:
+            self.model.close()
 
     def _score_isolating(self, reqs: list[Request]) -> list[ScoreOutcome]:
         if not reqs:

@@ -2,7 +2,10 @@
 the same 45-model sweep as bench/scheduler.py, with exact unit times, exact loads and no process start, driver or
 Ray cost. It separates the policy's own makespan ratio from this machine's overheads.
 
-    .venv/bin/python bench/placement_sim.py [--nodes 8] [--seconds 60]
+    .venv/bin/python bench/placement_sim.py [--nodes 8] [--seconds 60] [--start-cost S] [--reuse]
+
+`--start-cost S`: each replica process start takes S seconds, one at a time machine-wide (as on this 2-core machine);
+`--reuse`: a finished replica's process serves the next start of its width on its node without that cost.
 
 Last line: `policy_makespan_ratio=X`.
 """
@@ -41,15 +44,19 @@ class SimModel:
     queue: list[float] = field(default_factory=list)  # unit seconds, longest first
 
 
-def simulate(models: dict[str, SimModel], nodes: dict[str, float], start_cost: float = 0.0) -> tuple[float, int]:
-    """(makespan, loads) of the policy on `nodes` (node -> GPUs). `start_cost`: seconds of a machine-wide, one at a
-    time process start before each load (how replica starts queue on this 2-core machine)."""
+def simulate(models: dict[str, SimModel], nodes: dict[str, float], start_cost: float = 0.0,
+             reuse: bool = False) -> tuple[float, int, int]:
+    """(makespan, loads, process starts) of the policy on `nodes` (node -> GPUs). `start_cost`: seconds of a
+    machine-wide, one at a time process start before each load (how replica starts queue on this 2-core machine);
+    `reuse`: a replica whose model is done leaves its process to a start of the same GPUs on its node (as the
+    scheduler's `reuse_processes`), which then pays only the load."""
     free = dict(nodes)
     live: list[SimReplica] = []
-    t, loads, starter_free = 0.0, 0, 0.0
+    t, loads, starts, starter_free = 0.0, 0, 0, 0.0
     costs = CostModel({name: m.gpus for name, m in models.items()})  # loads as the scheduler measures them
     requested: dict[int, float] = {}
     while True:
+        spare: list[tuple[str, float]] = []  # (node, GPUs) of processes freed at this instant
         for r in list(live):  # hand out work, release replicas whose model is done
             if r.ready_at <= t and id(r) in requested:
                 costs.record_load(r.model, r.ready_at - requested.pop(id(r)))
@@ -61,6 +68,7 @@ def simulate(models: dict[str, SimModel], nodes: dict[str, float], start_cost: f
                 else:
                     live.remove(r)
                     free[r.node] += models[r.model].gpus
+                    spare.append((r.node, models[r.model].gpus))
         demands = []
         for name, m in models.items():
             mine = [r for r in live if r.model == name]
@@ -69,12 +77,19 @@ def simulate(models: dict[str, SimModel], nodes: dict[str, float], start_cost: f
                 demands.append(ModelDemand(name, m.gpus, 0.1, len(mine), None, len(m.queue),
                                            sum(m.queue) + inflight, costs.load_seconds(name) or m.load))
         if not demands:
-            return t, loads
-        view = [NodeFree(n, free[n], 100.0, total, 100.0) for n, total in nodes.items()]
+            return t, loads, starts
+        view = [NodeFree(n, free[n], 100.0, total, 100.0, warm=tuple(g for sn, g in spare if sn == n) if reuse else ())
+                for n, total in nodes.items()]
         for s in plan_starts(demands, view, seconds_known=True):
             free[s.node_id] -= models[s.model].gpus
-            starter_free = max(t, starter_free) + start_cost
-            live.append(SimReplica(s.model, s.node_id, starter_free + models[s.model].load))
+            if reuse and (s.node_id, models[s.model].gpus) in spare:
+                spare.remove((s.node_id, models[s.model].gpus))
+                ready = t + models[s.model].load
+            else:
+                starter_free = max(t, starter_free) + start_cost
+                ready = starter_free + models[s.model].load
+                starts += 1
+            live.append(SimReplica(s.model, s.node_id, ready))
             requested[id(live[-1])] = t
             loads += 1
         upcoming = [r.ready_at for r in live if r.ready_at > t] + [r.busy_until for r in live
@@ -88,6 +103,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--shard-size", type=int, default=32)
     ap.add_argument("--start-cost", type=float, default=0.0, help="seconds per replica process start, one at a time")
+    ap.add_argument("--reuse", action="store_true", help="finished replicas' processes serve starts of their shape")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         doc = {"seed": 0, "out": tmp, "shard_size": args.shard_size, "suites": write_suites(Path(tmp)),
@@ -102,10 +118,10 @@ def main() -> None:
         c = next(m.config for m in spec.models if m.name == u.model)
         models[u.model].queue.append(u.tokens * c.size_b / c.tensor_parallel_size * c.seconds_per_token_b)
     nodes = {f"node{i}": GPUS / args.nodes for i in range(args.nodes)}
-    makespan, loads = simulate(models, nodes, args.start_cost)
+    makespan, loads, starts = simulate(models, nodes, args.start_cost, args.reuse)
     bound = max(area, longest)
-    print(f"{args.nodes} node(s) x {GPUS // args.nodes} GPUs; {len(models)} models, {loads} loads; "
-          f"start cost {args.start_cost:g} s")
+    print(f"{args.nodes} node(s) x {GPUS // args.nodes} GPUs; {len(models)} models, {loads} loads, {starts} process "
+          f"starts; start cost {args.start_cost:g} s; reuse {args.reuse}")
     print(f"lower bound {bound:.1f} s; simulated makespan {makespan:.1f} s")
     print(f"policy_makespan_ratio={makespan / bound:.3f}")
 

@@ -7,7 +7,10 @@ different sizes and text lengths, on 64 logical GPUs: one Ray node (`--nodes 1`,
 ray.cluster_utils.Cluster of `--nodes` nodes sharing them. The time scale is set so that the lower bound is about
 `--seconds`.
 
-    .venv/bin/python bench/scheduler.py [--nodes 1|8] [--seconds 60] [--shard-size 32]
+    .venv/bin/python bench/scheduler.py [--nodes 1|8] [--seconds 60] [--shard-size 32] [--no-reuse]
+
+`--no-reuse` sets `reuse_processes: false` (every replica in a new process; by default a finished replica's process
+may load the next model of its shape).
 
 Lower bound = max((GPU-seconds of all units + one load per model x its GPUs) / GPUs, the longest unit plus its
 model's load). Prints makespan, lower bound, GPU idle, loads; the last line is `makespan_ratio=X`.
@@ -110,6 +113,7 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=60.0, help="target lower bound, simulated seconds")
     ap.add_argument("--shard-size", type=int, default=32)
+    ap.add_argument("--no-reuse", action="store_true", help="reuse_processes: false (a new process per replica)")
     ap.add_argument("--keep", help="keep the suites and the result store in this directory (default: a temp dir)")
     args = ap.parse_args()
 
@@ -118,7 +122,7 @@ def main() -> None:
         Path(tmp).mkdir(parents=True, exist_ok=True)
         suites = write_suites(Path(tmp))
         doc = {"seed": 0, "out": str(Path(tmp) / "out"), "shard_size": args.shard_size, "resamples": 0,
-               "suites": suites, "models": model_entries(1.0)}
+               "suites": suites, "models": model_entries(1.0), "reuse_processes": not args.no_reuse}
         area, _, unit_gpu_seconds = lower_bound(spec_from_dict(doc))
         scale = args.seconds * GPUS / unit_gpu_seconds  # seconds per token x B so the units fill `seconds`
         doc["models"] = model_entries(scale)
@@ -151,6 +155,8 @@ def main() -> None:
     print(f"loads: {sum(loads.values())} for {len(loads)} models (max {max(loads.values())} for one model); "
           f"replica start overhead beyond the simulated load: mean {sum(overhead) / len(overhead):.2f} s, "
           f"max {max(overhead):.2f} s")
+    print(f"replica processes started: {last['processes_started']}; replicas loaded in a reused process: "
+          f"{last['reloads']}")
     print(f"GPU-seconds: total {gs['total']:.0f}, working {gs['working']:.0f}, loading {gs['loading']:.0f}, "
           f"held {gs['held']:.0f}")
     print(f"GPU idle: {last['gpu_idle_fraction']:.3f}")

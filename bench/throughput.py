@@ -126,7 +126,8 @@ def worker_for(backend: str, dtype: str, max_length: int, threads: int, **extra:
 def score_with_worker(worker, items, start: int, stop: int):
     from actors.worker import ShardTask
 
-    return worker.score_shard(ShardTask("bench", worker.spec.name, "bench", start, stop), items)
+    return worker.score_shard(ShardTask("bench", worker.spec.name, "bench", start, stop),
+                              items.slice(start, stop - start))
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from orchestrator.errors import SpecError
-from orchestrator.schema import results_table
+from orchestrator.schema import candidate_counts, results_table
 
 METHODS = ("mean", "min", "uncertainty")
 
@@ -79,8 +79,8 @@ def ensemble_results(spec: EnsembleSpec, items: pa.Table, members: dict[str, pa.
     zs = {m: standardised(members[m]) for m in spec.members}
     rows = []
     settings_hash = f"ensemble:{spec.method}:{spec.penalty}:" + ",".join(spec.members)
-    for item in items.select(["subset", "item_id", "candidates"]).to_pylist():
-        for c in range(len(item["candidates"])):
+    for item, n in zip(items.select(["subset", "item_id"]).to_pylist(), candidate_counts(items)):
+        for c in range(n):
             values = [zs[m].get((item["item_id"], c), math.nan) for m in spec.members]
             lacking = [m for m, v in zip(spec.members, values) if math.isnan(v)]
             row = {"unit_key": f"ensemble:{spec.name}", "model": spec.name, "suite": suite, "subset": item["subset"],

@@ -6,7 +6,9 @@ Anything else that escapes is a bug in rmorch and keeps its traceback.
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from typing import Any, Iterable
+
+import yaml
 
 
 class UserError(Exception):
@@ -41,3 +43,19 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"{hint}; known: {', '.join(known)}"
+
+
+def read_yaml(path: str, what: str) -> Any:
+    """The YAML document in `path`; a UserError beginning with `what` (which names the file) if it cannot be read
+    or is not valid UTF-8 YAML. Used for specs and judge templates."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except OSError as e:
+        raise UserError(f"{what}: cannot read: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"{what}: invalid YAML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{what}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+    except RecursionError:
+        raise UserError(f"{what}: invalid YAML: nested too deeply") from None

@@ -86,7 +86,7 @@ def export_reward_bench(out_dir: str, dest: str | None = None, *, org: str = DEF
         kind = run.get("suite_kinds", {}).get(suite, suite)
         if kind not in ("rewardbench", "rewardbench2"):
             continue
-        items = store.read_items(suite)
+        items = store.read_scoring_items(suite)
         for model, results in _suite_results(store, run, suite, items, org).items():
             entry = board.get((model.name, suite))
             if entry is None:

@@ -50,6 +50,7 @@ class NodeFree:
     cpus: float
     total_gpus: float
     total_cpus: float
+    warm: tuple[float, ...] = ()  # GPUs of each spare replica process here (a start of that width reuses one)
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,10 @@ def plan_starts(demands: list[ModelDemand], nodes: list[NodeFree], seconds_known
         node = _best_fit(d, free.values(), reserved)
         if node is None:
             return False
-        free[node.node_id] = replace(node, gpus=node.gpus - d.gpus, cpus=node.cpus - d.cpus)
+        warm = list(node.warm)
+        if d.gpus in warm:
+            warm.remove(d.gpus)
+        free[node.node_id] = replace(node, gpus=node.gpus - d.gpus, cpus=node.cpus - d.cpus, warm=tuple(warm))
         count[d.name] += 1
         starts.append(Start(d.name, node.node_id))
         return True
@@ -142,10 +146,11 @@ def useful_replicas(remaining_seconds: float, load_seconds: float) -> float:
 
 
 def _best_fit(d: ModelDemand, nodes, reserved: set[str]) -> NodeFree | None:
+    """The node left with the fewest free GPUs after `d`, preferring one with a spare process of `d`'s width."""
     fits = [n for n in nodes if n.node_id not in reserved and n.gpus >= d.gpus - EPS and n.cpus >= d.cpus - EPS]
     if not fits:
         return None
-    return min(fits, key=lambda n: (n.gpus - d.gpus, n.cpus - d.cpus, n.node_id))
+    return min(fits, key=lambda n: (d.gpus not in n.warm, n.gpus - d.gpus, n.cpus - d.cpus, n.node_id))
 
 
 def _reserve(d: ModelDemand, nodes, reserved: set[str]) -> None:

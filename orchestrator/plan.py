@@ -11,32 +11,49 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
+import weakref
 from dataclasses import dataclass
 from typing import Iterator
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from actors import get_kind
 from actors.base import Presentation
 from orchestrator.costs import CHARS_PER_TOKEN, param_hint_b
 from orchestrator.errors import SpecError
+from orchestrator.items import ItemFile, narrow_columns, spool_directory
 from orchestrator.permutations import Permutations
-from orchestrator.schema import candidate_counts
 from orchestrator.spec import ModelSpec, SuiteSpec, SweepSpec, stable_hash, suite_class
 from suites import Suite
 
 
 @dataclass(frozen=True)
 class LoadedSuite:
+    """A loaded suite: its item table in a local Parquet file (orchestrator.items), only narrow columns in memory."""
+
     spec: SuiteSpec
     suite: Suite
-    items: pa.Table
+    file: ItemFile  # the canonical item table (sampled and filtered), on the driver's disk
+    index: pa.Table  # orchestrator.items.narrow_columns of every item, in table order
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def num_rows(self) -> int:
+        return self.file.num_rows
+
+    def rows(self, start: int, stop: int) -> pa.Table:
+        """Items [start, stop) of the table."""
+        return self.file.rows(start, stop)
+
+    @property
+    def items(self) -> pa.Table:
+        """The whole item table in memory: for tests and small tools; a sweep reads row ranges instead."""
+        return self.file.read()
 
 
 @dataclass(frozen=True)
@@ -54,41 +71,76 @@ class WorkUnit:
     rated_subsets: tuple[str, ...] = ()  # subsets the suite always has rated, never compared
 
 
-def load_suite(spec: SuiteSpec, seed: int) -> LoadedSuite:
+def load_suite(spec: SuiteSpec, seed: int, spool: str | None = None) -> LoadedSuite:
+    """Load, validate, filter and sample a suite batch by batch into an ItemFile in the directory `spool` (a new
+    temporary directory, removed with the LoadedSuite, when not given)."""
     suite = suite_class(spec.name, spec.kind)(spec.options)
-    items = suite.load(spec.data, spec.split)
-    if spec.subsets is not None:
-        present = set(items.column("subset").to_pylist())
-        missing = [s for s in spec.subsets if s not in present]
-        if missing:
-            raise SpecError(f"suites.{spec.name}.subsets", f"not in the data: {missing}; present: {sorted(present)}")
-        mask = pa.array([s in spec.subsets for s in items.column("subset").to_pylist()])
-        items = items.filter(mask)
-    if spec.limit_per_subset is not None:
-        items = suite.sample(items, spec.limit_per_subset, seed)
-    return LoadedSuite(spec, suite, items)
+    own = spool_directory() if spool is None else None
+    directory = own.name if own is not None else spool
+    try:
+        narrow: list[pa.Table] = []
+
+        def batches() -> Iterator[pa.Table]:
+            for batch in suite.load_batches(spec.data, spec.split):
+                narrow.append(narrow_columns(batch))
+                yield batch
+
+        file = ItemFile.write(_spool_path(directory), batches())
+        index = pa.concat_tables(narrow).combine_chunks()
+        keep: list[int] | None = None
+        if spec.subsets is not None:
+            subsets = index.column("subset").to_pylist()
+            present = set(subsets)
+            missing = [s for s in spec.subsets if s not in present]
+            if missing:
+                raise SpecError(f"suites.{spec.name}.subsets",
+                                f"not in the data: {missing}; present: {sorted(present)}")
+            wanted = set(spec.subsets)
+            keep = [i for i, s in enumerate(subsets) if s in wanted]
+        if spec.limit_per_subset is not None:
+            part = index if keep is None else index.take(keep)
+            rows = suite.sample_rows(part.column("subset").to_pylist(), part.column("item_id").to_pylist(),
+                                     spec.limit_per_subset, seed)
+            keep = rows if keep is None else [keep[r] for r in rows]
+        if keep is not None and len(keep) < index.num_rows:
+            sampled = file.take(keep, _spool_path(directory))
+            file.remove()
+            file, index = sampled, index.take(keep)
+    except BaseException:
+        if own is not None:
+            own.cleanup()
+        raise
+    loaded = LoadedSuite(spec, suite, file, index)
+    if own is not None:
+        weakref.finalize(loaded, own.cleanup)
+    return loaded
 
 
-def shard_hashes(items: pa.Table, shard_size: int) -> Iterator[tuple[int, int, str]]:
+def _spool_path(directory: str) -> str:
+    fd, path = tempfile.mkstemp(dir=directory, prefix="items-", suffix=".parquet")
+    os.close(fd)
+    return path
+
+
+def shard_hashes(items: ItemFile, shard_size: int) -> Iterator[tuple[int, int, str]]:
     """(start, stop, content hash) per shard."""
     columns = ["item_id", "prompt", "candidates", "correct", "context"]
-    for start in range(0, items.num_rows, shard_size):  # one shard at a time in Python: memory stays bounded
-        stop = min(start + shard_size, items.num_rows)
-        part = items.slice(start, stop - start).select(columns).to_pydict()
+    for start, shard in items.slices(shard_size):  # one shard at a time in Python: memory stays bounded
+        part = shard.select(columns).to_pydict()
         h = hashlib.sha256()
         for row in zip(*(part[c] for c in columns)):
             h.update(json.dumps(list(row), ensure_ascii=False).encode())
-        yield start, stop, h.hexdigest()[:16]
+        yield start, start + shard.num_rows, h.hexdigest()[:16]
 
 
 def make_units(spec: SweepSpec, suites: list[LoadedSuite]) -> list[WorkUnit]:
     units = []
     for ls in suites:
-        shards = list(shard_hashes(ls.items, spec.shard_size))
-        subsets = ls.items.column("subset").to_pylist()
+        shards = list(shard_hashes(ls.file, spec.shard_size))
+        subsets = ls.index.column("subset").to_pylist()
         rated_subsets = tuple(s for s in dict.fromkeys(subsets) if ls.suite.always_rated(s))
-        n_cands = candidate_counts(ls.items)
-        chars = _item_chars(ls.items)
+        n_cands = ls.index.column("n_candidates").to_pylist()
+        chars = ls.index.column("chars").to_pylist()
         for model in spec.models:
             if not model.runs_on(ls.name):
                 continue
@@ -109,32 +161,14 @@ def make_units(spec: SweepSpec, suites: list[LoadedSuite]) -> list[WorkUnit]:
     return units
 
 
-def _item_chars(items: pa.Table) -> list[float]:
-    """Characters a model reads per item (prompt once per candidate): the token estimate behind unit costs."""
-    prompt = items.column("prompt").combine_chunks()
-    cands = items.column("candidates").combine_chunks()
-    prompt_chars = _list_sums(prompt, pc.struct_field(prompt.flatten(), "content"))
-    cand_chars = _list_sums(cands, cands.flatten())
-    n_cands = pc.list_value_length(cands).to_numpy(zero_copy_only=False)
-    return (cand_chars + prompt_chars * n_cands).astype(float).tolist()
-
-
-def _list_sums(lists: pa.ListArray, texts: pa.Array) -> np.ndarray:
-    """Per list, the total characters of its texts (computed in Arrow; nulls count 0)."""
-    lengths = pc.fill_null(pc.utf8_length(texts), 0).to_numpy(zero_copy_only=False).astype(np.int64)
-    offsets = lists.offsets.to_numpy() - lists.offsets[0].as_py()
-    total = np.concatenate([[0], np.cumsum(lengths)])
-    return total[offsets[1:]] - total[offsets[:-1]]
-
-
 def _orders_per_item(model: ModelSpec, presentation: Presentation, ls: LoadedSuite, n_cands: list[int],
                      rated_subsets: tuple[str, ...]) -> list[int]:
     """Units each item takes part in: the number of its presented orders (comparisons), else 1."""
     if not presentation.compares:
         return [1] * len(n_cands)
     perms = Permutations.parse(presentation.permutations)
-    subsets = ls.items.column("subset").to_pylist()
-    ids = ls.items.column("item_id").to_pylist()
+    subsets = ls.index.column("subset").to_pylist()
+    ids = ls.index.column("item_id").to_pylist()
     out = []
     for n, subset, iid in zip(n_cands, subsets, ids):
         if subset in rated_subsets:

@@ -40,6 +40,12 @@ from suites.bestofn import BonCurve, is_pool, pool_curve
 from suites.judging import judge_metrics
 
 
+# What the metrics read of the result rows (suites' score, judge metrics, statistics, ensembles): the report reads
+# only these columns of the results files.
+RESULT_COLUMNS = ["item_id", "candidate", "order", "permutation", "score", "verdict", "parsed", "error",
+                  "settings_hash"]
+
+
 @dataclass
 class LeaderboardEntry:
     model: str
@@ -144,7 +150,7 @@ def build_report(dirs: list[str], resamples: int = st.DEFAULT_RESAMPLES, level: 
         used = _suite_sources(sources, suite_name)
         if not used:
             continue
-        items = used[-1].store.read_items(suite_name)
+        items = used[-1].store.read_scoring_items(suite_name)  # no texts: metrics never read them
         suite = suite_class(suite_name, run.get("suite_kinds", {}).get(suite_name))()
         scored = _score_suite(suite, suite_name, items, used, run)
         if not scored:
@@ -196,7 +202,7 @@ def _score_suite(suite: Any, suite_name: str, items: pa.Table, used: list[Source
         for model, info in src.run.get("models", {}).items():
             if model not in by_pair:
                 continue
-            results = src.store.read_results(by_pair[model])
+            results = src.store.read_results(by_pair[model], columns=RESULT_COLUMNS)
             results = results.filter(pc.equal(results.column("settings_hash"), info["settings_hash"]))
             results_by_model[model] = results
     scored = {m: _score(suite, m, items, r) for m, r in results_by_model.items()}
@@ -215,14 +221,14 @@ def score_entry(suite: Any, model: str, items: pa.Table, results: pa.Table) -> L
 
 def _score(suite: Any, model: str, items: pa.Table, results: pa.Table) -> _Scored:
     s = suite.score(items, results)
-    item_ids = set(items.column("item_id").to_pylist())
+    item_ids = items.column("item_id").combine_chunks()
     # The rows the official number reads: pointwise rows and a judge's base-order comparisons (permutation 0);
     # errors and gaps in a judge's extra orders show in its `judge` metrics instead.
     perm = results.column("permutation")
     official = results.filter(pc.or_kleene(pc.is_null(perm), pc.equal(perm, 0)))
-    errored = official.filter(pc.is_valid(official.column("error"))).column("item_id").to_pylist()
-    n_errors = len(set(errored) & item_ids)
-    n_with_rows = len(set(official.column("item_id").to_pylist()) & item_ids)
+    errored = official.filter(pc.is_valid(official.column("error"))).column("item_id")
+    n_errors = _count_in(errored, item_ids)  # distinct items, in Arrow (no Python set of a million ids)
+    n_with_rows = _count_in(official.column("item_id"), item_ids)
     entry = LeaderboardEntry(
         model=model,
         suite=suite.name,
@@ -231,12 +237,18 @@ def _score(suite: Any, model: str, items: pa.Table, results: pa.Table) -> _Score
         subsets=s.subsets,
         n_items=s.n_items,
         n_errors=n_errors,
-        n_missing=len(item_ids) - n_with_rows,
+        n_missing=pc.count_distinct(item_ids).as_py() - n_with_rows,
         extra=s.extra,
         # Suites fill `judge` in their score(); for suites that do not (plugins), the generic metrics.
         judge=s.judge if s.judge is not None else judge_metrics(items, results, official=s.score),
     )
     return _Scored(entry, s, results)
+
+
+def _count_in(ids: pa.ChunkedArray, item_ids: pa.Array) -> int:
+    """How many distinct values of `ids` are among `item_ids`."""
+    distinct = pc.unique(ids.combine_chunks())
+    return int(pc.sum(pc.is_in(distinct, value_set=item_ids)).as_py() or 0)
 
 
 def _rank(scored: list[_Scored]) -> None:

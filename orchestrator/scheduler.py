@@ -6,8 +6,11 @@ which replicas to start and where: the models with the most work first, big tens
 ones, as many replicas per model as shorten the sweep (`replicas: auto`) or exactly the spec's number. Each replica
 is pinned to the node the policy chose, loaded once, and pulls the next unit of its model's queue whenever it
 finishes one (two in flight while the queue is long, so it never waits for the driver; one near the end, so the
-last units spread over the replicas). When its model's queue is empty and its last unit is back, the replica is
-closed, killed, and its GPUs go to the next model that fits.
+last units spread over the replicas). When its model's queue is empty and its last unit is back, its GPUs go to the
+next model that fits: if the policy starts a model of the same shape on them (same node, GPUs, CPUs, bundles) and
+both kinds allow it (`ModelKind.reusable_process`: transformers and weightless kinds, never vLLM), the replica's
+process stays and loads that model (`ModelWorker.reload`: no new process, no second import of torch); otherwise the
+replica is closed and killed. `reuse_processes: false` in the spec always starts new processes.
 
 Cost model (orchestrator.costs): unit cost = tokens x parameters; seconds per cost unit and load times are measured
 as the sweep runs and refine every decision.
@@ -33,8 +36,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
 
 import pyarrow as pa
 import ray
@@ -46,11 +49,13 @@ from actors import get_kind
 from actors.worker import ModelWorker, ShardResult, ShardTask, error_table
 from orchestrator.costs import CostModel
 from orchestrator.error_cap import ErrorCapStop, ErrorTally
+from orchestrator.errors import UserError
 from orchestrator.nodes import ClusterView, packed_group, pin_to_node
 from orchestrator.placement import ModelDemand, plan_starts
 from orchestrator.plan import WorkUnit
 from orchestrator.progress import Display
-from orchestrator.score_cache import ScoreCache, unit_entry, unit_task
+from orchestrator.items import ItemFile
+from orchestrator.score_cache import ScoreCache, unit_entry, unit_rows, unit_task
 from orchestrator.spec import ModelSpec, SweepSpec
 from orchestrator.store import ResultStore
 
@@ -70,6 +75,8 @@ class RunStats:
     # where and when each replica ran: ModelWorker.describe() (incl. load_started_at) plus requested_at / ready_at /
     # released_at (Unix times), node_id and gpus
     replicas: list[dict[str, Any]] = field(default_factory=list)
+    processes_started: int = 0  # replica processes (Ray actors) created
+    reloads: int = 0  # replicas that loaded their model in an earlier replica's process instead
     retries: int = 0
     error_rows: int = 0
     makespan_seconds: float = 0.0  # first replica requested -> last replica released
@@ -88,6 +95,8 @@ class Replica:
     gpus: float
     cpus: float
     pg: PlacementGroup | None = None  # tensor-parallel replicas only
+    bundles: tuple[tuple[tuple[str, float], ...], ...] = ()  # the placement group's bundles (tensor parallel)
+    reusable: bool = False  # its process may load another model when this one is done (ModelKind.reusable_process)
     ready: bool = False
     closing: bool = False
     inflight: dict[Any, WorkUnit] = field(default_factory=dict)  # ObjectRef -> unit, in submission order
@@ -126,14 +135,16 @@ def tensor_parallel_bundles(spec: ModelSpec, cluster_gpus: float) -> list[dict[s
 
 
 class Scheduler:
-    def __init__(self, spec: SweepSpec, items: dict[str, pa.Table], store: ResultStore, display: Display,
-                 cache: ScoreCache | None = None):
+    def __init__(self, spec: SweepSpec, items: Mapping[str, ItemFile | pa.Table], store: ResultStore,
+                 display: Display, cache: ScoreCache | None = None):
         self.spec = spec
         self.cache = cache or ScoreCache(spec.seed)
         self.models = {m.name: m for m in spec.models}
         self.store = store
         self.display = display
-        self.item_refs = {name: ray.put(table) for name, table in items.items()}
+        # Each suite's item file (orchestrator.items) or table. A unit's rows are read when it is submitted and go
+        # with its task through Ray's object store (any node reads them there), freed when the task is done: the
+        # driver never holds or puts a whole suite.
         self.items = items
         self.view = ClusterView()
         self.cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
@@ -142,6 +153,7 @@ class Scheduler:
         self.remote_worker = ray.remote(ModelWorker)
         self.stats = RunStats()
         self.released: list[Replica] = []
+        self.spare: list[Replica] = []  # done replicas whose process the next start of the same shape may take
         self.groups_made = 0
 
     # ---- the loop ----------------------------------------------------------------------------------------------
@@ -185,7 +197,15 @@ class Scheduler:
 
     # ---- placement ---------------------------------------------------------------------------------------------
     def _place(self) -> None:
-        """Start the replicas the packing policy asks for; if nothing runs and nothing fits the known nodes (an
+        """Start the replicas the packing policy asks for (in spare processes of the same shape where possible);
+        close the spare processes no start took."""
+        self._start_replicas()
+        for spare in self.spare:
+            self.closing[spare.actor.close.remote()] = spare
+        self.spare.clear()
+
+    def _start_replicas(self) -> None:
+        """Start what the packing policy asks for; if nothing runs and nothing fits the known nodes (an
         autoscaling cluster with no node yet), request one replica from Ray unpinned so the autoscaler sees it."""
         by_model: dict[str, list[Replica]] = {}
         for r in self.live:
@@ -195,7 +215,11 @@ class Scheduler:
                    if self.queues.get(m) or any(r.inflight for r in by_model.get(m, []))]
         if not demands:
             return
-        starts = plan_starts(demands, self.view.free(), self.costs.known)
+        warm: dict[str | None, tuple[float, ...]] = {}
+        for spare in self.spare:
+            warm[spare.node_id] = warm.get(spare.node_id, ()) + (spare.gpus,)
+        free = [replace(n, warm=warm.get(n.node_id, ())) for n in self.view.free()]
+        starts = plan_starts(demands, free, self.costs.known)
         for s in starts:
             self._spawn(s.model, s.node_id)
         if not starts and not self.live:
@@ -227,21 +251,40 @@ class Scheduler:
 
     def _spawn(self, model: str, node_id: str | None) -> None:
         spec = self.models[model]
-        options: dict[str, Any] = {"max_restarts": 0, "max_concurrency": 1}
-        pg = None
-        if tensor_parallel_size(spec) > 1:
-            bundles = tensor_parallel_bundles(spec, self.cluster_gpus)
-            self.groups_made += 1  # group names must be unique while they live
-            pg = packed_group(bundles, node_id, f"rmorch:{model}:{self.groups_made}")
-            options.update(num_cpus=bundles[0]["CPU"], num_gpus=0, scheduling_strategy=PlacementGroupSchedulingStrategy(
-                pg, placement_group_bundle_index=0, placement_group_capture_child_tasks=True))
+        tp_bundles = tensor_parallel_bundles(spec, self.cluster_gpus) if tensor_parallel_size(spec) > 1 else []
+        replica = Replica(model, None, node_id, self.gpus[model], spec.resources.num_cpus,
+                          bundles=tuple(tuple(sorted(b.items())) for b in tp_bundles),
+                          reusable=self.spec.reuse_processes and get_kind(spec.kind).reusable_process(spec.config))
+        spare = self._spare_for(replica)
+        if spare is not None:  # the process of a finished replica of the same shape loads this model
+            self.spare.remove(spare)
+            replica.actor, replica.pg = spare.actor, spare.pg
+            ready = replica.actor.reload.remote(spec, self.spec.seed)
+            self.stats.reloads += 1
         else:
-            options.update(num_cpus=spec.resources.num_cpus, num_gpus=self.gpus[model], **pin_to_node(node_id))
-        actor = self.remote_worker.options(**options).remote(spec, self.spec.seed)
-        replica = Replica(model, actor, node_id, self.gpus[model], spec.resources.num_cpus, pg)
+            options: dict[str, Any] = {"max_restarts": 0, "max_concurrency": 1}
+            if tp_bundles:
+                self.groups_made += 1  # group names must be unique while they live
+                replica.pg = packed_group(tp_bundles, node_id, f"rmorch:{model}:{self.groups_made}")
+                options.update(num_cpus=tp_bundles[0]["CPU"], num_gpus=0,
+                               scheduling_strategy=PlacementGroupSchedulingStrategy(
+                                   replica.pg, placement_group_bundle_index=0,
+                                   placement_group_capture_child_tasks=True))
+            else:
+                options.update(num_cpus=spec.resources.num_cpus, num_gpus=self.gpus[model], **pin_to_node(node_id))
+            replica.actor = self.remote_worker.options(**options).remote(spec, self.spec.seed)
+            ready = replica.actor.describe.remote()
+            self.stats.processes_started += 1
         self.view.hold(node_id, replica.gpus, replica.cpus)
         self.live.append(replica)
-        self.ready_refs[actor.describe.remote()] = replica
+        self.ready_refs[ready] = replica
+
+    def _spare_for(self, replica: Replica) -> Replica | None:
+        """A spare process that `replica` can take: both reusable, same node, GPUs, CPUs and bundles."""
+        if not replica.reusable:
+            return None
+        return next((s for s in self.spare if s.reusable and s.node_id == replica.node_id and s.gpus == replica.gpus
+                     and s.cpus == replica.cpus and s.bundles == replica.bundles), None)
 
     def _refresh_nodes(self) -> None:
         """Forget nodes that died; a replica still starting on one will never start: replace it."""
@@ -252,8 +295,9 @@ class Scheduler:
                 self._release(replica)
                 ray.kill(replica.actor)
 
-    def _release(self, replica: Replica) -> None:
-        """Give the replica's resources back (in the view and, for tensor-parallel replicas, to Ray)."""
+    def _release(self, replica: Replica, keep_process: bool = False) -> None:
+        """Give the replica's resources back (in the view and, for tensor-parallel replicas, to Ray; with
+        `keep_process` its process and placement group stay, for a spare)."""
         if replica.released_at is not None:
             return
         now = time.time()
@@ -265,7 +309,7 @@ class Scheduler:
         self.view.release(replica.node_id, replica.gpus, replica.cpus)
         if replica in self.live:
             self.live.remove(replica)
-        if replica.pg is not None:
+        if replica.pg is not None and not keep_process:
             remove_placement_group(replica.pg)
             replica.pg = None
         self.released.append(replica)
@@ -273,6 +317,9 @@ class Scheduler:
     def _kill(self, replica: Replica) -> None:
         ray.kill(replica.actor)
         self._release(replica)
+        if replica.pg is not None:  # a spare's group, kept by _release(keep_process=True)
+            remove_placement_group(replica.pg)
+            replica.pg = None
 
     # ---- work --------------------------------------------------------------------------------------------------
     def _submit(self, replica: Replica) -> None:
@@ -283,16 +330,20 @@ class Scheduler:
                 break
             unit = queue.popleft()
             self.queued_cost[unit.model] -= unit.cost
-            ref = replica.actor.score_shard.remote(self._task(unit), self.item_refs[unit.suite],
+            ref = replica.actor.score_shard.remote(self._task(unit), unit_rows(self.items[unit.suite], unit),
                                                    self.cache.known_for(unit))
             if not replica.inflight:
                 replica.head_started = time.time()
                 replica.working_since = replica.head_started
             replica.inflight[ref] = unit
             self.shard_refs[ref] = replica
-        if not replica.inflight and not replica.closing:  # nothing left for this model: close it, then free it
+        if not replica.inflight and not replica.closing:  # nothing left for this model: free its GPUs
             replica.closing = True
-            self.closing[replica.actor.close.remote()] = replica
+            if replica.reusable:  # its process may serve the next start of the same shape (see _place)
+                self._release(replica, keep_process=True)
+                self.spare.append(replica)
+            else:
+                self.closing[replica.actor.close.remote()] = replica
 
     def _task(self, unit: WorkUnit) -> ShardTask:
         return unit_task(unit, self.spec.seed)
@@ -305,8 +356,9 @@ class Scheduler:
         try:
             info = ray.get(ref)
         except RayError as e:
+            ray.kill(replica.actor)  # a reused process whose reload failed is still alive
             self._release(replica)
-            reason = _load_error(e) if isinstance(e, RayActorError) else None
+            reason = _load_error(e)
             if reason is not None:  # the model itself cannot load: retrying will not help
                 self.stats.failed_models[replica.model] = reason
                 dropped = self.queues.pop(replica.model, deque())
@@ -384,7 +436,7 @@ class Scheduler:
             self.stats.retries += 1
             self._requeue(unit)
             return
-        items = self.items[unit.suite].slice(unit.start, unit.stop - unit.start)
+        items = unit_rows(self.items[unit.suite], unit)
         message = f"unit failed {n} times; last: {reason}"
         table = error_table(self._task(unit), items, self.models[unit.model], message)
         self._write(unit, table, table.num_rows, 0.0)
@@ -441,8 +493,12 @@ class Scheduler:
         self.stats.gpu_idle_fraction = (1.0 - working / total) if total > 0 else None
 
 
-def _load_error(e: RayActorError) -> str | None:
-    """The user-facing reason when an actor died because its model could not load (a UserError in __init__)."""
+def _load_error(e: RayError) -> str | None:
+    """The user-facing reason when a replica's model could not load: a UserError (or any error) in the actor's
+    __init__, or a UserError in `ModelWorker.reload` (other reload errors may be the reused process's state: the
+    model is retried in a new process)."""
+    if isinstance(e, RayTaskError):
+        return str(e.cause) if isinstance(e.cause, UserError) else None
     text = str(e)
     marker = "UserError: "
     if marker in text:

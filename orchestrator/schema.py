@@ -68,6 +68,14 @@ ITEM_SCHEMA = pa.schema(
     ]
 )
 
+# What every metric reads of the items (orchestrator.report): ITEM_SCHEMA without the texts (prompt, context,
+# candidates), with `n_candidates` and `candidate_chars` (characters of each candidate) in place of the candidates.
+# orchestrator.items.scoring_view makes it from an item table.
+SCORING_SCHEMA = pa.schema(
+    [f for f in ITEM_SCHEMA if f.name not in ("prompt", "candidates", "context")]
+    + [pa.field("n_candidates", pa.int32(), nullable=False), pa.field("candidate_chars", pa.list_(pa.int32()))]
+)
+
 RESULT_SCHEMA = pa.schema(
     [
         pa.field("unit_key", pa.string(), nullable=False),
@@ -112,7 +120,10 @@ def items_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
 
 
 def candidate_counts(items: pa.Table) -> list[int]:
-    """Candidates per item, from Arrow (the texts never become Python strings)."""
+    """Candidates per item, from Arrow (the texts never become Python strings); item tables without texts
+    (SCORING_SCHEMA) carry the counts."""
+    if "n_candidates" in items.column_names:
+        return items.column("n_candidates").to_pylist()
     return pc.list_value_length(items.column("candidates")).to_pylist()
 
 

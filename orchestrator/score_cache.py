@@ -16,6 +16,7 @@ Rows computed during the sweep join the cache as they are written. Error rows ar
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,6 +24,7 @@ import pyarrow.compute as pc
 from actors import get_kind
 from actors.base import InferenceSettings, ScoreOutcome
 from actors.worker import ShardTask, result_rows, shard_requests
+from orchestrator.items import ItemFile
 from orchestrator.plan import WorkUnit
 from orchestrator.spec import ModelSpec, SweepSpec
 from orchestrator.store import ManifestEntry, ResultStore
@@ -71,9 +73,10 @@ class ScoreCache:
             backend=last["backend"], dtype=last["dtype"], max_length=last["max_length"],
             truncation_side=last["truncation_side"], chat_template=last["chat_template"]))
 
-    def resolve(self, spec: SweepSpec, pending: list[WorkUnit], items: dict[str, pa.Table],
+    def resolve(self, spec: SweepSpec, pending: list[WorkUnit], items: Mapping[str, ItemFile | pa.Table],
                 store: ResultStore) -> list[WorkUnit]:
-        """Write every pending unit the cache answers whole; return the units left to schedule."""
+        """Write every pending unit the cache answers whole; return the units left to schedule. `items`: each
+        suite's item table or file (only the rows of cacheable models' units are read)."""
         models = {m.name: m for m in spec.models}
         left = []
         for unit in pending:
@@ -83,7 +86,7 @@ class ScoreCache:
                 left.append(unit)
                 continue
             task = unit_task(unit, self.seed)
-            shard = items[unit.suite].slice(unit.start, unit.stop - unit.start)
+            shard = unit_rows(items[unit.suite], unit)
             reqs = shard_requests(shard, kind.presentation(model.config), task)
             keys = [kind.cache_key(model.config, r) for r in reqs]
             known = self.known.get(unit.model, {})
@@ -110,6 +113,13 @@ def unit_task(unit: WorkUnit, seed: int) -> ShardTask:
     """What a replica is sent to compute `unit`."""
     return ShardTask(unit.key, unit.model, unit.suite, unit.start, unit.stop, unit.permutation, unit.rated_subsets,
                      seed)
+
+
+def unit_rows(items: ItemFile | pa.Table, unit: WorkUnit) -> pa.Table:
+    """The items of `unit`: rows [start, stop) of its suite's item file (or in-memory table)."""
+    if isinstance(items, ItemFile):
+        return items.rows(unit.start, unit.stop)
+    return items.slice(unit.start, unit.stop - unit.start)
 
 
 def unit_entry(unit: WorkUnit, table: pa.Table, n_errors: int, seconds: float) -> ManifestEntry:

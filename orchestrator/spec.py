@@ -31,10 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 from urllib.parse import urlsplit
 
-import yaml
-
 from orchestrator.ensembles import EnsembleSpec
-from orchestrator.errors import SpecError, UserError, did_you_mean
+from orchestrator.errors import SpecError, UserError, did_you_mean, read_yaml
 
 
 NOT_SCORING = {"scoring": False}  # dataclass field metadata: a setting that cannot change any number (timeouts, ...)
@@ -117,6 +115,9 @@ class SweepSpec:
     # stop the sweep once more than this share of the result rows written in this run are error rows (checked from
     # orchestrator.error_cap.ERROR_CAP_MIN_ROWS rows on); None: never stop for errors
     max_error_rate: float | None = 0.5
+    # a replica whose model is done may load the next model of the same shape in its process instead of a new
+    # process starting (only kinds whose `reusable_process` allows it: transformers and weightless kinds, not vLLM)
+    reuse_processes: bool = True
 
     def __post_init__(self) -> None:
         if not self.suites:
@@ -160,6 +161,7 @@ class SweepSpec:
             "max_retries": self.max_retries,
             "resamples": self.resamples,
             "max_error_rate": self.max_error_rate,
+            "reuse_processes": self.reuse_processes,
             "suites": [_suite_to_dict(s) for s in self.suites],
             "models": [_model_to_dict(m) for m in self.models],
             **({"ensembles": [e.to_dict() for e in self.ensembles]} if self.ensembles else {}),
@@ -240,25 +242,14 @@ def _hint_name(hint: Any) -> str:
 
 # ---- the YAML document -------------------------------------------------------------------------------------
 
-_TOP_KEYS = {"seed", "out", "shard_size", "max_retries", "resamples", "max_error_rate", "suites", "models",
-             "ensembles"}
+_TOP_KEYS = {"seed", "out", "shard_size", "max_retries", "resamples", "max_error_rate", "reuse_processes", "suites",
+             "models", "ensembles"}
 _MODEL_COMMON = {"name", "kind", "suites"} | {f.name for f in dataclasses.fields(ResourceSpec)}
 _SUITE_COMMON = {f.name for f in dataclasses.fields(SuiteSpec)} - {"options"}
 
 
 def load_spec(path: str) -> SweepSpec:
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f)
-    except OSError as e:
-        raise UserError(f"{path}: cannot read spec: {e.strerror or e}") from None
-    except yaml.YAMLError as e:
-        raise UserError(f"{path}: invalid YAML: {e}") from None
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
-    except RecursionError:
-        raise UserError(f"{path}: invalid YAML: nested too deeply") from None
-    return spec_from_dict(doc, source=path)
+    return spec_from_dict(read_yaml(path, f"spec {path}"), source=path)
 
 
 def spec_from_dict(doc: Any, source: str | None = None) -> SweepSpec:
@@ -273,8 +264,8 @@ def spec_from_dict(doc: Any, source: str | None = None) -> SweepSpec:
     for name, value in (("suites", suites), ("models", models)):
         if not isinstance(value, list) or not value:
             raise SpecError(name, "expected a non-empty list", source)
-    top = {k: doc[k] for k in ("seed", "out", "shard_size", "max_retries", "resamples", "max_error_rate")
-           if k in doc}
+    top = {k: doc[k] for k in ("seed", "out", "shard_size", "max_retries", "resamples", "max_error_rate",
+                               "reuse_processes") if k in doc}
     for k, v in top.items():
         _check_type(v, typing.get_type_hints(SweepSpec)[k], k, source)
     suite_specs = tuple(_suite_spec(s, i, source) for i, s in enumerate(suites))

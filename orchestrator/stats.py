@@ -320,24 +320,24 @@ def length_bias(items: pa.Table, results: pa.Table) -> dict[str, Any] | None:
     no two-candidate items with a single correct response."""
     from suites.judging import official_credits, pairwise_rating_credit
 
-    lengths = _candidate_lengths(items)  # characters, from Arrow: the texts never become Python strings
-    correct = items.column("correct").to_pylist()
+    pairs = _pair_lengths(items)  # characters, from Arrow: the texts never become Python strings
+    single = _single_correct(items)
     longer: list[float] = []
     shorter: list[float] = []
     for k in (0, 1):  # items whose correct response is shown first, then second
-        keep = [i for i, (n, ok) in enumerate(zip(lengths, correct)) if len(n) == 2 and ok == [k]]
-        if not keep:
-            continue
-        sub = items.take(keep)
-        res = results.filter(pc.is_in(results.column("item_id"), value_set=sub.column("item_id").combine_chunks()))
-        credits, _ = official_credits(sub, res, pointwise=lambda s, k=k: _pair_credit(s, k),
-                                      ratings=pairwise_rating_credit)
-        for credit, i in zip(credits, keep):
-            good, other = lengths[i][k], lengths[i][1 - k]
-            if good > other:
-                longer.append(credit)
-            elif good < other:
-                shorter.append(credit)
+        keep = np.flatnonzero((pairs[:, 0] >= 0) & (single == k))
+        for start in range(0, len(keep), LENGTH_BIAS_CHUNK):  # a chunk of items at a time: memory stays bounded
+            rows = keep[start:start + LENGTH_BIAS_CHUNK]
+            sub = items.take(pa.array(rows))
+            res = results.filter(pc.is_in(results.column("item_id"),
+                                          value_set=sub.column("item_id").combine_chunks()))
+            credits, _ = official_credits(sub, res, pointwise=lambda s, k=k: _pair_credit(s, k),
+                                          ratings=pairwise_rating_credit)
+            for credit, good, other in zip(credits, pairs[rows, k].tolist(), pairs[rows, 1 - k].tolist()):
+                if good > other:
+                    longer.append(credit)
+                elif good < other:
+                    shorter.append(credit)
     if not longer and not shorter:
         return None
     return {
@@ -348,10 +348,37 @@ def length_bias(items: pa.Table, results: pa.Table) -> dict[str, Any] | None:
     }
 
 
-def _candidate_lengths(items: pa.Table) -> list[list[int]]:
-    """Characters (code points) of each item's candidates."""
-    cands = items.column("candidates").combine_chunks()
-    return pa.ListArray.from_arrays(cands.offsets, pc.utf8_length(cands.flatten())).to_pylist()
+LENGTH_BIAS_CHUNK = 100_000  # items credited at a time by length_bias (per-item credits: chunking changes nothing)
+
+
+def _pair_lengths(items: pa.Table) -> np.ndarray:
+    """(n, 2) characters of the two candidates of each two-candidate item; -1 for items with another count."""
+    if "candidate_chars" in items.column_names:
+        chars = items.column("candidate_chars").combine_chunks()
+    else:
+        cands = items.column("candidates").combine_chunks()
+        offsets = pc.subtract(cands.offsets, cands.offsets[0])
+        chars = pa.ListArray.from_arrays(offsets, pc.utf8_length(cands.flatten()))
+    return _first_two(chars)
+
+
+def _single_correct(items: pa.Table) -> np.ndarray:
+    """Per item, the index of its one correct candidate; -1 for items with no or several correct ones."""
+    correct = _first_two(items.column("correct").combine_chunks(), exactly=1)
+    return correct[:, 0]
+
+
+def _first_two(lists: pa.ListArray, exactly: int = 2) -> np.ndarray:
+    """(n, 2) first two values of each list that has `exactly` values (the rest -1), as int64."""
+    offsets = lists.offsets.to_numpy().astype(np.int64)
+    offsets = offsets - offsets[0]
+    values = pc.fill_null(lists.flatten(), -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    sizes = np.diff(offsets)
+    out = np.full((len(lists), 2), -1, dtype=np.int64)
+    ok = np.flatnonzero(sizes == exactly)
+    for j in range(exactly):
+        out[ok, j] = values[offsets[:-1][ok] + j]
+    return out
 
 
 def _pair_credit(scores: list[float], correct: int) -> float:

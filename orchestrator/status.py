@@ -55,6 +55,7 @@ class SweepStatus:
     pairs: list[PairStatus]
     last_update: float | None  # Unix time of the newest manifest entry of this plan
     failed_models: dict[str, str] = field(default_factory=dict)
+    stopped: dict[str, Any] | None = None  # the run was stopped by max_error_rate: run.json last_run.stopped
     other_units: int = 0  # finished units outside this plan (earlier settings or specs)
     problems: list[str] = field(default_factory=list)  # unusable files met while reading the store
 
@@ -106,6 +107,7 @@ def read_status(out: str) -> SweepStatus:
         out=out, run_id=plan.get("run_id"), started=plan.get("started"), finished=finished, pairs=pairs,
         last_update=max(landed) if landed else None,
         failed_models=dict(run.get("last_run", {}).get("failed_models", {})) if finished else {},
+        stopped=run["last_run"].get("stopped") if finished else None,
         other_units=other, problems=list(store.problems),
     )
 
@@ -114,7 +116,11 @@ def describe_state(status: SweepStatus, now: float | None = None) -> str:
     """One line: finished or not, how much, and since when nothing landed."""
     now = time.time() if now is None else now
     done, planned = status.units_done, status.units_planned
-    if status.finished:
+    if status.finished and status.stopped:
+        s = status.stopped
+        state = (f"stopped early: {s['error_rows']} of {s['rows']} result rows were errors, above max_error_rate "
+                 f"{s['max_error_rate']:g} (rerun with the cap raised to resume)")
+    elif status.finished:
         state = "finished" if done == planned else f"finished with {planned - done} units not done"
     else:
         state = "not finished (running, or stopped: rerun the same sweep to resume)"

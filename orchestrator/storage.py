@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol, TypeVar
+
+import pyarrow as pa
 
 from orchestrator.errors import UserError
 
@@ -43,6 +46,7 @@ class Files(Protocol):
     def put(self, rel: str, data: bytes) -> None: ...
     def put_from(self, rel: str, write: Callable[[str], None]) -> None: ...
     def get(self, rel: str) -> bytes: ...
+    def open_input(self, rel: str) -> pa.NativeFile: ...
     def exists(self, rel: str) -> bool: ...
     def stat(self, rel: str) -> FileStat | None: ...
     def listing(self, rel_dir: str) -> dict[str, FileStat]: ...
@@ -100,6 +104,10 @@ class LocalFiles:
     def get(self, rel: str) -> bytes:
         with open(self._path(rel), "rb") as f:
             return f.read()
+
+    def open_input(self, rel: str) -> pa.NativeFile:
+        """A random-access reader (Parquet reads only the column chunks it needs)."""
+        return pa.OSFile(self._path(rel))
 
     def exists(self, rel: str) -> bool:
         return os.path.isfile(self._path(rel))
@@ -177,12 +185,19 @@ class UriFiles:
         with tempfile.TemporaryDirectory(prefix="rmorch-") as d:
             tmp = os.path.join(d, posixpath.basename(rel))
             write(tmp)
-            with open(tmp, "rb") as f:
-                self.put(rel, f.read())
+            parent = posixpath.dirname(self._path(rel))
+            if parent:
+                self.fs.create_dir(parent, recursive=True)
+            with open(tmp, "rb") as f, self.fs.open_output_stream(self._path(rel)) as out:
+                shutil.copyfileobj(f, out, 1 << 24)  # streamed: a large file (items) never whole in memory
 
     def get(self, rel: str) -> bytes:
         with self.fs.open_input_stream(self._path(rel)) as f:
             return f.read()
+
+    def open_input(self, rel: str) -> pa.NativeFile:
+        """A random-access reader (range requests on object stores)."""
+        return self.fs.open_input_file(self._path(rel))
 
     def exists(self, rel: str) -> bool:
         return self.stat(rel) is not None

@@ -23,6 +23,7 @@ import io
 import json
 import logging
 import posixpath
+import shutil
 import urllib.parse
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Callable, Iterable, Iterator
@@ -31,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from orchestrator.errors import UserError
+from orchestrator.items import read_scoring_view
 from orchestrator.schema import RESULT_SCHEMA, empty_results
 from orchestrator.storage import FileStat, open_files
 
@@ -134,14 +136,27 @@ class ResultStore:
     def write_items(self, suite: str, table: pa.Table) -> None:
         self.write_bytes(self.items_file(suite), _parquet_bytes(table))
 
+    def write_items_file(self, suite: str, path: str) -> None:
+        """The suite's items from a local Parquet items file (orchestrator.items.ItemFile), copied as it is."""
+        self.write_atomic(self.items_file(suite), lambda tmp: shutil.copyfile(path, tmp))
+
     def has_items(self, suite: str) -> bool:
         return self.exists(self.items_file(suite))
 
     def read_items(self, suite: str) -> pa.Table:
         """The suite's items; a file that does not read back raises CorruptFile (a sweep writes it again)."""
+        return self._items(suite, lambda f: pq.read_table(f))
+
+    def read_scoring_items(self, suite: str) -> pa.Table:
+        """The suite's items without their texts (orchestrator.schema.SCORING_SCHEMA: what every metric reads), read
+        one row group at a time; errors as `read_items`."""
+        return self._items(suite, read_scoring_view)
+
+    def _items(self, suite: str, read: Callable[[pa.NativeFile], pa.Table]) -> pa.Table:
         rel = self.items_file(suite)
         try:
-            return pq.read_table(pa.BufferReader(self.read_bytes(rel)))
+            with self.files.open_input(rel) as f:
+                return read(f)
         except (pa.ArrowException, OSError) as e:
             if isinstance(e, FileNotFoundError):
                 raise
@@ -195,11 +210,12 @@ class ResultStore:
         """Keys of the units whose results are verified whole: what a (re)run may skip."""
         return {e.key for e in self.manifest(verify=True)}
 
-    def read_results(self, entries: Iterable[ManifestEntry]) -> pa.Table:
-        """The result rows of these units; a file that is not what its entry records is reported and left out
-        (its items then count as missing), never read as data."""
-        tables = [t for t in self.files.map(self._read_unit, list(entries)) if t is not None]
-        return pa.concat_tables(tables) if tables else empty_results()
+    def read_results(self, entries: Iterable[ManifestEntry], columns: list[str] | None = None) -> pa.Table:
+        """The result rows of these units (only `columns` of RESULT_SCHEMA, if given); a file that is not what its
+        entry records is reported and left out (its items then count as missing), never read as data."""
+        tables = [t for t in self.files.map(lambda e: self._read_unit(e, columns), list(entries)) if t is not None]
+        table = pa.concat_tables(tables) if tables else empty_results()
+        return table.select(columns) if columns is not None and not tables else table
 
     # ---- checks ------------------------------------------------------------------------------------------------
     def _read_entry(self, rel: str) -> ManifestEntry | None:
@@ -237,13 +253,13 @@ class ResultStore:
             return None
         return data
 
-    def _read_unit(self, entry: ManifestEntry) -> pa.Table | None:
+    def _read_unit(self, entry: ManifestEntry, columns: list[str] | None = None) -> pa.Table | None:
         where = self.path(entry.file)
         data = self._verified_bytes(entry)
         if data is None:
             return None
         try:
-            table = pq.read_table(io.BytesIO(data), schema=RESULT_SCHEMA)
+            table = pq.read_table(io.BytesIO(data), schema=RESULT_SCHEMA, columns=columns)
         except (pa.ArrowException, OSError) as e:
             self._problem(f"{where}: not a readable results table ({type(e).__name__}: {e}); unit {entry.key} will "
                           f"be computed again")

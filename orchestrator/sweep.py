@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from orchestrator.errors import UserError
+from orchestrator.items import spool_directory
 from orchestrator.plan import LoadedSuite, WorkUnit, load_suite, make_units
 from orchestrator.progress import Display, QuietDisplay
 from orchestrator.report import LeaderboardEntry, build_report, write_report
@@ -61,18 +62,19 @@ def run_sweep(spec: SweepSpec, ray_options: RayOptions | None = None, display: D
     t0 = time.perf_counter()
     display = display or QuietDisplay()
     store = ResultStore(spec.out)
-    suites = [load_suite(s, spec.seed) for s in spec.suites]
-    _check_model_paths(spec)
-    units = make_units(spec, suites)
-    done, run = _start_store(store, spec, suites, units)
-    pending = [u for u in units if u.key not in done]
-    cache = ScoreCache.from_store(store, spec, pending)
-    n_pending = len(pending)
-    pending = cache.resolve(spec, pending, {ls.name: ls.items for ls in suites}, store)
+    with spool_directory() as spool:  # the suites' item files (orchestrator.items)
+        suites = [load_suite(s, spec.seed, spool) for s in spec.suites]
+        _check_model_paths(spec)
+        units = make_units(spec, suites)
+        done, run = _start_store(store, spec, suites, units)
+        pending = [u for u in units if u.key not in done]
+        cache = ScoreCache.from_store(store, spec, pending)
+        n_pending = len(pending)
+        pending = cache.resolve(spec, pending, {ls.name: ls.file for ls in suites}, store)
 
-    stats = RunStats()
-    if pending:
-        stats = _schedule(spec, suites, units, pending, store, display, ray_options or RayOptions(), run, cache)
+        stats = RunStats()
+        if pending:
+            stats = _schedule(spec, suites, units, pending, store, display, ray_options or RayOptions(), run, cache)
     run["last_run"] = {
         "units_planned": len(units),
         "units_skipped": len(units) - len(pending),
@@ -81,6 +83,8 @@ def run_sweep(spec: SweepSpec, ray_options: RayOptions | None = None, display: D
         "requests_from_cache": cache.reused_requests,
         "loads": stats.loads,
         "engine_starts": stats.engine_starts,
+        "processes_started": stats.processes_started,  # replica processes created
+        "reloads": stats.reloads,  # replicas that loaded their model in a finished replica's process
         "replicas": stats.replicas,
         "load_seconds": stats.load_seconds,
         "model_seconds": stats.model_seconds,
@@ -97,7 +101,7 @@ def run_sweep(spec: SweepSpec, ray_options: RayOptions | None = None, display: D
         "seconds": time.perf_counter() - t0,
     }
     store.write_json("run.json", run)
-    del suites, cache  # the report reads the items back from the store: never two copies of a large suite in memory
+    del suites, cache  # the report reads what it needs back from the store
     report = build_report([spec.out], resamples=spec.resamples)
     write_report(spec.out, report)
     return SweepResult(spec.out, report.entries, stats, len(units), len(units) - len(pending), time.perf_counter() - t0)
@@ -129,7 +133,7 @@ def _schedule(spec: SweepSpec, suites: list[LoadedSuite], units: list[WorkUnit],
         if dashboard:
             display.note(f"Ray dashboard: {dashboard}")
         try:
-            return Scheduler(spec, {ls.name: ls.items for ls in suites}, store, display, cache).run(pending)
+            return Scheduler(spec, {ls.name: ls.file for ls in suites}, store, display, cache).run(pending)
         finally:
             display.stop()
     finally:
@@ -213,7 +217,7 @@ def _start_store(store: ResultStore, spec: SweepSpec, suites: list[LoadedSuite],
     try:
         done = store.done_keys()
         for ls in suites:
-            store.write_items(ls.name, ls.items)
+            store.write_items_file(ls.name, ls.file.path)
         store.write_text("spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False, allow_unicode=True))
         run = _run_metadata(store, spec, suites)
         run["store_problems"] = list(store.problems)  # files found unusable: their units are computed again
@@ -257,7 +261,7 @@ def _run_metadata(store: ResultStore, spec: SweepSpec, suites: list[LoadedSuite]
         "suites": suite_names,
         "suite_kinds": suite_kinds,  # suites declared with a kind of their own ({name: my-prefs, kind: file})
         "suite_versions": {ls.name: ls.suite.version for ls in suites},
-        "items": {ls.name: ls.items.num_rows for ls in suites},
+        "items": {ls.name: ls.num_rows for ls in suites},
         "models": models,
         "ensembles": {**previous.get("ensembles", {}), **{e.name: e.to_dict() for e in spec.ensembles}},
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -79,9 +79,14 @@ class Suite(ABC):
 
     def load(self, data: str | None = None, split: str | None = None) -> pa.Table:
         """The suite's full canonical item table, validated: non-empty string responses, unique item ids."""
-        batches: list[pa.Table] = []
+        return pa.concat_tables(list(self.load_batches(data, split))).combine_chunks()
+
+    def load_batches(self, data: str | None = None, split: str | None = None) -> Iterator[pa.Table]:
+        """`load` as consecutive item tables of LOAD_BATCH_ROWS items (a large suite never whole in memory); the
+        checks are those of `load`, over all batches (a duplicate id in a later batch fails there)."""
         rows: list[dict[str, Any]] = []
         seen: dict[str, tuple[str, int]] = {}  # item id -> (source, row) where it was first seen
+        n = 0
         for item, rec in self._located_items(data, split):
             prev = seen.get(item["item_id"])
             if prev is not None:
@@ -92,13 +97,14 @@ class Suite(ABC):
                 item["meta"] = meta_json(item["meta"])
             rows.append(item)
             if len(rows) == LOAD_BATCH_ROWS:  # Arrow as we go: a million items never live as Python dicts at once
-                batches.append(items_table(rows))
+                n += len(rows)
+                yield items_table(rows)
                 rows = []
         if rows:
-            batches.append(items_table(rows))
-        if not batches:
+            n += len(rows)
+            yield items_table(rows)
+        if not n:
             raise DataError(data or f"{self.hub_id}", "no items found")
-        return pa.concat_tables(batches).combine_chunks()
 
     def _located_items(self, data: str | None, split: str | None) -> Iterator[tuple[dict[str, Any], Record]]:
         for item in self.to_items(self.records(data, split)):
@@ -111,9 +117,14 @@ class Suite(ABC):
 
     def sample(self, items: pa.Table, limit_per_subset: int, seed: int) -> pa.Table:
         """A seeded sample of at most `limit_per_subset` groups per subset, in the original order."""
+        rows = self.sample_rows(items.column("subset").to_pylist(), items.column("item_id").to_pylist(),
+                                limit_per_subset, seed)
+        return items.take(rows)
+
+    def sample_rows(self, subsets: list[str], item_ids: list[str], limit_per_subset: int, seed: int) -> list[int]:
+        """The rows `sample` keeps (ascending), from the items' subsets and ids alone."""
         keep: list[int] = []
-        subsets = items.column("subset").to_pylist()
-        groups = [self.sample_group(i) for i in items.column("item_id").to_pylist()]
+        groups = [self.sample_group(i) for i in item_ids]
         by_subset: dict[str, dict[str, list[int]]] = {}
         for idx, (sub, grp) in enumerate(zip(subsets, groups)):
             by_subset.setdefault(sub, {}).setdefault(grp, []).append(idx)
@@ -125,7 +136,7 @@ class Suite(ABC):
                 names = [names[i] for i in sorted(rng.choice(len(names), limit_per_subset, replace=False))]
             for g in names:
                 keep.extend(grps[g])
-        return items.take(sorted(keep))
+        return sorted(keep)
 
     # ---- scoring -------------------------------------------------------------------------------------------
     def always_rated(self, subset: str) -> bool:

@@ -202,17 +202,19 @@ def _read_csv(file: str) -> Iterator[Record]:
             raise DataError(file, f"invalid csv: {e}", row=done + 1) from None
 
 
-def read_hub(hub_id: str, split: str, name: str | None = None) -> Iterator[Record]:
-    """Rows of a Hugging Face dataset. Needs network access to the hub (or its local cache)."""
+def read_hub(hub_id: str, split: str, name: str | None = None, data_files: str | None = None) -> Iterator[Record]:
+    """Rows of a Hugging Face dataset (its config `name`, or one of its files, `data_files`, whose path then names
+    the records' source). Needs network access to the hub (or its local cache)."""
+    what = f"'{hub_id}'" + (f" file {data_files}" if data_files else "") + f" (split '{split}')"
     try:
         import datasets
 
-        ds = datasets.load_dataset(hub_id, name, split=split)
+        ds = datasets.load_dataset(hub_id, name, data_files=data_files, split=split)
     except Exception as e:
         raise UserError(
-            f"cannot load Hugging Face dataset '{hub_id}' (split '{split}'): {type(e).__name__}: {e}. "
+            f"cannot load Hugging Face dataset {what}: {type(e).__name__}: {e}. "
             "Offline? Give the suite a local copy with `data: PATH`."
         ) from None
-    source = f"hub:{hub_id}:{split}"
+    source = f"hub:{hub_id}:{data_files or split}"
     for row, rec in enumerate(ds, 1):
         yield Record(source, row, dict(rec))

@@ -36,10 +36,10 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 
-from orchestrator.errors import DataError, UserError
+from orchestrator.errors import DataError
 from suites import register_suite
 from suites.base import Suite, SuiteScore, require_str, subset_means
-from suites.files import Record
+from suites.files import Record, read_hub
 from suites.judging import judge_metrics, official_credits, pairwise_rating_credit
 
 SCENARIOS = ("helpful", "reason", "citation", "harmless", "abstain", "conflict")
@@ -103,18 +103,8 @@ class RAGRewardBench(Suite):
         if data is not None:
             yield from super().records(data, split)
             return
-        for scenario, path in HUB_FILES.items():  # one file per scenario: keep the file name as provenance
-            try:
-                import datasets
-
-                ds = datasets.load_dataset(self.hub_id, data_files=path, split=split or self.hub_split)
-            except Exception as e:
-                raise UserError(
-                    f"cannot load '{self.hub_id}' file {path}: {type(e).__name__}: {e}. "
-                    "Offline? Give the suite a local copy with `data: PATH`."
-                ) from None
-            for row, rec in enumerate(ds, 1):
-                yield Record(f"hub:{self.hub_id}:{path}", row, dict(rec))
+        for path in HUB_FILES.values():  # one file per scenario: the file name stays in the records' source
+            yield from read_hub(self.hub_id, split or self.hub_split, data_files=path)
 
     def to_items(self, records: Iterator[Record]) -> Iterator[dict[str, Any]]:
         for rec in records:

@@ -119,6 +119,9 @@ def test_status_counts_the_units_not_done(stopped: dict[str, Any]) -> None:
     assert done.returncode == 0, done.stderr
     status = json.loads(done.stdout)
     assert status["units_done"] == len(stopped["entries"]) < status["units_planned"] == UNITS
+    assert status["stopped"]["error_rows"] == stopped["run"]["last_run"]["stopped"]["error_rows"]
+    text = _rmorch("status", str(stopped["out"])).stdout
+    assert "stopped early" in text and "max_error_rate 0.3" in text
 
 
 def test_rerun_with_the_cap_raised_resumes_and_finishes(stopped: dict[str, Any]) -> None:

@@ -62,6 +62,16 @@ def test_idle_gpus_go_to_the_model_that_finishes_last_only_while_that_helps():
     assert plan_starts([demand("a", 1, 8.0, replicas=1, load=5.0)], [node("n", 6)], seconds_known=True) == []
 
 
+def test_a_node_with_a_spare_process_of_the_same_width_is_preferred():
+    from dataclasses import replace
+
+    nodes = [node("a", 1), node("b", 2), replace(node("c", 4), warm=(2.0, 1.0))]
+    starts = plan_starts([demand("one", 1, 10.0, max_replicas=2), demand("two", 2, 10.0, max_replicas=1)], nodes,
+                         seconds_known=False)
+    # without spares best fit would pick "a" for the first 1-GPU replica and "b" for the 2-GPU one
+    assert sorted((s.model, s.node_id) for s in starts) == [("one", "a"), ("one", "c"), ("two", "c")]
+
+
 # ---- the real thing ---------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -159,13 +159,15 @@ def _filled(root: str, rewardbench_file) -> ResultStore:
                                        "limit_per_subset": 2}]})
     suites = [load_suite(s, spec.seed) for s in spec.suites]
     store = ResultStore(root)
-    store.write_items("rewardbench", suites[0].items)
+    items = suites[0].items
+    store.write_items("rewardbench", items)
     run = _run_metadata(store, spec, suites)
     units = make_units(spec, suites)
     write_plan(store, run["run_id"], run["started"], units)
     worker = ModelWorker(spec.models[0], spec.seed)
     for u in units:
-        result = worker.score_shard(ShardTask(u.key, u.model, u.suite, u.start, u.stop), suites[0].items)
+        result = worker.score_shard(ShardTask(u.key, u.model, u.suite, u.start, u.stop),
+                                    items.slice(u.start, u.stop - u.start))
         store.write_unit(ManifestEntry(u.key, u.model, u.suite, u.shard, ResultStore.unit_file(u.model, u.suite, u.key),
                                        result.table.num_rows, result.n_errors, result.seconds), result.table)
     store.write_json("run.json", {**run, "last_run": {"failed_models": {}}})
