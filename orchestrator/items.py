@@ -20,6 +20,7 @@ import os
 import shutil
 import socket
 import tempfile
+from collections import OrderedDict
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -30,6 +31,8 @@ import pyarrow.parquet as pq
 from orchestrator.schema import ITEM_SCHEMA, SCORING_SCHEMA
 
 ROW_GROUP_ROWS = 2048  # items per Parquet row group: the grain of every read (a unit's rows decode 1-2 groups)
+CACHED_GROUP_BYTES = 32 << 20  # decoded row groups an ItemFile keeps (least recently used out): a small suite is
+# decoded once however many units read it; a large one stays bounded in memory
 SPOOL_PREFIX = "rmorch-items-"  # + host-pid-: the temporary directories of item files
 
 
@@ -72,6 +75,8 @@ class ItemFile:
     def __init__(self, path: str):
         self.path = path
         self._file: pq.ParquetFile | None = None
+        self._groups: OrderedDict[int, pa.Table] = OrderedDict()  # decoded row groups, most recently used last
+        self._cached_bytes = 0
         meta = pq.read_metadata(path)
         self.num_rows = meta.num_rows
         sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
@@ -97,8 +102,22 @@ class ItemFile:
             return ITEM_SCHEMA.empty_table()
         first = int(np.searchsorted(self._starts, start, side="right")) - 1
         last = int(np.searchsorted(self._starts, stop, side="left"))  # exclusive
-        part = self._parquet().read_row_groups(list(range(first, last)))
+        part = pa.concat_tables([self._group(i) for i in range(first, last)])
         return part.slice(start - int(self._starts[first]), stop - start).combine_chunks()
+
+    def _group(self, i: int) -> pa.Table:
+        """Row group `i`, decoded (from the cache when it holds it)."""
+        table = self._groups.get(i)
+        if table is not None:
+            self._groups.move_to_end(i)
+            return table
+        table = self._parquet().read_row_group(i)
+        self._groups[i] = table
+        self._cached_bytes += table.nbytes
+        while self._cached_bytes > CACHED_GROUP_BYTES and len(self._groups) > 1:
+            _, old = self._groups.popitem(last=False)
+            self._cached_bytes -= old.nbytes
+        return table
 
     def batches(self) -> Iterator[pa.Table]:
         """The whole table, one row group at a time."""
@@ -141,8 +160,17 @@ class ItemFile:
 
     def remove(self) -> None:
         self._file = None
+        self._groups.clear()
+        self._cached_bytes = 0
         if os.path.exists(self.path):
             os.remove(self.path)
+
+
+def item_rows(items: ItemFile | pa.Table, start: int, stop: int) -> pa.Table:
+    """Rows [start, stop) of a suite's item file (or of an in-memory item table)."""
+    if isinstance(items, ItemFile):
+        return items.rows(start, stop)
+    return items.slice(start, stop - start)
 
 
 def narrow_columns(items: pa.Table) -> pa.Table:

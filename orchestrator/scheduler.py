@@ -54,8 +54,8 @@ from orchestrator.nodes import ClusterView, packed_group, pin_to_node
 from orchestrator.placement import ModelDemand, plan_starts
 from orchestrator.plan import WorkUnit
 from orchestrator.progress import Display
-from orchestrator.items import ItemFile
-from orchestrator.score_cache import ScoreCache, unit_entry, unit_rows, unit_task
+from orchestrator.items import ItemFile, item_rows
+from orchestrator.score_cache import ScoreCache, unit_entry, unit_task
 from orchestrator.spec import ModelSpec, SweepSpec
 from orchestrator.store import ResultStore
 
@@ -330,7 +330,7 @@ class Scheduler:
                 break
             unit = queue.popleft()
             self.queued_cost[unit.model] -= unit.cost
-            ref = replica.actor.score_shard.remote(self._task(unit), unit_rows(self.items[unit.suite], unit),
+            ref = replica.actor.score_shard.remote(self._task(unit), item_rows(self.items[unit.suite], unit.start, unit.stop),
                                                    self.cache.known_for(unit))
             if not replica.inflight:
                 replica.head_started = time.time()
@@ -436,7 +436,7 @@ class Scheduler:
             self.stats.retries += 1
             self._requeue(unit)
             return
-        items = unit_rows(self.items[unit.suite], unit)
+        items = item_rows(self.items[unit.suite], unit.start, unit.stop)
         message = f"unit failed {n} times; last: {reason}"
         table = error_table(self._task(unit), items, self.models[unit.model], message)
         self._write(unit, table, table.num_rows, 0.0)

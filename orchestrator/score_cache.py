@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from actors import get_kind
 from actors.base import InferenceSettings, ScoreOutcome
 from actors.worker import ShardTask, result_rows, shard_requests
-from orchestrator.items import ItemFile
+from orchestrator.items import ItemFile, item_rows
 from orchestrator.plan import WorkUnit
 from orchestrator.spec import ModelSpec, SweepSpec
 from orchestrator.store import ManifestEntry, ResultStore
@@ -86,7 +86,7 @@ class ScoreCache:
                 left.append(unit)
                 continue
             task = unit_task(unit, self.seed)
-            shard = unit_rows(items[unit.suite], unit)
+            shard = item_rows(items[unit.suite], unit.start, unit.stop)
             reqs = shard_requests(shard, kind.presentation(model.config), task)
             keys = [kind.cache_key(model.config, r) for r in reqs]
             known = self.known.get(unit.model, {})
@@ -113,13 +113,6 @@ def unit_task(unit: WorkUnit, seed: int) -> ShardTask:
     """What a replica is sent to compute `unit`."""
     return ShardTask(unit.key, unit.model, unit.suite, unit.start, unit.stop, unit.permutation, unit.rated_subsets,
                      seed)
-
-
-def unit_rows(items: ItemFile | pa.Table, unit: WorkUnit) -> pa.Table:
-    """The items of `unit`: rows [start, stop) of its suite's item file (or in-memory table)."""
-    if isinstance(items, ItemFile):
-        return items.rows(unit.start, unit.stop)
-    return items.slice(unit.start, unit.stop - unit.start)
 
 
 def unit_entry(unit: WorkUnit, table: pa.Table, n_errors: int, seconds: float) -> ManifestEntry:

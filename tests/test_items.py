@@ -44,6 +44,19 @@ def test_rows_slices_and_take_equal_the_table(tmp_path, small_groups) -> None:
     assert f.take(keep, str(tmp_path / "b.parquet")).read().equals(table.take(keep))
 
 
+def test_rows_read_through_the_bounded_group_cache(tmp_path, small_groups, monkeypatch) -> None:
+    table = _table(50)
+    f = ItemFile.write(str(tmp_path / "a.parquet"), [table])
+    monkeypatch.setattr(items_mod, "CACHED_GROUP_BYTES", 1)  # at most one group kept: every other read evicts
+    for start, stop in [(13, 41), (0, 3), (13, 41), (44, 50), (2, 9)]:
+        assert f.rows(start, stop).equals(table.slice(start, stop - start)), (start, stop)
+        assert len(f._groups) == 1
+    monkeypatch.setattr(items_mod, "CACHED_GROUP_BYTES", 1 << 30)  # room for all: decoded once, then reused
+    for start, stop in [(0, 50), (13, 41), (7, 8)]:
+        assert f.rows(start, stop).equals(table.slice(start, stop - start))
+    assert len(f._groups) == 8
+
+
 def test_scoring_view_has_counts_and_lengths_without_texts(tmp_path, small_groups) -> None:
     table = _table(30)
     view = scoring_view(table.slice(5))  # a slice: offsets that do not start at 0

@@ -23,7 +23,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
@@ -31,6 +31,7 @@ import pytest
 from actors.backends.generation import Generation, SamplingConfig
 from actors.backends.openai_http import OpenAIChatBackend, _parse_retry_after
 from orchestrator.errors import UserError
+from tests.local_http import serving
 
 SERVED = "tiny-judge"  # --served-model-name of the vLLM server
 KEY_ENV = "RMORCH_TEST_OPENAI_KEY"
@@ -523,13 +524,8 @@ def _handler(api: FakeAPI):
 @pytest.fixture(scope="module")
 def fake_server():
     api = FakeAPI()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(api))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", api
-    server.shutdown()
-    server.server_close()
+    with serving(_handler(api)) as url:
+        yield url, api
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ import hashlib
 import json
 import math
 import shutil
-import threading
 from collections import defaultdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from orchestrator.export import export_reward_bench
 from orchestrator.spec import spec_from_dict
 from orchestrator.store import ResultStore
 from orchestrator.sweep import run_sweep
+from tests.local_http import serving
 
 RB2_FIXTURE = Path(__file__).parent / "fixtures" / "rewardbench2" / "sample.jsonl"
 LIMIT = 3  # items per RewardBench subset: 23 subsets, 69 pairs
@@ -187,13 +187,8 @@ class _JudgeAPI(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def judge_api():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _JudgeAPI)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with serving(_JudgeAPI) as url:
+        yield f"{url}/v1"
 
 
 def test_generative_judge_export(local_ray, rewardbench_file, judge_api, tmp_path) -> None:

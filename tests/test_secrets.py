@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ import yaml
 from orchestrator.errors import SpecError
 from orchestrator.spec import spec_from_dict
 from tests.conftest import REPO
+from tests.local_http import serving
 
 KEY_ENV = "RMORCH_TEST_SECRET_KEY"
 # URL-safe characters: an 8-character piece of it cannot turn up by chance in Ray's hex ids
@@ -132,13 +133,8 @@ def _handler(quotes: Quotes) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture(scope="module")
 def server():
     quotes = Quotes()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(quotes))
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", quotes
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_handler(quotes)) as url:
+        yield url, quotes
 
 
 # ---- the sweep --------------------------------------------------------------------------------------------------

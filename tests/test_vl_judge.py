@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -28,6 +27,7 @@ from actors.backends.generation import SamplingConfig
 from actors.judge_prompts import ImageInput, read_image, render_question
 from orchestrator.errors import SpecError
 from orchestrator.spec import spec_from_dict
+from tests.local_http import serving
 
 GREEDY = SamplingConfig(temperature=0.0, max_tokens=8)
 MAX_MODEL_LEN = 512
@@ -142,19 +142,12 @@ def test_openai_request_carries_image_parts(tmp_path):
 
     Image.new("RGB", (6, 4), "blue").save(tmp_path / "blue.jpg")
     blue = read_image(str(tmp_path / "blue.jpg"))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Capture)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     _Capture.bodies = []
-    try:
-        backend = OpenAIChatBackend(f"http://127.0.0.1:{server.server_address[1]}/v1", "vlm", model_name="api-vlm",
-                                    check_server=False, max_concurrency=1)
+    with serving(_Capture) as url:
+        backend = OpenAIChatBackend(f"{url}/v1", "vlm", model_name="api-vlm", check_server=False, max_concurrency=1)
         with backend:
             gens = backend.generate([CONV, CONV, [{"role": "system", "content": "no user turn"}]], GREEDY,
                                     [1, 2, 3], images=[[red, blue], [], [red]])
-    finally:
-        server.shutdown()
-        server.server_close()
     assert gens[0].text == gens[1].text == "[[A]]" and gens[0].n_prompt_tokens == 7
     assert gens[2].error == "a conversation with images needs a user turn to put them in"
     by_seed = {b["seed"]: b for b in _Capture.bodies}
