@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from actors.base import ModelKind
-from orchestrator.errors import UserError, did_you_mean
+from rmorch.actors.base import ModelKind
+from rmorch.core.errors import UserError, did_you_mean
 
 K = TypeVar("K", bound=type[ModelKind])
 
@@ -50,7 +50,7 @@ def _has_required_config(cls: type[ModelKind]) -> bool:
     )
 
 
-from actors import (  # noqa: E402,F401  (registration)
+from rmorch.actors import (  # noqa: E402,F401  (registration)
     baselines, classifier, density_ratio, gpm, implicit, judge, preference, published,
 )
 

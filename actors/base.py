@@ -28,7 +28,7 @@ class ScoreRequest:
 class CompareRequest:
     """One comparison: show `responses` (the item's candidates in the presented `order`) and pick the best.
 
-    `permutation` is which of the item's presented orders this is (orchestrator.permutations)."""
+    `permutation` is which of the item's presented orders this is (rmorch.core.permutations)."""
 
     item_id: str
     order: tuple[int, ...]
@@ -64,7 +64,7 @@ class Presentation:
     """How a kind consumes items, known before any model loads (the plan depends on it).
 
     pointwise: one request per candidate. pairwise / nway: comparisons in the orders of `permutations`
-    (orchestrator.permutations). rating: one request per candidate, answered with a rating."""
+    (rmorch.core.permutations). rating: one request per candidate, answered with a rating."""
 
     protocol: str = "pointwise"  # pointwise | pairwise | nway | rating
     permutations: str = "single"
@@ -105,7 +105,7 @@ def content_key(request: Request, *, identity: bool = False) -> str:
     """A hash of everything a model is shown for this request: prompt, response(s) in the presented order, context.
 
     Two requests with the same key get the same outcome from a deterministic model with the same settings, so one
-    is scored and the other reuses it (orchestrator.score_cache). `identity` adds the item id and candidate/order,
+    is scored and the other reuses it (rmorch.orchestrator.plan.score_cache). `identity` adds the item id and candidate/order,
     for kinds whose outcome also depends on those (seeded sampling). Context parts that name files (images) are
     keyed by their path, not their bytes.
     """

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import struct
 
-from actors import register_kind
-from actors.base import InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
+from rmorch.actors import register_kind
+from rmorch.actors.base import InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
 
 
 @register_kind

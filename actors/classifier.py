@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from actors import register_kind
-from actors.base import ActorContext, InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
-from orchestrator.errors import SpecError
-from orchestrator.spec import NOT_SCORING
+from rmorch.actors import register_kind
+from rmorch.actors.base import ActorContext, InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
+from rmorch.core.errors import SpecError
+from rmorch.orchestrator.spec.parse import NOT_SCORING
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,11 @@ class Classifier(ModelKind):
     def __init__(self, config: ClassifierConfig, ctx: ActorContext, name: str):
         super().__init__(config, ctx, name)
         if config.backend == "vllm":
-            from actors.backends.vllm_pool import VllmClassifier
+            from rmorch.actors.backends.vllm_pool import VllmClassifier
 
             self.backend = VllmClassifier(config, ctx, name)
         else:
-            from actors.backends.hf import TransformersClassifier
+            from rmorch.actors.backends.hf import TransformersClassifier
 
             self.backend = TransformersClassifier(config, ctx, name)
 

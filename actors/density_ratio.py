@@ -1,10 +1,10 @@
 """Density-ratio rewards (CDR): reward = log p_strong(y|x) - log p_weak(y|x), summed over response tokens.
 
 Two causal LMs in one replica, the same tokenisation and exact prompt masking as `implicit`
-(actors.backends.hf_logprobs). An optional `prefix` (an instruction or criteria text) is put before the user's first
+(rmorch.actors.backends.hf_logprobs). An optional `prefix` (an instruction or criteria text) is put before the user's first
 turn for both models, as a system message (`prefix_role: system`) or at the top of the first user message
 (`prefix_role: user`). `scores` keeps [log p_strong, log p_weak]. Both models load safetensors only unless
-`allow_pickle: true`, and a checkpoint's own code only with `trust_remote_code: true` (actors.backends.model_files).
+`allow_pickle: true`, and a checkpoint's own code only with `trust_remote_code: true` (rmorch.actors.backends.model_files).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from actors import register_kind
-from actors.base import ActorContext, InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
-from orchestrator.errors import SpecError
-from orchestrator.spec import NOT_SCORING
+from rmorch.actors import register_kind
+from rmorch.actors.base import ActorContext, InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
+from rmorch.core.errors import SpecError
+from rmorch.orchestrator.spec.parse import NOT_SCORING
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,8 @@ class DensityRatio(ModelKind):
 
     def __init__(self, config: DensityRatioConfig, ctx: ActorContext, name: str):
         super().__init__(config, ctx, name)
-        from actors.backends.hf import local_model_dir
-        from actors.backends.hf_logprobs import TransformersLogprobs
+        from rmorch.actors.backends.hf import local_model_dir
+        from rmorch.actors.backends.hf_logprobs import TransformersLogprobs
 
         for path in (config.path, config.weak_path):  # the file checks of both models, before either loads
             local_model_dir(path, name, config)

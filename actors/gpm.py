@@ -12,7 +12,7 @@ Model (the paper's public code, general-preference/general-preference-model):
   skew-symmetric matrix of blocks [[0, -lambda_i], [lambda_i, 0]]; P(y1 beats y2) = sigmoid(s / tau).
 The prompt's hidden state is causal, so every response of an item shares it; it is taken from the pass of the item's
 lowest-indexed candidate, so it does not depend on the presented order. Tokenisation is rmorch's shared one
-(actors.backends.text): unlike the official code, a BOS doubled by template + tokenizer is reduced to one.
+(rmorch.actors.backends.text): unlike the official code, a BOS doubled by template + tokenizer is reduced to one.
 
 Checkpoint layout: a causal-LM checkpoint directory (config.json, tokenizer, safetensors shards, possibly with a
 `model.safetensors.index.json`) whose tensors also hold `value_head.weight` [2k, hidden] and optionally
@@ -38,11 +38,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
 
-from actors import register_kind
-from actors.backends.text import encode, render, setup_chat_template, token_budget_batches
-from actors.base import ActorContext, CompareRequest, InferenceSettings, ModelKind, Presentation, Request, ScoreOutcome
-from orchestrator.errors import SpecError, UserError
-from orchestrator.spec import NOT_SCORING
+from rmorch.actors import register_kind
+from rmorch.actors.backends.text import encode, render, setup_chat_template, token_budget_batches
+from rmorch.actors.base import ActorContext, CompareRequest, InferenceSettings, ModelKind, Presentation, Request, ScoreOutcome
+from rmorch.core.errors import SpecError, UserError
+from rmorch.orchestrator.spec.parse import NOT_SCORING
 
 VALUE_HEAD = "value_head.weight"
 PROMPT_HEAD = "prompt_head.weight"
@@ -165,8 +165,8 @@ class Gpm(ModelKind):
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from actors.backends.hf import DTYPES, local_model_dir, offline_hint, resolve_dtype
-        from actors.backends.model_files import check_model_files, safetensors_only
+        from rmorch.actors.backends.hf import DTYPES, local_model_dir, offline_hint, resolve_dtype
+        from rmorch.actors.backends.model_files import check_model_files, safetensors_only
 
         torch.set_num_threads(max(1, ctx.threads))
         path = local_model_dir(config.path, name)

@@ -12,13 +12,13 @@ Policy and reference live in the same replica (one actor, both models pinned to 
 `max_length` lose prompt tokens from the left first; a response that alone exceeds it is cut at its end, flagged.
 `scores` keeps the parts: [policy log-prob statistic, reference log-prob sum] (dpo) or [policy statistic].
 
-`backend: vllm` runs policy and reference as two vLLM engines in the same replica (`actors.backends.vllm_logprobs`:
+`backend: vllm` runs policy and reference as two vLLM engines in the same replica (`rmorch.actors.backends.vllm_logprobs`:
 the same token ids as the transformers backend, prompt log-probs from one batched `generate` call per model per
 shard; each engine takes gpu_memory_utilization 0.4 when there are two, 0.9 alone; on CPU 1 GiB of KV cache each).
 `close()` shuts the engines down.
 
 Both backends load safetensors only unless `allow_pickle: true`, and a checkpoint's own code only with
-`trust_remote_code: true` (actors.backends.model_files).
+`trust_remote_code: true` (rmorch.actors.backends.model_files).
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from actors import register_kind
-from actors.base import ActorContext, InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
-from orchestrator.errors import SpecError
-from orchestrator.spec import NOT_SCORING
+from rmorch.actors import register_kind
+from rmorch.actors.base import ActorContext, InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
+from rmorch.core.errors import SpecError
+from rmorch.orchestrator.spec.parse import NOT_SCORING
 
 
 @dataclass(frozen=True)
@@ -66,13 +66,13 @@ class Implicit(ModelKind):
         super().__init__(config, ctx, name)
         self.policy: Any = None
         self.reference: Any = None
-        from actors.backends.hf import local_model_dir
+        from rmorch.actors.backends.hf import local_model_dir
 
         for path in (config.path, config.ref_path):  # the file checks of both models, before either loads
             if path:
                 local_model_dir(path, name, config)
         if config.backend == "vllm":
-            from actors.backends.vllm_logprobs import VllmLogprobs
+            from rmorch.actors.backends.vllm_logprobs import VllmLogprobs
 
             share = 0.4 if config.ref_path else 0.9  # two engines in one replica share the device's memory
             self.policy = VllmLogprobs(config.path, config, ctx, name, gpu_memory_utilization=share)
@@ -84,7 +84,7 @@ class Implicit(ModelKind):
                     self.close()
                     raise
         else:
-            from actors.backends.hf_logprobs import TransformersLogprobs
+            from rmorch.actors.backends.hf_logprobs import TransformersLogprobs
 
             self.policy = TransformersLogprobs(config.path, config, ctx, name)
             self.reference = (TransformersLogprobs(config.ref_path, config, ctx, name,

@@ -1,9 +1,9 @@
 """Generative judges (LLM-as-a-judge): pairwise `[[A]]`/`[[B]]`, N-way A-D, or 1-10 ratings of one response.
 
-The judge renders each request with its protocol's template (actors.judge_prompts), sends the whole shard to its
+The judge renders each request with its protocol's template (rmorch.actors.judge_prompts), sends the whole shard to its
 generation backend in one call (vLLM engine started once per replica, or an OpenAI-compatible server), and parses
 the verdict or rating; raw output and a parse flag go into every result row. Comparisons come in the presented
-orders the plan chose (orchestrator.permutations); items a suite always has rated (RewardBench 2 Ties) arrive as
+orders the plan chose (rmorch.core.permutations); items a suite always has rated (RewardBench 2 Ties) arrive as
 pointwise requests and are rated whatever the protocol.
 
 Prompts that do not fit the context window (max_model_len minus max_tokens) are shortened: the question and the
@@ -23,9 +23,9 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
-from actors import register_kind
-from actors.backends.generation import Generation, Generator, SamplingConfig
-from actors.base import (
+from rmorch.actors import register_kind
+from rmorch.actors.backends.generation import Generation, Generator, SamplingConfig
+from rmorch.actors.base import (
     ActorContext,
     content_key,
     InferenceSettings,
@@ -35,7 +35,7 @@ from actors.base import (
     ScoreOutcome,
     ScoreRequest,
 )
-from actors.judge_prompts import (
+from rmorch.actors.judge_prompts import (
     ImageInput,
     Template,
     comparison_values,
@@ -48,9 +48,9 @@ from actors.judge_prompts import (
     render_question,
     shorten,
 )
-from orchestrator.errors import SpecError, UserError
-from orchestrator.permutations import Permutations
-from orchestrator.spec import NOT_SCORING
+from rmorch.core.errors import SpecError, UserError
+from rmorch.core.permutations import Permutations
+from rmorch.orchestrator.spec.parse import NOT_SCORING
 
 DEFAULT_PERMUTATIONS = {"pairwise": "both", "nway": "cyclic", "rating": "single"}
 FIT_ATTEMPTS = 6
@@ -252,13 +252,13 @@ def _shows_images(config: JudgeConfig, generator: Generator, name: str) -> bool:
 
 def _make_generator(config: JudgeConfig, ctx: ActorContext, name: str) -> Generator:
     if config.backend == "openai":
-        from actors.backends.openai_http import OpenAIChatBackend
+        from rmorch.actors.backends.openai_http import OpenAIChatBackend
 
         return OpenAIChatBackend(config.base_url or "", config.path, model_name=name, api_key_env=config.api_key_env,
                                  max_concurrency=config.max_concurrency, timeout_s=config.timeout_s,
                                  max_retries=config.request_retries)
-    from actors.backends.hf import local_model_path
-    from actors.backends.vllm_generate import VllmGenerator
+    from rmorch.actors.backends.hf import local_model_path
+    from rmorch.actors.backends.vllm_generate import VllmGenerator
 
     return VllmGenerator(local_model_path(config, name), model_name=name, dtype=config.dtype,
                          max_model_len=config.max_model_len, tensor_parallel_size=config.tensor_parallel_size,

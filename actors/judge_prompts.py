@@ -32,7 +32,7 @@ import re
 import string
 from dataclasses import dataclass, field
 
-from orchestrator.errors import UserError, read_yaml
+from rmorch.core.errors import UserError, read_yaml
 
 LABELS = string.ascii_uppercase
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")

@@ -19,12 +19,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from actors import register_kind
-from actors.backends.text import encode
-from actors.base import ActorContext, CompareRequest, InferenceSettings, ModelKind, Presentation, ScoreOutcome
-from actors.judge_prompts import fill, render_question
-from orchestrator.errors import SpecError
-from orchestrator.spec import NOT_SCORING
+from rmorch.actors import register_kind
+from rmorch.actors.backends.text import encode
+from rmorch.actors.base import ActorContext, CompareRequest, InferenceSettings, ModelKind, Presentation, ScoreOutcome
+from rmorch.actors.judge_prompts import fill, render_question
+from rmorch.core.errors import SpecError
+from rmorch.orchestrator.spec.parse import NOT_SCORING
 
 PAIRRM_TEMPLATE = "<|source|>{{prompt}}<|candidate1|>{{response_a}}<|candidate2|>{{response_b}}"
 
@@ -62,7 +62,7 @@ class Preference(ModelKind):
 
     def __init__(self, config: PreferenceConfig, ctx: ActorContext, name: str):
         super().__init__(config, ctx, name)
-        from actors.backends.hf import TransformersClassifier
+        from rmorch.actors.backends.hf import TransformersClassifier
 
         self.backend = TransformersClassifier(config, ctx, name, chat=False)  # the pair text is not a chat
 
@@ -106,7 +106,7 @@ class Preference(ModelKind):
     def _forward_sorted(self, seqs: list[list[int]]) -> list[float]:
         import torch
 
-        from actors.backends.text import token_budget_batches
+        from rmorch.actors.backends.text import token_budget_batches
 
         values = [0.0] * len(seqs)
         with torch.inference_mode():

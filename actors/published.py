@@ -2,7 +2,7 @@
 
 The RewardBench leaderboards publish, per model, a per-item scores file (`eval-set-scores/<org>/<model>.json` in the
 `allenai/reward-bench-results` and `allenai/reward-bench-2-results` datasets; rmorch writes the same layout with
-orchestrator.export). Pointing a `published` model at such a file (or a directory of them) puts those numbers on an
+rmorch.orchestrator.report.export). Pointing a `published` model at such a file (or a directory of them) puts those numbers on an
 rmorch leaderboard beside live models, scored by the same official metric code, with no model and no accelerator.
 
 A scores file is one JSON object of equal-length columns (what the official scripts write: a Hugging Face dataset's
@@ -11,7 +11,7 @@ A scores file is one JSON object of equal-length columns (what the official scri
 - RewardBench 2 (scripts/run_v2.py): `id`, `subset`, `scores` (one list per item: the chosen completions first,
   then the rejected ones, as the dataset lists them), `num_correct`, `results`.
 
-How published rows map to rmorch items (`item_id`, see orchestrator.schema):
+How published rows map to rmorch items (`item_id`, see rmorch.core.schema):
 - v1: `"<subset>/<id>"`, the id rmorch's rewardbench loader gives (v1 ids repeat across subsets); candidate 0 gets
   `scores_chosen`, candidate 1 `scores_rejected`. The prior preference sets (`pref-sets-scores/`) map the same way.
 - v2: `"<id>"` (RewardBench 2 ids are unique, Ties ids keep their `ref:` / `tied:` prefix); candidate k gets
@@ -36,9 +36,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from actors import register_kind
-from actors.base import ActorContext, InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
-from orchestrator.errors import DataError, SpecError
+from rmorch.actors import register_kind
+from rmorch.actors.base import ActorContext, InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
+from rmorch.core.errors import DataError, SpecError
 
 V1_SCORE_KEYS = ("scores_chosen", "scores_rejected")  # candidate 0 and 1 of a RewardBench v1 pair
 V2_SCORES_KEY = "scores"  # one list per item, candidates in dataset order

@@ -5,7 +5,7 @@ the rest of the shard scores normally.
 
 Nothing is scored twice: requests with the same cache key (`ModelKind.cache_key`, a hash of what the model is
 shown) are scored once per replica -- duplicates within a shard, across suites and permutations -- and outcomes the
-driver already has (`known`, from earlier runs in the store: orchestrator.score_cache) are reused. Reused rows are
+driver already has (`known`, from earlier runs in the store: rmorch.orchestrator.plan.score_cache) are reused. Reused rows are
 marked `cached`.
 """
 
@@ -21,11 +21,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from actors import get_kind
-from actors.base import ActorContext, CompareRequest, InferenceSettings, Presentation, Request, ScoreOutcome, ScoreRequest
-from orchestrator.permutations import item_orders
-from orchestrator.schema import results_table
-from orchestrator.spec import ModelSpec
+from rmorch.actors import get_kind
+from rmorch.actors.base import ActorContext, CompareRequest, InferenceSettings, Presentation, Request, ScoreOutcome, ScoreRequest
+from rmorch.core.permutations import item_orders
+from rmorch.core.schema import results_table
+from rmorch.orchestrator.spec.parse import ModelSpec
 
 
 MEMO_ENTRIES = 200_000  # outcomes a replica remembers for reuse (then it starts afresh)
@@ -128,7 +128,7 @@ def error_table(task: ShardTask, items: pa.Table, spec: ModelSpec, message: str)
 
 def _engine_starts() -> int:
     """Inference engines (vLLM) this replica's process has started: must stay 1 however many shards it serves."""
-    engines = sys.modules.get("actors.backends.vllm_engine")
+    engines = sys.modules.get("rmorch.actors.backends.vllm_engine")
     return engines.engine_starts() if engines else 0
 
 

@@ -13,10 +13,10 @@ import argparse
 import platform
 import time
 
-from actors.base import ActorContext
-from actors.judge import Judge, JudgeConfig
-from actors.worker import ShardTask, shard_requests
-from suites import get_suite_class
+from rmorch.actors.base import ActorContext
+from rmorch.actors.judge import Judge, JudgeConfig
+from rmorch.actors.worker import ShardTask, shard_requests
+from rmorch.suites import get_suite_class
 
 
 def main() -> None:

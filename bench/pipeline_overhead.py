@@ -15,12 +15,12 @@ import time
 
 import ray
 
-from actors.base import ActorContext
-from actors.baselines import Length
-from actors.worker import shard_requests
-from orchestrator.plan import load_suite
-from orchestrator.spec import spec_from_dict
-from orchestrator.sweep import run_sweep
+from rmorch.actors.base import ActorContext
+from rmorch.actors.baselines import Length
+from rmorch.actors.worker import shard_requests
+from rmorch.orchestrator.plan.units import load_suite
+from rmorch.orchestrator.spec.parse import spec_from_dict
+from rmorch.orchestrator.sweep import run_sweep
 
 
 def main() -> None:

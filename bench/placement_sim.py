@@ -1,4 +1,4 @@
-"""The packing policy alone, in simulated time: orchestrator.placement.plan_starts driving an event simulation of
+"""The packing policy alone, in simulated time: rmorch.orchestrator.schedule.placement.plan_starts driving an event simulation of
 the same 45-model sweep as bench/scheduler.py, with exact unit times, exact loads and no process start, driver or
 Ray cost. It separates the policy's own makespan ratio from this machine's overheads.
 
@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bench.simulated_model  # noqa: E402,F401  (registers the kind)
 from bench.scheduler import GPUS, lower_bound, model_entries, write_suites  # noqa: E402
-from orchestrator.costs import CostModel  # noqa: E402
-from orchestrator.placement import ModelDemand, NodeFree, plan_starts  # noqa: E402
-from orchestrator.plan import load_suite, make_units  # noqa: E402
-from orchestrator.spec import spec_from_dict  # noqa: E402
+from rmorch.orchestrator.plan.costs import CostModel  # noqa: E402
+from rmorch.orchestrator.schedule.placement import ModelDemand, NodeFree, plan_starts  # noqa: E402
+from rmorch.orchestrator.plan.units import load_suite, make_units  # noqa: E402
+from rmorch.orchestrator.spec.parse import spec_from_dict  # noqa: E402
 
 
 @dataclass

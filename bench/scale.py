@@ -35,8 +35,8 @@ WORDS = np.array("the a model answer because that is it we so then fine works re
 
 DRIVER = """
 import json, resource, sys, time
-from orchestrator.spec import spec_from_dict
-from orchestrator.sweep import run_sweep
+from rmorch.orchestrator.spec.parse import spec_from_dict
+from rmorch.orchestrator.sweep import run_sweep
 doc = json.loads(sys.argv[1])
 t = time.perf_counter()
 result = run_sweep(spec_from_dict(doc))
@@ -46,7 +46,7 @@ print(json.dumps({"seconds": time.perf_counter() - t, "ok": result.ok, "units": 
 
 REPORT = """
 import resource, sys, time
-from orchestrator.cli import main
+from rmorch.orchestrator.cli import main
 t = time.perf_counter()
 try:
     main(sys.argv[1:])

@@ -34,9 +34,9 @@ os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get
 import ray  # noqa: E402
 
 import bench.simulated_model  # noqa: E402,F401  (registers the kind)
-from orchestrator.plan import load_suite, make_units  # noqa: E402
-from orchestrator.spec import spec_from_dict  # noqa: E402
-from orchestrator.sweep import run_sweep  # noqa: E402
+from rmorch.orchestrator.plan.units import load_suite, make_units  # noqa: E402
+from rmorch.orchestrator.spec.parse import spec_from_dict  # noqa: E402
+from rmorch.orchestrator.sweep import run_sweep  # noqa: E402
 
 GPUS = 64
 SUITES = {  # name -> (items, mean characters per response)

@@ -16,9 +16,9 @@ import struct
 import time
 from dataclasses import dataclass
 
-from actors import register_kind
-from actors.base import ActorContext, InferenceSettings, ModelKind, Request, ScoreOutcome, ScoreRequest
-from orchestrator.costs import CHARS_PER_TOKEN
+from rmorch.actors import register_kind
+from rmorch.actors.base import ActorContext, InferenceSettings, ModelKind, Request, ScoreOutcome, ScoreRequest
+from rmorch.orchestrator.plan.costs import CHARS_PER_TOKEN
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class SimulatedConfig:
 
 
 def request_tokens(r: Request) -> float:
-    """Tokens of one request, as orchestrator.plan estimates them (prompt once per candidate)."""
+    """Tokens of one request, as rmorch.orchestrator.plan.units estimates them (prompt once per candidate)."""
     prompt = sum(len(m["content"]) for m in r.prompt)
     body = len(r.response) if isinstance(r, ScoreRequest) else sum(len(x) for x in r.responses)
     return (prompt + body) / CHARS_PER_TOKEN

@@ -54,7 +54,7 @@ def sample_pairs(data: str, pairs: int, seed: int) -> list[dict[str, Any]]:
 
 
 def items_table(rows: list[dict[str, Any]]):
-    from orchestrator.schema import items_table as build
+    from rmorch.core.schema import items_table as build
 
     return build({"suite": "bench", "subset": r["subset"], "item_id": f"{r['subset']}/{r['id']}",
                   "prompt": [{"role": "user", "content": r["prompt"]}], "candidates": [r["chosen"], r["rejected"]],
@@ -96,7 +96,7 @@ def reward_model_checkpoint() -> str:
     very same weights, score head included (the head is new: seeded, not trained)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from actors.backends.builtin import resolve_model_path
+    from rmorch.actors.backends.builtin import resolve_model_path
 
     out = os.path.join(os.path.expanduser(os.environ.get("RMORCH_CACHE", "~/.cache/rmorch")), "bench",
                        "smollm2-135m-rm")
@@ -112,8 +112,8 @@ def reward_model_checkpoint() -> str:
 
 
 def worker_for(backend: str, dtype: str, max_length: int, threads: int, **extra: Any):
-    from actors.worker import ModelWorker
-    from orchestrator.spec import spec_from_dict
+    from rmorch.actors.worker import ModelWorker
+    from rmorch.orchestrator.spec.parse import spec_from_dict
 
     spec = spec_from_dict({"models": [{"name": f"smollm2-{backend}", "kind": "classifier", "backend": backend,
                                        "path": reward_model_checkpoint(), "dtype": dtype,
@@ -124,7 +124,7 @@ def worker_for(backend: str, dtype: str, max_length: int, threads: int, **extra:
 
 
 def score_with_worker(worker, items, start: int, stop: int):
-    from actors.worker import ShardTask
+    from rmorch.actors.worker import ShardTask
 
     return worker.score_shard(ShardTask("bench", worker.spec.name, "bench", start, stop),
                               items.slice(start, stop - start))
@@ -221,7 +221,7 @@ def main() -> None:
 
 
 def _requests(items):
-    from actors.worker import shard_requests
+    from rmorch.actors.worker import shard_requests
 
     return shard_requests(items)
 

@@ -57,7 +57,7 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=4096)  # no RewardBench sequence is cut at 4096
     ap.add_argument("--eager", action="store_true", help="rmorch with enforce_eager (no torch.compile warm-up)")
     args = ap.parse_args()
-    from actors.backends.text import render
+    from rmorch.actors.backends.text import render
     from transformers import AutoTokenizer
 
     path = reward_model_checkpoint()

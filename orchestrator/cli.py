@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from orchestrator.errors import UserError
+from rmorch.core.errors import UserError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -64,10 +64,10 @@ def sweep(spec_file: str | None, suites: tuple[str, ...], models: tuple[str, ...
           num_cpus: int | None, num_gpus: int | None, max_error_rate: str | None, dashboard: bool,
           dashboard_host: str, quiet: bool) -> None:
     """Run a sweep: every model of SPEC_FILE (or --model) on every suite (or --suite)."""
-    from orchestrator.progress import QuietDisplay, RichDisplay
-    from orchestrator.report import print_leaderboard
-    from orchestrator.spec import load_spec, spec_from_dict
-    from orchestrator.sweep import RayOptions, run_sweep
+    from rmorch.orchestrator.progress import QuietDisplay, RichDisplay
+    from rmorch.orchestrator.report.compute import print_leaderboard
+    from rmorch.orchestrator.spec.parse import load_spec, spec_from_dict
+    from rmorch.orchestrator.sweep import RayOptions, run_sweep
 
     if spec_file:
         if suites or models:
@@ -142,9 +142,9 @@ def _model_option(value: str) -> dict[str, Any]:
 def report(dirs: tuple[str, ...], target: str | None, resamples: int, export: bool, org: str) -> None:
     """Print the leaderboard of one sweep's OUT, or of several merged, and write the report files: leaderboard.
     {json,csv,md}, stats.json, bon.json, plots/, report.html."""
-    from orchestrator.report import build_report, print_leaderboard, write_report
+    from rmorch.orchestrator.report.compute import build_report, print_leaderboard, write_report
 
-    from orchestrator.storage import is_uri
+    from rmorch.orchestrator.store.storage import is_uri
 
     for d in dirs:
         if not is_uri(d) and not os.path.isdir(d):
@@ -166,7 +166,7 @@ def report(dirs: tuple[str, ...], target: str | None, resamples: int, export: bo
     console.print(f"[dim]wrote {len(written)} files under {out}: report.html, leaderboard.json, stats.json, "
                   f"bon.json, ...[/dim]")
     if export:
-        from orchestrator.export import export_reward_bench
+        from rmorch.orchestrator.report.export import export_reward_bench
 
         for d in dirs:
             files = export_reward_bench(d, org=org)
@@ -192,7 +192,7 @@ def generate(model: str, data: str, out: str, n: int, limit: int | None, seed: i
              top_p: float, max_tokens: int, dtype: str) -> None:
     """Sample a best-of-N pool: N solutions per GSM8K problem from MODEL (vLLM), each checked against the
     reference answer, written to OUT for the gsm8k-bon suite."""
-    from orchestrator.generate import GenerateConfig, generate_pool, spec_snippet
+    from rmorch.orchestrator.generate import GenerateConfig, generate_pool, spec_snippet
 
     config = GenerateConfig(model=model, data=data, out=out, n=n, limit=limit, seed=seed, temperature=temperature,
                             top_p=top_p, max_tokens=max_tokens, dtype=dtype)
@@ -217,7 +217,7 @@ def status(out: str, as_json: bool) -> None:
 
     from rich.table import Table
 
-    from orchestrator.status import describe_state, read_status
+    from rmorch.orchestrator.store.status import describe_state, read_status
 
     st = read_status(out)
     if as_json:
@@ -245,8 +245,8 @@ def list_known() -> None:
     """List the known suites and model kinds."""
     from rich.table import Table
 
-    from actors import get_kind, kind_names
-    from suites import get_suite_class, suite_names
+    from rmorch.actors import get_kind, kind_names
+    from rmorch.suites import get_suite_class, suite_names
 
     t = Table(title="suites", title_justify="left")
     t.add_column("name")

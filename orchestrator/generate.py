@@ -1,6 +1,6 @@
 """`rmorch generate`: sample N solutions per GSM8K problem from a policy model and write a best-of-N pool file.
 
-The pool is what the `gsm8k-bon` suite reads (suites.gsm8kbon), so a sweep scores sampled pools exactly as it
+The pool is what the `gsm8k-bon` suite reads (rmorch.suites.gsm8kbon), so a sweep scores sampled pools exactly as it
 scores the GSM8K paper's model solutions:
 
     suites:
@@ -10,7 +10,7 @@ scores the GSM8K paper's model solutions:
 - Problems: the GSM8K test file (`question`, `answer` ending in "#### N"; a directory means its test.jsonl), the
   first `limit` of them. The policy sees the question alone, as one user message, which is also the prompt the
   reward models see when they score the pool.
-- Sampling: one vLLM engine (actors.backends.vllm_generate.VllmGenerator: our chat template and tokenisation) and
+- Sampling: one vLLM engine (rmorch.actors.backends.vllm_generate.VllmGenerator: our chat template and tokenisation) and
   ONE batched generate call for all problems x samples. Every request has its own seed, derived from (global
   seed, problem index, sample index), so the random draws of a sample do not depend on which other requests share
   the batch, nor on `limit`. The same seed gives the same pool file (measured: byte-identical across two runs).
@@ -19,7 +19,7 @@ scores the GSM8K paper's model solutions:
   characters when the batch shrank from 12 to 8 requests (the reductions of bf16 kernels depend on the batch
   shape, and one near-tie token flipped). `--dtype auto` (bf16 where native) is faster but only reproducible at
   the same batch.
-- Labels: each sample is checked with the GSM8K verifier (suites.gsm8k_answer) against the reference answer.
+- Labels: each sample is checked with the GSM8K verifier (rmorch.suites.gsm8k_answer) against the reference answer.
   A request that fails on its own (prompt too long) keeps its place as an empty, incorrect sample with `error`
   set; nothing is dropped, and the summary counts them.
 - The file is written atomically (a temporary file beside it, then a rename): a crash leaves no half pool.
@@ -40,11 +40,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from actors.backends.generation import Generator, SamplingConfig
-from orchestrator.errors import DataError, UserError
-from suites.base import require_str
-from suites.files import data_files, read_file
-from suites.gsm8k_answer import extract_answer, is_correct
+from rmorch.actors.backends.generation import Generator, SamplingConfig
+from rmorch.core.errors import DataError, UserError
+from rmorch.suites.base import require_str
+from rmorch.suites.files import data_files, read_file
+from rmorch.suites.gsm8k_answer import extract_answer, is_correct
 
 TEST_FILE = "test.jsonl"
 
@@ -142,8 +142,8 @@ def start_policy(config: GenerateConfig) -> Generator:
     """The policy's vLLM engine (builtin names converted; a bad path fails here, naming the model). It loads
     safetensors weights only and never a checkpoint's own code: `rmorch generate` has no `allow_pickle` or
     `trust_remote_code` opt-in, so a directory that needs either is refused here (model_files.check_model_files)."""
-    from actors.backends.hf import local_model_dir
-    from actors.backends.vllm_generate import VllmGenerator
+    from rmorch.actors.backends.hf import local_model_dir
+    from rmorch.actors.backends.vllm_generate import VllmGenerator
 
     path = local_model_dir(config.model, "policy", config)
     return VllmGenerator(path, model_name="policy", dtype=config.dtype, max_model_len=config.max_model_len,

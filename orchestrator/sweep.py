@@ -16,16 +16,16 @@ from typing import Any
 
 import yaml
 
-from orchestrator.errors import UserError
-from orchestrator.items import spool_directory
-from orchestrator.plan import LoadedSuite, WorkUnit, load_suite, make_units
-from orchestrator.progress import Display, QuietDisplay
-from orchestrator.report import LeaderboardEntry, build_report, write_report
-from orchestrator.scheduler import RunStats
-from orchestrator.score_cache import ScoreCache
-from orchestrator.spec import SweepSpec
-from orchestrator.status import new_run_id, write_plan
-from orchestrator.store import ResultStore
+from rmorch.core.errors import UserError
+from rmorch.orchestrator.plan.items import spool_directory
+from rmorch.orchestrator.plan.units import LoadedSuite, WorkUnit, load_suite, make_units
+from rmorch.orchestrator.progress import Display, QuietDisplay
+from rmorch.orchestrator.report.compute import LeaderboardEntry, build_report, write_report
+from rmorch.orchestrator.schedule.scheduler import RunStats
+from rmorch.orchestrator.plan.score_cache import ScoreCache
+from rmorch.orchestrator.spec.parse import SweepSpec
+from rmorch.orchestrator.store.status import new_run_id, write_plan
+from rmorch.orchestrator.store.results import ResultStore
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def run_sweep(spec: SweepSpec, ray_options: RayOptions | None = None, display: D
     t0 = time.perf_counter()
     display = display or QuietDisplay()
     store = ResultStore(spec.out)
-    with spool_directory() as spool:  # the suites' item files (orchestrator.items)
+    with spool_directory() as spool:  # the suites' item files (rmorch.orchestrator.plan.items)
         suites = [load_suite(s, spec.seed, spool) for s in spec.suites]
         _check_model_paths(spec)
         units = make_units(spec, suites)
@@ -112,7 +112,7 @@ def _schedule(spec: SweepSpec, suites: list[LoadedSuite], units: list[WorkUnit],
               cache: ScoreCache) -> RunStats:
     import ray
 
-    from orchestrator.scheduler import Scheduler
+    from rmorch.orchestrator.schedule.scheduler import Scheduler
 
     started_here = False
     dashboard = None
@@ -193,7 +193,7 @@ def _check_resources(spec: SweepSpec, autoscaling: bool = False) -> None:
     cluster (`--address`) an autoscaler may still add such nodes (KubeRay groups scaling from 0): warn instead."""
     import ray
 
-    from orchestrator.scheduler import gpus_per_replica, tensor_parallel_size
+    from rmorch.orchestrator.schedule.scheduler import gpus_per_replica, tensor_parallel_size
 
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     cluster_gpus = sum(n.get("GPU", 0) for n in nodes)
@@ -265,7 +265,7 @@ def _run_metadata(store: ResultStore, spec: SweepSpec, suites: list[LoadedSuite]
         "models": models,
         "ensembles": {**previous.get("ensembles", {}), **{e.name: e.to_dict() for e in spec.ensembles}},
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "run_id": new_run_id(),  # plan.json carries the same id (orchestrator.status)
+        "run_id": new_run_id(),  # plan.json carries the same id (rmorch.orchestrator.store.status)
     }
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from importlib import metadata
 from typing import TypeVar
 
-from orchestrator.errors import UserError, did_you_mean
-from suites.base import Suite, SuiteOptions, SuiteScore
+from rmorch.core.errors import UserError, did_you_mean
+from rmorch.suites.base import Suite, SuiteOptions, SuiteScore
 
 S = TypeVar("S", bound=type[Suite])
 
@@ -49,7 +49,7 @@ def get_suite_class(name: str) -> type[Suite]:
 
 
 # Built-in suites (imported for their registration side effect).
-from suites import (  # noqa: E402,F401
+from rmorch.suites import (  # noqa: E402,F401
     gsm8kbon,
     longrewardbench,
     mrewardbench,

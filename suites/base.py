@@ -18,9 +18,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from orchestrator.errors import DataError
-from orchestrator.schema import ITEM_SCHEMA, candidate_counts, items_table
-from suites.files import Record, read_hub, read_local
+from rmorch.core.errors import DataError
+from rmorch.core.schema import ITEM_SCHEMA, candidate_counts, items_table
+from rmorch.suites.files import Record, read_hub, read_local
 
 LOAD_BATCH_ROWS = 20_000  # items converted to Arrow at a time while a suite loads
 
@@ -34,7 +34,7 @@ class SuiteOptions:
 class SuiteScore:
     """The leaderboard numbers of one model on one suite. Scores are fractions in [0, 1].
 
-    `judge`: for generative judges only, the metrics beside the official number (suites.judging.judge_metrics).
+    `judge`: for generative judges only, the metrics beside the official number (rmorch.suites.judging.judge_metrics).
     `item_credits`: per item (in items order), its credit, for suites whose numbers are a function of their subsets'
     mean credits (`Suite.combine_subsets`): the bootstrap then resamples credits instead of re-scoring tables."""
 
@@ -73,7 +73,7 @@ class Suite(ABC):
 
     @abstractmethod
     def to_items(self, records: Iterator[Record]) -> Iterator[dict[str, Any]]:
-        """Turn raw records into canonical item dicts (see orchestrator.schema), raising DataError on bad input.
+        """Turn raw records into canonical item dicts (see rmorch.core.schema), raising DataError on bad input.
 
         Each dict also carries "_record": the Record it came from (for error messages; removed before storage)."""
 
@@ -148,7 +148,7 @@ class Suite(ABC):
     def score(self, items: pa.Table, results: pa.Table) -> SuiteScore:
         """The official numbers of one model from its result rows for this suite's items. Pure: no I/O."""
 
-    # ---- statistics (orchestrator.stats) ------------------------------------------------------------------------
+    # ---- statistics (rmorch.orchestrator.report.stats) ------------------------------------------------------------------------
     def combine_subsets(self, means: dict[str, float], counts: dict[str, int]) -> tuple[float, dict[str, float]]:
         """(score, sections) from per-subset mean credits and item counts, for suites whose official numbers are
         such a function (they also return `item_credits`). Others raise NotImplementedError and are bootstrapped
@@ -171,7 +171,7 @@ def candidate_scores(
     whether the item has any NaN score. Errors count as wrong under every official rule.
 
     `unparsed` is the score of a judge's rating that could not be parsed (`parsed` false, no error); reward
-    models leave `parsed` null, so it never applies to them. See suites.judging."""
+    models leave `parsed` null, so it never applies to them. See rmorch.suites.judging."""
     n_cand = candidate_counts(items)
     index = {iid: i for i, iid in enumerate(items.column("item_id").to_pylist())}
     scores = [[math.nan] * n for n in n_cand]
@@ -197,7 +197,7 @@ def candidate_scores(
 
 
 def meta_json(meta: Any) -> str:
-    """An item's meta as the JSON text the item table stores (as orchestrator.schema.items_table writes it), with
+    """An item's meta as the JSON text the item table stores (as rmorch.core.schema.items_table writes it), with
     the values JSON has no type for (parquet bytes, timestamps, decimals; numpy values) as lists or text."""
     return json.dumps(meta, sort_keys=True, ensure_ascii=False,
                       default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))

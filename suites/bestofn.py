@@ -31,8 +31,8 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
-from orchestrator.schema import candidate_counts
-from suites.base import candidate_scores
+from rmorch.core.schema import candidate_counts
+from rmorch.suites.base import candidate_scores
 
 
 def expected_best_of_k(rewards: Sequence[float], gold: Sequence[float]) -> np.ndarray:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from orchestrator.errors import DataError, UserError
+from rmorch.core.errors import DataError, UserError
 
 EXTENSIONS = (".jsonl", ".json", ".parquet", ".csv")
 

@@ -6,7 +6,7 @@ candidates), so `data: PATH` is required. Two sources load the same way:
   directory holding that file reads only it): 1,319 problems, each with `question`, `ground_truth` (a worked
   solution ending in "A: N") and four solutions `{is_correct, solution}` under 6b_finetuning, 6b_verification,
   175b_finetuning, 175b_verification;
-- pool files written by `rmorch generate` (orchestrator.generate): the same shape, with the samples under
+- pool files written by `rmorch generate` (rmorch.orchestrator.generate): the same shape, with the samples under
   sample_0 .. sample_{N-1}, plus `id` (the problem's index in the GSM8K file it was sampled from) and the
   generation settings as plain top-level fields.
 Every top-level field whose value is a JSON object is a candidate, in the file's key order; it must hold `solution`
@@ -16,7 +16,7 @@ message; gold = is_correct as 1.0 / 0.0; correct = the indices of the correct ca
 nothing downstream needs a correct one); item_id = `id`, else the 0-based line index (the problem's index in
 the GSM8K test file, whose order the model-solutions file follows); subset "gsm8k".
 
-Official number (the best-of-N pick, suites.bestofn): per item, the expected gold of the candidate the model ranks
+Official number (the best-of-N pick, rmorch.suites.bestofn): per item, the expected gold of the candidate the model ranks
 first among all N (ties at the top share the pick evenly: `top_pick_gold`), mean over items. An error or a missing
 score anywhere in an item makes it wrong (0), as on every leaderboard here. Generative judges: the base-order
 n-way verdict scores the gold of the candidate it names; an unparsed verdict scores the item's mean gold (a
@@ -24,7 +24,7 @@ uniform pick); an error or a missing base-order row 0. Ratings (protocol `rating
 ones rank below every valid rating (the official invalid rating -1), so an all-unparsed item is a uniform pick.
 Beside it in `extra`: `oracle` (share of items with any correct candidate: 67.2 % on the full model-solutions
 file), `random` (mean gold: the expected score of a uniform pick), `n_candidates` (most common N). The best-of-k
-curves (k = 1..N) of pointwise scores are the report's (suites.bestofn.pool_curve), not repeated here.
+curves (k = 1..N) of pointwise scores are the report's (rmorch.suites.bestofn.pool_curve), not repeated here.
 """
 
 from __future__ import annotations
@@ -37,13 +37,13 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
-from orchestrator.errors import DataError
-from suites import register_suite
-from suites.base import Suite, SuiteScore, require_str
-from suites.bestofn import item_gold, top_pick_gold
-from suites.files import Record, data_files, read_file
-from suites.gsm8k_answer import extract_answer
-from suites.judging import Comparison, comparisons, judge_metrics, rating_scores
+from rmorch.core.errors import DataError
+from rmorch.suites import register_suite
+from rmorch.suites.base import Suite, SuiteScore, require_str
+from rmorch.suites.bestofn import item_gold, top_pick_gold
+from rmorch.suites.files import Record, data_files, read_file
+from rmorch.suites.gsm8k_answer import extract_answer
+from rmorch.suites.judging import Comparison, comparisons, judge_metrics, rating_scores
 
 MODEL_SOLUTIONS_FILE = "example_model_solutions.jsonl"
 SUBSET = "gsm8k"

@@ -1,5 +1,5 @@
 """Generative judges (LLM-as-a-judge): the official per-item credit of their verdicts and ratings, and the judge
-metrics reported beside the official number. Pure functions over the item and result tables (orchestrator.schema).
+metrics reported beside the official number. Pure functions over the item and result tables (rmorch.core.schema).
 
 A judge writes two kinds of result rows:
 - comparisons (`candidate` null): one per presented order of an item; `permutation` 0 is the item's seeded base
@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from suites.base import candidate_scores
+from rmorch.suites.base import candidate_scores
 
 INVALID_RATING = -1.0  # what the official scripts record for a rating they could not parse
 

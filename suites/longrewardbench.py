@@ -27,7 +27,7 @@ tasktype, subtype, ctx_length, question, source, models.
 Ties: the official code breaks tied scores by the (randomly shuffled) presented position through a stable sort.
 Here a candidate is placed correctly only if no other candidate has the same score and exactly `index` others
 score strictly higher; so a tied pair is wrong, as in RewardBench. Errors and missing scores make an item 0.
-Generative judges: a verdict credits 1 if it names the best candidate (1/n if unparsed; suites.judging); ratings
+Generative judges: a verdict credits 1 if it names the best candidate (1/n if unparsed; rmorch.suites.judging); ratings
 are ranked like scores.
 
 Truncation is the model's policy, not the suite's: classifiers cut inputs to `max_length` from `truncation_side`,
@@ -44,11 +44,11 @@ from typing import Any, Iterator, Sequence
 
 import pyarrow as pa
 
-from orchestrator.errors import DataError
-from suites import register_suite
-from suites.base import Suite, SuiteScore, require_str, require_str_list, subset_means
-from suites.files import Record, read_hub
-from suites.judging import judge_metrics, official_credits
+from rmorch.core.errors import DataError
+from rmorch.suites import register_suite
+from rmorch.suites.base import Suite, SuiteScore, require_str, require_str_list, subset_means
+from rmorch.suites.files import Record, read_hub
+from rmorch.suites.judging import judge_metrics, official_credits
 
 TASKS = ("LongQA", "Summ", "Safety", "ICL", "Cite", "Code", "Math")  # the official column order
 _TASK_BY_LOWER = {t.lower(): t for t in TASKS}

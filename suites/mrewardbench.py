@@ -12,7 +12,7 @@ Items: subset "<language>/<source>", item_id "<language>/<source>/<id>" (ids rep
 language = the language code.
 
 Official scoring (../shared/notes/scoring.md; Cohere-Labs-Community/m-rewardbench analysis/plot_utils.py): per
-language, RewardBench v1 (strict chosen > rejected per item, judges as in suites.judging; subset accuracies;
+language, RewardBench v1 (strict chosen > rejected per item, judges as in rmorch.suites.judging; subset accuracies;
 sections weighted by THAT language's own item counts per subset, math-prm weighted as the language's code total;
 language score = mean of its sections). Suite score = mean over the non-English languages present (the M-RewardBench
 average; English is the reference, and only when English is the sole language is it the score).
@@ -31,12 +31,12 @@ from typing import Any, Iterator
 import numpy as np
 import pyarrow as pa
 
-from orchestrator.errors import DataError
-from suites import register_suite
-from suites.base import Suite, SuiteOptions, SuiteScore, require_str, subset_means
-from suites.files import EXTENSIONS, Record, data_files, read_file, read_hub
-from suites.judging import judge_metrics, official_credits, pairwise_rating_credit
-from suites.rewardbench import SECTIONS, SUBSET_WEIGHTS, final_score, pairwise_correct, section_scores
+from rmorch.core.errors import DataError
+from rmorch.suites import register_suite
+from rmorch.suites.base import Suite, SuiteOptions, SuiteScore, require_str, subset_means
+from rmorch.suites.files import EXTENSIONS, Record, data_files, read_file, read_hub
+from rmorch.suites.judging import judge_metrics, official_credits, pairwise_rating_credit
+from rmorch.suites.rewardbench import SECTIONS, SUBSET_WEIGHTS, final_score, pairwise_correct, section_scores
 
 HUB_ID = "CohereLabsCommunity/multilingual-reward-bench"
 LANGUAGES = (
@@ -70,7 +70,7 @@ class MRewardBenchOptions(SuiteOptions):
     languages: tuple[str, ...] | None = None  # keep only these language codes (hub: load only these configs)
 
     def __post_init__(self) -> None:
-        from orchestrator.errors import SpecError
+        from rmorch.core.errors import SpecError
 
         if self.languages is not None and not self.languages:
             raise SpecError("languages", "an empty list would evaluate nothing; leave it out for all languages")

@@ -25,7 +25,7 @@ question are also kept in `meta` (`references`, `question`), not in `context` (w
 the prompt).
 
 Per item: correct iff score(chosen) > score(rejected), strictly (a tie is wrong; an error or missing score is
-wrong). Generative judges (suites.judging.official_credits): base-order verdict 1 / 0 / 0.5 unparsed; ratings by
+wrong). Generative judges (rmorch.suites.judging.official_credits): base-order verdict 1 / 0 / 0.5 unparsed; ratings by
 RewardBench v1's pairwise rule.
 """
 
@@ -36,11 +36,11 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 
-from orchestrator.errors import DataError
-from suites import register_suite
-from suites.base import Suite, SuiteScore, require_str, subset_means
-from suites.files import Record, read_hub
-from suites.judging import judge_metrics, official_credits, pairwise_rating_credit
+from rmorch.core.errors import DataError
+from rmorch.suites import register_suite
+from rmorch.suites.base import Suite, SuiteScore, require_str, subset_means
+from rmorch.suites.files import Record, read_hub
+from rmorch.suites.judging import judge_metrics, official_credits, pairwise_rating_credit
 
 SCENARIOS = ("helpful", "reason", "citation", "harmless", "abstain", "conflict")
 SECTIONS: dict[str, tuple[str, ...]] = {

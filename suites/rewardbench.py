@@ -6,7 +6,7 @@ weighted by their item counts, except math-prm which is weighted 984 (as much as
 is the plain mean of the four sections. With the prior sets (`allenai/preference-test-sets`: anthropic_helpful,
 anthropic_hhh, shp, summarize) present as extra subsets: P = mean of their accuracies and
 final = (2 * (Chat + Chat Hard + Safety + Reasoning) + P) / 9.
-Generative judges (suites.judging): the base-order verdict counts 1 / 0 / 0.5 if unparsed; with ratings, 1 if the
+Generative judges (rmorch.suites.judging): the base-order verdict counts 1 / 0 / 0.5 if unparsed; with ratings, 1 if the
 chosen is rated strictly higher, 0 if lower, 0.5 for a tie or an invalid rating (the official run_judge_ratings).
 Then the same aggregation.
 """
@@ -19,11 +19,11 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import pyarrow as pa
 
-from orchestrator.errors import DataError
-from suites import register_suite
-from suites.base import Suite, SuiteOptions, SuiteScore, require_str, subset_means
-from suites.files import Record, read_hub, read_local
-from suites.judging import judge_metrics, official_credits, pairwise_rating_credit
+from rmorch.core.errors import DataError
+from rmorch.suites import register_suite
+from rmorch.suites.base import Suite, SuiteOptions, SuiteScore, require_str, subset_means
+from rmorch.suites.files import Record, read_hub, read_local
+from rmorch.suites.judging import judge_metrics, official_credits, pairwise_rating_credit
 
 # Section weights exactly as the leaderboard uses them: item counts, math-prm upweighted to equal the code total.
 SUBSET_WEIGHTS: dict[str, int] = {
@@ -161,7 +161,7 @@ class RewardBench(Suite):
             }
 
     def score(self, items: pa.Table, results: pa.Table) -> SuiteScore:
-        # Reward models: strict chosen > rejected; judges: verdict credit (unparsed 0.5) or ratings (suites.judging).
+        # Reward models: strict chosen > rejected; judges: verdict credit (unparsed 0.5) or ratings (rmorch.suites.judging).
         credit, bad = official_credits(items, results, pointwise=lambda s: pairwise_correct([s])[0],
                                        ratings=pairwise_rating_credit)
         acc = subset_means(items.column("subset").to_pylist(), credit)

@@ -7,7 +7,7 @@ Official scoring (../shared/notes/scoring.md; allenai/reward-bench scripts/run_v
   together by `ties_score` (accuracy plus margin terms).
 - Final score = unweighted mean of the subset scores.
 Errors and missing scores are NaN and count as wrong, as NaN does in the official numpy code.
-Generative judges (suites.judging; scripts/run_generative_v2.py): a four-way verdict in the base order counts 1 / 0 /
+Generative judges (rmorch.suites.judging; scripts/run_generative_v2.py): a four-way verdict in the base order counts 1 / 0 /
 0.25 if unparsed; ratings count 1/k for the chosen among the k top valid ratings (all invalid 0.25); Ties items are
 always rated, and their ratings (unparsed -1, as official) are the scores of `ties_score`.
 """
@@ -22,11 +22,11 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
-from orchestrator.errors import DataError
-from suites import register_suite
-from suites.base import Suite, SuiteScore, require_str, require_str_list, subset_means
-from suites.files import Record
-from suites.judging import judge_metrics, official_credits, rating_scores
+from rmorch.core.errors import DataError
+from rmorch.suites import register_suite
+from rmorch.suites.base import Suite, SuiteScore, require_str, require_str_list, subset_means
+from rmorch.suites.files import Record
+from rmorch.suites.judging import judge_metrics, official_credits, rating_scores
 
 SUBSETS = ("Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties")
 _SUBSET_BY_LOWER = {s.lower(): s for s in SUBSETS}
@@ -195,7 +195,7 @@ class RewardBench2(Suite):
 
     def score(self, items: pa.Table, results: pa.Table) -> SuiteScore:
         # Official: only completion 0 is checked against the top (every non-Ties item has one chosen, first).
-        # Judges (suites.judging): four-way verdicts (unparsed 0.25) or ratings; Ties always from scores/ratings.
+        # Judges (rmorch.suites.judging): four-way verdicts (unparsed 0.25) or ratings; Ties always from scores/ratings.
         credit, bad = official_credits(items, results, pointwise=lambda s: best_of_n_credit(s, 0))
         scores, _ = rating_scores(items, results)  # ratings: unparsed -1, errors NaN (reward models: the scores)
         subsets = items.column("subset").to_pylist()

@@ -13,7 +13,7 @@ RewardMATHEvaluation.get_results, "reward Acc"): a problem is correct iff min(ch
 i.e. the correct solution scores strictly above all 9 others; a tie is wrong, an error (NaN) is wrong. Score =
 accuracy over problems. Beside it: accuracy per subject (`subsets`) and per level, and the official "reward MRR"
 (1 / rank of the chosen solution, ties ranked pessimistically as the official sort does; an error gives 0).
-Generative judges (suites.judging): ratings use the same strict rule (the README's GPT-4 1-10 ratings number is
+Generative judges (rmorch.suites.judging): ratings use the same strict rule (the README's GPT-4 1-10 ratings number is
 computed so); an n-way verdict in the base order counts 1 if it names the correct solution.
 """
 
@@ -27,11 +27,11 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
-from orchestrator.errors import DataError
-from suites import register_suite
-from suites.base import Suite, SuiteScore, candidate_scores, require_str, subset_means
-from suites.files import Record, data_files, read_file
-from suites.judging import judge_metrics, official_credits
+from rmorch.core.errors import DataError
+from rmorch.suites import register_suite
+from rmorch.suites.base import Suite, SuiteScore, candidate_scores, require_str, subset_means
+from rmorch.suites.files import Record, data_files, read_file
+from rmorch.suites.judging import judge_metrics, official_credits
 
 CHOSEN_REFERENCE = "human_to_GPT-4"
 DEFAULT_SUBSET = "RewardMATH"

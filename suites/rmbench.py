@@ -37,11 +37,11 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
-from orchestrator.errors import DataError
-from suites import register_suite
-from suites.base import Suite, SuiteScore, require_str, require_str_list
-from suites.files import Record
-from suites.judging import judge_metrics, rating_scores
+from rmorch.core.errors import DataError
+from rmorch.suites import register_suite
+from rmorch.suites.base import Suite, SuiteScore, require_str, require_str_list
+from rmorch.suites.files import Record
+from rmorch.suites.judging import judge_metrics, rating_scores
 
 DOMAINS = ("chat", "code", "math", "safety-refuse", "safety-response")
 OFFICIAL_DOMAINS = ("chat", "math", "code", "safety")  # scripts/utils.py split_dataset_by_domain (startswith)

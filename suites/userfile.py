@@ -22,7 +22,7 @@ the row number; with a directory of files, "FILE:ROW"). The prompt column holds 
 
 Metric: accuracy. Reward models: an item is correct iff its best-scoring correct candidate scores strictly above
 every other (incorrect) candidate (pairwise: chosen > rejected; a tie is wrong). Generative judges: the official
-judge credit (suites.judging.official_credits: base-order verdict 1 / 0 / chance if unparsed; ratings as
+judge credit (rmorch.suites.judging.official_credits: base-order verdict 1 / 0 / chance if unparsed; ratings as
 RewardBench v1 for pairs, best-of-n for more). Per subset: the mean credit; overall score = the mean over ITEMS
 (not over subsets), as `extra["overall"]` says.
 """
@@ -40,11 +40,11 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 
-from orchestrator.errors import DataError, SpecError, UserError
-from suites import register_suite
-from suites.base import Suite, SuiteOptions, SuiteScore, candidate_scores, require_str, subset_means
-from suites.files import EXTENSIONS, Record, data_files, read_file
-from suites.judging import judge_metrics, official_credits, pairwise_rating_credit, rating_credit
+from rmorch.core.errors import DataError, SpecError, UserError
+from rmorch.suites import register_suite
+from rmorch.suites.base import Suite, SuiteOptions, SuiteScore, candidate_scores, require_str, subset_means
+from rmorch.suites.files import EXTENSIONS, Record, data_files, read_file
+from rmorch.suites.judging import judge_metrics, official_credits, pairwise_rating_credit, rating_credit
 
 FORMS: dict[str, tuple[str, ...]] = {  # form -> required column keys
     "chosen/rejected": ("prompt", "chosen", "rejected"),

@@ -29,7 +29,7 @@ mean of source accuracies). "Overall Accuracy" = correct items / all items; "Mac
 the three group accuracies. `score` is Overall Accuracy (the paper's headline "accuracy", e.g. the abstract's
 GPT-4o number); extra["macro_avg"] holds the Macro Average (the paper reports both; it recommends macro for the
 task imbalance). `sections` are the three groups, `subsets` the six sources.
-Generative judges (suites.judging): the base-order verdict counts 1 / 0 / 0.5 if unparsed, ratings as RewardBench
+Generative judges (rmorch.suites.judging): the base-order verdict counts 1 / 0 / 0.5 if unparsed, ratings as RewardBench
 (strictly higher 1, lower 0, tie or invalid 0.5). The official cal.py instead drops unparsed judgements from the
 denominator and takes a majority over k samples; that path is not reproduced here.
 """
@@ -44,11 +44,11 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 
-from orchestrator.errors import DataError
-from suites import register_suite
-from suites.base import Suite, SuiteOptions, SuiteScore, require_str, require_str_list, subset_means
-from suites.files import Record
-from suites.judging import judge_metrics, official_credits, pairwise_rating_credit
+from rmorch.core.errors import DataError
+from rmorch.suites import register_suite
+from rmorch.suites.base import Suite, SuiteOptions, SuiteScore, require_str, require_str_list, subset_means
+from rmorch.suites.files import Record
+from rmorch.suites.judging import judge_metrics, official_credits, pairwise_rating_credit
 
 # Source folder (image_path.split("/")[1]) -> task group, as the official cal.py maps them.
 GROUPS: dict[str, str] = {

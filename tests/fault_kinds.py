@@ -19,9 +19,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from actors import register_kind
-from actors.base import InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
-from orchestrator.spec import NOT_SCORING
+from rmorch.actors import register_kind
+from rmorch.actors.base import InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
+from rmorch.orchestrator.spec.parse import NOT_SCORING
 
 KIND = "test-faulty"
 

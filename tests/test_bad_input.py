@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator.errors import DataError, UserError
-from suites import get_suite_class
+from rmorch.core.errors import DataError, UserError
+from rmorch.suites import get_suite_class
 from tests.conftest import SHARED_DATA
 
 RB_FILE = SHARED_DATA / "rewardbench" / "filtered.jsonl"

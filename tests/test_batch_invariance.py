@@ -2,7 +2,7 @@
 time, in the data's order and shuffled, give the same numbers.
 
 Documented tolerance: 1e-6 (in practice bit-identical): every sequence is padded to a width that depends on its own
-length only (actors.backends.text.padded_width), and batches hold one width. Without that, SmolLM2-135M in bf16
+length only (rmorch.actors.backends.text.padded_width), and batches hold one width. Without that, SmolLM2-135M in bf16
 moved by up to 0.049 logit between batch sizes on these very requests (measured; see README "Throughput").
 """
 
@@ -13,8 +13,8 @@ import random
 
 import pytest
 
-from actors.base import ActorContext, ScoreRequest
-from actors.backends.text import padded_width, width_batches
+from rmorch.actors.base import ActorContext, ScoreRequest
+from rmorch.actors.backends.text import padded_width, width_batches
 
 TOLERANCE = 1e-6
 
@@ -60,7 +60,7 @@ def test_padded_width_depends_on_the_length_alone():
 
 @pytest.mark.slow
 def test_smollm2_bf16_classifier_scores_do_not_depend_on_batching(rewardbench_file):
-    from actors.classifier import Classifier, ClassifierConfig
+    from rmorch.actors.classifier import Classifier, ClassifierConfig
 
     model = Classifier(ClassifierConfig(path="builtin:smollm2-135m-instruct", dtype="bfloat16", max_length=512,
                                         batch_tokens=32768), ActorContext(seed=0, threads=2), "smollm2-rm")
@@ -70,7 +70,7 @@ def test_smollm2_bf16_classifier_scores_do_not_depend_on_batching(rewardbench_fi
 
 @pytest.mark.slow
 def test_implicit_reward_scores_do_not_depend_on_batching(rewardbench_file):
-    from actors.implicit import Implicit, ImplicitConfig
+    from rmorch.actors.implicit import Implicit, ImplicitConfig
 
     model = Implicit(ImplicitConfig(path="builtin:smollm2-135m-instruct", mode="avg", dtype="bfloat16", max_length=512,
                                     batch_tokens=32768), ActorContext(seed=0, threads=2), "smollm2-implicit")

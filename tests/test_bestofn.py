@@ -1,4 +1,4 @@
-"""Best-of-N in closed form (suites.bestofn) against brute-force enumeration of every k-subset, hand-computed cases,
+"""Best-of-N in closed form (rmorch.suites.bestofn) against brute-force enumeration of every k-subset, hand-computed cases,
 and the `length` baseline's gsm8k-bon curve from a real sweep against a computation straight from the data file."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from suites.bestofn import expected_best_of_k, oracle_best_of_k, top_pick_gold
+from rmorch.suites.bestofn import expected_best_of_k, oracle_best_of_k, top_pick_gold
 
 
 def brute_force(rewards: list[float], gold: list[float]) -> list[float]:
@@ -52,8 +52,8 @@ def test_closed_form_equals_brute_force_with_ties_and_nans() -> None:
 
 
 def test_length_curve_on_gsm8k_bon_matches_independent_computation(tmp_path, shared_data, local_ray) -> None:
-    from orchestrator.spec import spec_from_dict
-    from orchestrator.sweep import run_sweep
+    from rmorch.orchestrator.spec.parse import spec_from_dict
+    from rmorch.orchestrator.sweep import run_sweep
 
     data = shared_data / "gsm8k"
     spec = spec_from_dict({"out": str(tmp_path / "out"), "seed": 0, "resamples": 200,

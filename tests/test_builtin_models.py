@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from actors.backends import builtin
-from actors.backends.builtin import BUILTIN_MODELS, MARKER, resolve_model_path
-from orchestrator.errors import UserError
+from rmorch.actors.backends import builtin
+from rmorch.actors.backends.builtin import BUILTIN_MODELS, MARKER, resolve_model_path
+from rmorch.core.errors import UserError
 from tests.tiny_models import build_tiny_causal_lm, build_tiny_classifier, build_tiny_tokenizer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -122,7 +122,7 @@ def test_unknown_builtin_raises_user_error_naming_known_models():
 
 
 def test_builtin_module_imports_without_torch():
-    code = "import sys, actors.backends.builtin; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    code = "import sys, rmorch.actors.backends.builtin; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 

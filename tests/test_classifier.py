@@ -7,13 +7,13 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from actors.backends.text import encode, token_budget_batches
-from actors.base import ActorContext, ScoreRequest
-from actors.classifier import Classifier, ClassifierConfig
-from actors.worker import ModelWorker, ShardTask
-from orchestrator.spec import spec_from_dict
-from orchestrator.sweep import run_sweep
-from suites import get_suite_class
+from rmorch.actors.backends.text import encode, token_budget_batches
+from rmorch.actors.base import ActorContext, ScoreRequest
+from rmorch.actors.classifier import Classifier, ClassifierConfig
+from rmorch.actors.worker import ModelWorker, ShardTask
+from rmorch.orchestrator.spec.parse import spec_from_dict
+from rmorch.orchestrator.sweep import run_sweep
+from rmorch.suites import get_suite_class
 
 
 def _reqs(n: int) -> list[ScoreRequest]:

@@ -241,8 +241,8 @@ def test_sweep_prints_the_leaderboard(swept: dict[str, Any]) -> None:
 
 def test_length_baseline_scores_are_right(swept: dict[str, Any]) -> None:
     """Recompute the length baseline from the item table the sweep recorded: strict >, weighted sections."""
-    from suites.rewardbench import SECTIONS as SECTION_SUBSETS
-    from suites.rewardbench import SUBSET_WEIGHTS
+    from rmorch.suites.rewardbench import SECTIONS as SECTION_SUBSETS
+    from rmorch.suites.rewardbench import SUBSET_WEIGHTS
 
     items = pq.read_table(swept["out"] / "items" / "rewardbench.parquet").to_pylist()
     assert len(items) == 69

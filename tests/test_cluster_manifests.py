@@ -20,8 +20,8 @@ import jsonschema
 import pytest
 import yaml
 
-from actors import get_kind
-from orchestrator.spec import load_spec
+from rmorch.actors import get_kind
+from rmorch.orchestrator.spec.parse import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "cluster"
@@ -467,7 +467,7 @@ def test_rayjob_rules_reject(rayjob: dict[str, Any], tmp_path: Path, monkeypatch
         return lambda d: d["spec"].update(entrypoint=value)
 
     for edit, expect in [
-        (entry("python -m orchestrator.cli sweep /app/cluster/sweep.yaml"), "entrypoint must be"),
+        (entry("python -m rmorch.orchestrator.cli sweep /app/cluster/sweep.yaml"), "entrypoint must be"),
         (entry("rmorch sweep /app/cluster/missing.yaml"), "does not exist"),
         (entry("rmorch sweep /app/cluster/sweep.yaml --out runs/local"), "object storage"),
         (entry("rmorch sweep /app/examples/default.yaml"), "does not copy"),

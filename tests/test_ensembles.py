@@ -11,10 +11,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator.ensembles import EnsembleSpec, combine, ensemble_results
-from orchestrator.schema import items_table, results_table
-from orchestrator.spec import spec_from_dict
-from orchestrator.sweep import run_sweep
+from rmorch.orchestrator.report.ensembles import EnsembleSpec, combine, ensemble_results
+from rmorch.core.schema import items_table, results_table
+from rmorch.orchestrator.spec.parse import spec_from_dict
+from rmorch.orchestrator.sweep import run_sweep
 
 
 def _rows(model, scores, error_at=None):

@@ -22,12 +22,12 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from orchestrator.cli import _rate_option
-from orchestrator.errors import SpecError, UserError
-from orchestrator.error_cap import ERROR_CAP_MIN_ROWS, ErrorTally
-from orchestrator.spec import spec_from_dict
-from orchestrator.store import ResultStore
-from orchestrator.sweep import run_sweep
+from rmorch.orchestrator.cli import _rate_option
+from rmorch.core.errors import SpecError, UserError
+from rmorch.orchestrator.schedule.error_cap import ERROR_CAP_MIN_ROWS, ErrorTally
+from rmorch.orchestrator.spec.parse import spec_from_dict
+from rmorch.orchestrator.store.results import ResultStore
+from rmorch.orchestrator.sweep import run_sweep
 from tests.conftest import REPO
 from tests.fault_kinds import KIND as FAULTY  # importing it registers the test-faulty kind
 
@@ -52,7 +52,7 @@ def _doc(out: Path, data: Path, n: int = N_ITEMS, **top: Any) -> dict[str, Any]:
 
 def _rmorch(*args: str) -> subprocess.CompletedProcess[str]:
     """The CLI with the test-faulty kind registered (the driver and its Ray workers import it)."""
-    cmd = [sys.executable, "-c", "import tests.fault_kinds; from orchestrator.cli import main; main()", *args]
+    cmd = [sys.executable, "-c", "import tests.fault_kinds; from rmorch.orchestrator.cli import main; main()", *args]
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "COLUMNS": "200", "NO_COLOR": "1"}
     env.pop("RAY_ADDRESS", None)
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)

@@ -26,10 +26,10 @@ import pytest
 import yaml
 
 import tests.fault_kinds  # noqa: F401  (registers the test-faulty kind)
-from orchestrator.plan import load_suite
-from orchestrator.spec import spec_from_dict
-from orchestrator.store import ResultStore
-from orchestrator.sweep import SweepResult, run_sweep
+from rmorch.orchestrator.plan.units import load_suite
+from rmorch.orchestrator.spec.parse import spec_from_dict
+from rmorch.orchestrator.store.results import ResultStore
+from rmorch.orchestrator.sweep import SweepResult, run_sweep
 from tests.fault_kinds import crashes_so_far
 from tests.s3_server import s3_bucket
 
@@ -185,7 +185,7 @@ class TestOnCluster:
 
     def test_corrupt_files_are_detected_recomputed_and_never_read(self, cluster, fault_free, expected,
                                                                   rewardbench_file, tmp_path, caplog):
-        from orchestrator.report import build_report
+        from rmorch.orchestrator.report.compute import build_report
 
         out = str(tmp_path / "out")
         shutil.copytree(fault_free, out)
@@ -228,7 +228,7 @@ def _spec_file(tmp: Path, out: str, data: Path) -> Path:
 
 def _rmorch(*args: str) -> list[str]:
     """The rmorch CLI with the test-faulty kind registered (a plugin the driver and its Ray workers import)."""
-    return [sys.executable, "-c", "import tests.fault_kinds; from orchestrator.cli import main; main()", *args]
+    return [sys.executable, "-c", "import tests.fault_kinds; from rmorch.orchestrator.cli import main; main()", *args]
 
 
 def _env() -> dict[str, str]:
@@ -322,7 +322,7 @@ def test_object_store_sweep_killed_and_resumed_matches_a_local_run(local_resumed
         for rel in ("report.html", "leaderboard.csv", "spec.yaml", "items/rewardbench.parquet", "plan.json"):
             assert store.exists(rel), rel
         assert b"faulty" in store.read_bytes("report.html")
-        from orchestrator.export import export_reward_bench
+        from rmorch.orchestrator.report.export import export_reward_bench
 
         written = export_reward_bench(out)  # the RewardBench layout, written into the bucket too
         assert written and all(w.startswith(f"{out}/export/reward-bench/") for w in written)

@@ -29,10 +29,10 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from orchestrator.errors import DataError, UserError
-from suites import get_suite_class
-from suites.files import read_file
-from suites.userfile import FileOptions, FileSuite
+from rmorch.core.errors import DataError, UserError
+from rmorch.suites import get_suite_class
+from rmorch.suites.files import read_file
+from rmorch.suites.userfile import FileOptions, FileSuite
 from tests.conftest import FIXTURES, SHARED_DATA
 from tests.fuzz_strategies import fuzz, hostile_text, json_value, non_blank_hostile_text, not_a_string
 
@@ -661,7 +661,7 @@ def test_huge_texts_load_verbatim(tmp_path: Path, ext: str) -> None:
 
 
 def test_fuzz_cases_cover_every_suite_with_local_files() -> None:
-    from suites import suite_names
+    from rmorch.suites import suite_names
 
     built_in = {n for n in suite_names() if getattr(get_suite_class(n), "_alias_of", None) is None}  # not `kind:`
     assert {c.suite for c in CASES.values()} | {"file"} == built_in

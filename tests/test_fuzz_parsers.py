@@ -16,9 +16,9 @@ import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from actors.backends.text import encode, encode_request, render
-from actors.base import ScoreRequest
-from actors.judge_prompts import (
+from rmorch.actors.backends.text import encode, encode_request, render
+from rmorch.actors.base import ScoreRequest
+from rmorch.actors.judge_prompts import (
     LABELS,
     comparison_values,
     fill,
@@ -29,7 +29,7 @@ from actors.judge_prompts import (
     render_question,
     shorten,
 )
-from suites.gsm8k_answer import extract_answer
+from rmorch.suites.gsm8k_answer import extract_answer
 from tests.fuzz_strategies import fuzz, hostile_fragment, hostile_text
 
 MB = 1_000_000
@@ -265,7 +265,7 @@ TEMPLATE_YAML = b"system: Be fair.\nuser: |\n  Q: {{question}}\n  A: {{response}
 @example(data=b"[" * 50_000)
 @example(data=b"user: {{question}} \xe9 {{response}}")
 def test_template_files_load_or_fail_clearly(tmp_path_factory, data: bytes) -> None:
-    from orchestrator.errors import UserError
+    from rmorch.core.errors import UserError
 
     path = tmp_path_factory.mktemp("tpl") / "t.yaml"
     path.write_bytes(data)
@@ -286,8 +286,8 @@ def test_chat_template_files_load_or_fail_clearly(tiny_tokenizer, tmp_path_facto
     render a conversation; otherwise it renders hostile text without raising."""
     import copy
 
-    from actors.backends.text import setup_chat_template
-    from orchestrator.errors import UserError
+    from rmorch.actors.backends.text import setup_chat_template
+    from rmorch.core.errors import UserError
 
     path = tmp_path_factory.mktemp("chat") / "t.jinja"
     path.write_bytes(data)

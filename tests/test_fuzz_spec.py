@@ -1,4 +1,4 @@
-"""Fuzzing the spec loader (orchestrator/spec.py): random documents, every known key given a wrong value or removed,
+"""Fuzzing the spec loader (orchestrator/spec/parse.py): random documents, every known key given a wrong value or removed,
 unknown keys at every level, huge strings, and spec files with non-UTF-8 bytes, random bytes, truncation or nothing.
 
 Property: a SweepSpec, or a UserError (SpecError for a wrong document) whose key names the entry or key at fault;
@@ -17,9 +17,9 @@ import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from orchestrator import spec as spec_module
-from orchestrator.errors import SpecError, UserError
-from orchestrator.spec import SweepSpec, load_spec, spec_from_dict
+from rmorch.orchestrator.spec import parse as spec_module
+from rmorch.core.errors import SpecError, UserError
+from rmorch.orchestrator.spec.parse import SweepSpec, load_spec, spec_from_dict
 from tests.fuzz_strategies import fuzz, hostile_text, json_value
 
 PUBLISHED = Path(__file__).resolve().parent / "fixtures" / "userfile" / "chosen_rejected.jsonl"  # any existing file
@@ -63,7 +63,7 @@ def base_doc() -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def _restore_suite_registry():
     """`kind: file` entries register their name as a suite: keep the registry as it was for the other tests."""
-    import suites
+    import rmorch.suites as suites
 
     saved = dict(suites._REGISTRY)
     yield
@@ -106,10 +106,10 @@ def test_random_documents(doc: Any) -> None:
 
 def known_keys() -> list[tuple[str, int | None, str]]:
     """(section, entry index or None for top-level keys, key) for every key the base spec could hold."""
-    from actors import get_kind
-    from orchestrator.ensembles import EnsembleSpec
-    from orchestrator.spec import ResourceSpec, SuiteSpec
-    from suites import get_suite_class
+    from rmorch.actors import get_kind
+    from rmorch.orchestrator.report.ensembles import EnsembleSpec
+    from rmorch.orchestrator.spec.parse import ResourceSpec, SuiteSpec
+    from rmorch.suites import get_suite_class
 
     doc = base_doc()
     out: list[tuple[str, int | None, str]] = [("top", None, k) for k in TOP_KEYS]

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from orchestrator.cli import main
-from orchestrator.errors import DataError, UserError
-from orchestrator.generate import (
+from rmorch.orchestrator.cli import main
+from rmorch.core.errors import DataError, UserError
+from rmorch.orchestrator.generate import (
     GenerateConfig,
     generate_pool,
     load_problems,
@@ -24,7 +24,7 @@ from orchestrator.generate import (
     spec_snippet,
     write_jsonl_atomic,
 )
-from suites.gsm8k_answer import extract_answer, is_correct
+from rmorch.suites.gsm8k_answer import extract_answer, is_correct
 
 POLICY = "builtin:smollm2-135m-instruct"
 N, LIMIT, MAX_TOKENS = 4, 3, 48
@@ -92,7 +92,7 @@ def test_write_is_atomic(tmp_path) -> None:
 def test_spec_snippet_is_a_valid_suite_entry() -> None:
     import yaml
 
-    from orchestrator.spec import spec_from_dict
+    from rmorch.orchestrator.spec.parse import spec_from_dict
 
     doc = yaml.safe_load(spec_snippet("runs/pool.jsonl"))
     spec = spec_from_dict({**doc, "models": ["length"]})
@@ -104,7 +104,7 @@ def test_spec_snippet_is_a_valid_suite_entry() -> None:
 
 @pytest.fixture(scope="module")
 def policy(gsm8k_dir, tmp_path_factory):
-    from orchestrator.generate import start_policy
+    from rmorch.orchestrator.generate import start_policy
 
     config = GenerateConfig(model=POLICY, data=str(gsm8k_dir), out=str(tmp_path_factory.mktemp("p") / "p.jsonl"),
                             dtype="float32")
@@ -163,9 +163,9 @@ def test_same_seed_same_file_whatever_the_batch(pool, policy, gsm8k_dir, tmp_pat
 
 @pytest.mark.slow
 def test_sweep_scores_the_pool(pool, local_ray, tmp_path) -> None:
-    from orchestrator.spec import spec_from_dict
-    from orchestrator.sweep import run_sweep
-    from suites.bestofn import top_pick_gold
+    from rmorch.orchestrator.spec.parse import spec_from_dict
+    from rmorch.orchestrator.sweep import run_sweep
+    from rmorch.suites.bestofn import top_pick_gold
 
     out, _ = pool
     spec = spec_from_dict({"out": str(tmp_path / "run"), "suites": [{"name": "gsm8k-bon", "data": str(out)}],

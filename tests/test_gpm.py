@@ -14,11 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from actors.base import ActorContext, CompareRequest, ScoreRequest
-from actors.gpm import NO_POINTWISE, Gpm, GpmConfig, preference_score
-from orchestrator.errors import SpecError, UserError
-from orchestrator.spec import spec_from_dict
-from orchestrator.sweep import run_sweep
+from rmorch.actors.base import ActorContext, CompareRequest, ScoreRequest
+from rmorch.actors.gpm import NO_POINTWISE, Gpm, GpmConfig, preference_score
+from rmorch.core.errors import SpecError, UserError
+from rmorch.orchestrator.spec.parse import spec_from_dict
+from rmorch.orchestrator.sweep import run_sweep
 from tests.conftest import FIXTURES
 
 HIDDEN = 128  # build_tiny_causal_lm's default

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import DataError
-from orchestrator.permutations import item_orders
-from orchestrator.schema import results_table
-from suites import get_suite_class
-from suites.gsm8k_answer import answers_match, extract_answer, is_correct
-from suites.gsm8kbon import Gsm8kBestOfN
+from rmorch.core.errors import DataError
+from rmorch.core.permutations import item_orders
+from rmorch.core.schema import results_table
+from rmorch.suites import get_suite_class
+from rmorch.suites.gsm8k_answer import answers_match, extract_answer, is_correct
+from rmorch.suites.gsm8kbon import Gsm8kBestOfN
 
 KEYS = ["6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification"]
 README_ACCURACY = {"6b_finetuning": 21.7, "6b_verification": 39.0, "175b_finetuning": 34.7,
@@ -138,8 +138,8 @@ def test_verifier_agrees_with_the_stored_labels(raw_rows, gsm8k_dir) -> None:
 
 
 def test_empty_correct_through_sampling_plan_and_orders(tmp_path) -> None:
-    from orchestrator.plan import load_suite, make_units
-    from orchestrator.spec import spec_from_dict
+    from rmorch.orchestrator.plan.units import load_suite, make_units
+    from rmorch.orchestrator.spec.parse import spec_from_dict
 
     rows = [_pool_row(f"q{i}", [i % 3 == 0, False, i % 2 == 0, False], id=i) for i in range(12)]
     spec = spec_from_dict({
@@ -257,9 +257,9 @@ def test_empty_sampled_solution_is_kept_as_a_wrong_candidate(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_length_baseline_through_the_pipeline(local_ray, gsm8k_dir, raw_rows, tmp_path) -> None:
-    from orchestrator.spec import spec_from_dict
-    from orchestrator.sweep import run_sweep
-    from suites.bestofn import top_pick_gold
+    from rmorch.orchestrator.spec.parse import spec_from_dict
+    from rmorch.orchestrator.sweep import run_sweep
+    from rmorch.suites.bestofn import top_pick_gold
 
     spec = spec_from_dict({"out": str(tmp_path / "out"), "suites": [{"name": "gsm8k-bon", "data": str(gsm8k_dir)}],
                            "models": ["length"]})

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.html_report import ReportInputs, guarded, read_report_inputs, render_html, write_html_report
+from rmorch.orchestrator.report.html import ReportInputs, guarded, read_report_inputs, render_html, write_html_report
 from tests.chromium import Chromium
 
 HOSTILE = "<script>alert(1)</script>"

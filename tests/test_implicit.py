@@ -9,12 +9,12 @@ import math
 import pytest
 import torch
 
-from actors.backends.hf_logprobs import response_tokens
-from actors.base import ActorContext, ScoreRequest
-from actors.implicit import Implicit, ImplicitConfig, reduce_logprobs
-from orchestrator.errors import SpecError
-from orchestrator.spec import spec_from_dict
-from orchestrator.sweep import run_sweep
+from rmorch.actors.backends.hf_logprobs import response_tokens
+from rmorch.actors.base import ActorContext, ScoreRequest
+from rmorch.actors.implicit import Implicit, ImplicitConfig, reduce_logprobs
+from rmorch.core.errors import SpecError
+from rmorch.orchestrator.spec.parse import spec_from_dict
+from rmorch.orchestrator.sweep import run_sweep
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_implicit_rewards_through_the_pipeline(local_ray, lms, rewardbench_file,
 
 
 def test_density_ratio_equals_a_direct_computation(lms):
-    from actors.density_ratio import DensityRatio, DensityRatioConfig
+    from rmorch.actors.density_ratio import DensityRatio, DensityRatioConfig
 
     strong, weak = lms
     prompt = [{"role": "user", "content": "Name a prime number."}]

@@ -1,4 +1,4 @@
-"""The vLLM backend of the implicit kind (`actors.backends.vllm_logprobs`) against the transformers backend, on real
+"""The vLLM backend of the implicit kind (`rmorch.actors.backends.vllm_logprobs`) against the transformers backend, on real
 RewardBench responses scored by the tiny varied LMs (policy seed 0, reference seed 1) in float32.
 
 Tolerance: both backends read the same token ids; in float32 their per-token log-probs differ only by kernel
@@ -13,10 +13,10 @@ import time
 
 import pytest
 
-from actors.base import ActorContext
-from actors.implicit import Implicit, ImplicitConfig
-from actors.worker import shard_requests
-from suites import get_suite_class
+from rmorch.actors.base import ActorContext
+from rmorch.actors.implicit import Implicit, ImplicitConfig
+from rmorch.actors.worker import shard_requests
+from rmorch.suites import get_suite_class
 
 N_REQUESTS = 12
 SUM_TOL = 1e-3  # DPO scores: sums of log-prob differences over up to ~500 tokens

@@ -1,4 +1,4 @@
-"""The driver's item files (orchestrator.items): row ranges, shards, samples and the text-free scoring view give
+"""The driver's item files (rmorch.orchestrator.plan.items): row ranges, shards, samples and the text-free scoring view give
 exactly what the whole in-memory table gives."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import os
 import pyarrow as pa
 import pytest
 
-from orchestrator import items as items_mod
-from orchestrator.items import ItemFile, narrow_columns, scoring_view
-from orchestrator.schema import SCORING_SCHEMA, candidate_counts, items_table
-from orchestrator.stats import _pair_lengths
-from orchestrator.store import ResultStore
+from rmorch.orchestrator.plan import items as items_mod
+from rmorch.orchestrator.plan.items import ItemFile, narrow_columns, scoring_view
+from rmorch.core.schema import SCORING_SCHEMA, candidate_counts, items_table
+from rmorch.orchestrator.report.stats import _pair_lengths
+from rmorch.orchestrator.store.results import ResultStore
 
 
 def _table(n: int) -> pa.Table:
@@ -82,9 +82,9 @@ def test_narrow_columns() -> None:
 
 
 def test_load_suite_streams_to_a_file_equal_to_the_loaded_table(rewardbench_file, small_groups) -> None:
-    from orchestrator.plan import load_suite
-    from orchestrator.spec import spec_from_dict
-    from suites import get_suite_class
+    from rmorch.orchestrator.plan.units import load_suite
+    from rmorch.orchestrator.spec.parse import spec_from_dict
+    from rmorch.suites import get_suite_class
 
     spec = spec_from_dict({"out": "unused", "models": ["length"], "suites": [
         {"name": "rewardbench", "data": str(rewardbench_file.parent), "limit_per_subset": 3,

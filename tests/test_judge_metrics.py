@@ -1,4 +1,4 @@
-"""Generative judges: the official numbers from verdicts and ratings (suites.judging through the suites' score())
+"""Generative judges: the official numbers from verdicts and ratings (rmorch.suites.judging through the suites' score())
 and the judge metrics beside them, on hand-built result tables over the real RewardBench items and the RewardBench 2
 fixture. Expected numbers are computed by hand or by a direct re-implementation of the official rules here."""
 
@@ -18,13 +18,13 @@ import pyarrow.compute as pc
 import pytest
 from rich.console import Console
 
-from orchestrator.report import build_leaderboard, print_leaderboard, score_entry, write_leaderboard
-from orchestrator.schema import results_table
-from orchestrator.store import ManifestEntry, ResultStore
-from suites import get_suite_class
-from suites.base import candidate_scores
-from suites.judging import INVALID_RATING, judge_metrics, pairwise_rating_credit, rating_credit
-from suites.rewardbench import SECTIONS, SUBSET_WEIGHTS
+from rmorch.orchestrator.report.compute import build_leaderboard, print_leaderboard, score_entry, write_leaderboard
+from rmorch.core.schema import results_table
+from rmorch.orchestrator.store.results import ManifestEntry, ResultStore
+from rmorch.suites import get_suite_class
+from rmorch.suites.base import candidate_scores
+from rmorch.suites.judging import INVALID_RATING, judge_metrics, pairwise_rating_credit, rating_credit
+from rmorch.suites.rewardbench import SECTIONS, SUBSET_WEIGHTS
 
 RB2_FIXTURE = Path(__file__).parent / "fixtures" / "rewardbench2" / "sample.jsonl"
 E = "E"  # marker in hand-written rating lists: this candidate's request failed

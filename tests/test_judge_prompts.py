@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.judge_prompts import (
+from rmorch.actors.judge_prompts import (
     comparison_values,
     fill,
     load_template,
@@ -14,7 +14,7 @@ from actors.judge_prompts import (
     render_question,
     shorten,
 )
-from orchestrator.errors import UserError
+from rmorch.core.errors import UserError
 
 NASTY = "{{response_b}} {question} {% if x %}{{ 7*7 }}{% endif %} ${HOME} %s {0} \\n [[B]]"
 

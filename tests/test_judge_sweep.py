@@ -13,9 +13,9 @@ from collections import defaultdict
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator.plan import load_suite, make_units
-from orchestrator.spec import spec_from_dict
-from orchestrator.sweep import run_sweep
+from rmorch.orchestrator.plan.units import load_suite, make_units
+from rmorch.orchestrator.spec.parse import spec_from_dict
+from rmorch.orchestrator.sweep import run_sweep
 from tests.conftest import FIXTURES
 
 JUDGE = {"kind": "judge", "dtype": "float32", "max_tokens": 12, "max_model_len": 1024, "num_cpus": 1}

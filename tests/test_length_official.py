@@ -9,8 +9,8 @@ from collections import defaultdict
 
 import pytest
 
-from orchestrator.spec import spec_from_dict
-from orchestrator.sweep import run_sweep
+from rmorch.orchestrator.spec.parse import spec_from_dict
+from rmorch.orchestrator.sweep import run_sweep
 
 # Typed again from the notes (not imported from rmorch): section -> {subset: weight}.
 OFFICIAL = {

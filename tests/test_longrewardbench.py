@@ -1,4 +1,4 @@
-"""Long-RewardBench (suites.longrewardbench): loader on hub-schema fixtures, the official ranking credit and results
+"""Long-RewardBench (rmorch.suites.longrewardbench): loader on hub-schema fixtures, the official ranking credit and results
 table against hand-computed cases, and one sweep through the real pipeline: the `length` baseline checked against an
 independent computation, and a tiny classifier with a small max_length whose rows are flagged truncated."""
 
@@ -9,10 +9,10 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-import suites.longrewardbench  # noqa: F401  (registers the suite)
-from orchestrator.errors import DataError
-from orchestrator.schema import items_table, results_table
-from suites.longrewardbench import LongRewardBench, long_aggregate, ranking_credit
+import rmorch.suites.longrewardbench  # noqa: F401  (registers the suite)
+from rmorch.core.errors import DataError
+from rmorch.core.schema import items_table, results_table
+from rmorch.suites.longrewardbench import LongRewardBench, long_aggregate, ranking_credit
 from tests.conftest import FIXTURES
 
 DATA = FIXTURES / "long-rewardbench"
@@ -119,8 +119,8 @@ def _independent_length(rows):
 
 @pytest.mark.slow
 def test_sweep_length_and_truncating_classifier(local_ray, tiny_classifier, tmp_path):
-    from orchestrator.spec import spec_from_dict
-    from orchestrator.sweep import run_sweep
+    from rmorch.orchestrator.spec.parse import spec_from_dict
+    from rmorch.orchestrator.sweep import run_sweep
 
     spec = spec_from_dict({
         "out": str(tmp_path / "out"), "shard_size": 4,

@@ -1,5 +1,5 @@
 """Loading untrusted model files: pickle weights only with `allow_pickle: true`, a checkpoint's own code only with
-`trust_remote_code: true` (actors.backends.model_files), for every kind that loads weights and both backends.
+`trust_remote_code: true` (rmorch.actors.backends.model_files), for every kind that loads weights and both backends.
 
 Real tiny models on disk: the safetensors builds of tests/tiny_models.py, the same weights re-saved as pickle
 (`pytorch_model.bin`, what `save_pretrained(safe_serialization=False)` wrote before transformers 5), and a model
@@ -18,16 +18,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from actors.backends import vllm_engine
-from actors.backends.model_files import check_model_files, safetensors_only, vllm_load_format
-from actors.base import ActorContext, ScoreRequest
-from actors.classifier import Classifier, ClassifierConfig
-from actors.density_ratio import DensityRatio, DensityRatioConfig
-from actors.gpm import Gpm, GpmConfig
-from actors.implicit import Implicit, ImplicitConfig
-from actors.judge import Judge, JudgeConfig
-from actors.preference import Preference, PreferenceConfig
-from orchestrator.errors import UserError
+from rmorch.actors.backends import vllm_engine
+from rmorch.actors.backends.model_files import check_model_files, safetensors_only, vllm_load_format
+from rmorch.actors.base import ActorContext, ScoreRequest
+from rmorch.actors.classifier import Classifier, ClassifierConfig
+from rmorch.actors.density_ratio import DensityRatio, DensityRatioConfig
+from rmorch.actors.gpm import Gpm, GpmConfig
+from rmorch.actors.implicit import Implicit, ImplicitConfig
+from rmorch.actors.judge import Judge, JudgeConfig
+from rmorch.actors.preference import Preference, PreferenceConfig
+from rmorch.core.errors import UserError
 
 CTX = ActorContext(seed=0, threads=1)
 SMALL = {"dtype": "float32", "max_length": 256, "batch_tokens": 1024}
@@ -208,7 +208,7 @@ def test_safetensors_beside_pickle_load_without_opt_in_and_the_pickle_is_never_r
 def test_rmorch_generate_refuses_pickle_only_and_custom_code_policies(pickle_lm, custom_classifier, tmp_path,
                                                                       nothing_loads):
     """`rmorch generate` has no opt-in keys: its policy must be safetensors without custom code."""
-    from orchestrator.generate import GenerateConfig, start_policy
+    from rmorch.orchestrator.generate import GenerateConfig, start_policy
 
     for model, what in ((pickle_lm, "holds only pickle weights"), (custom_classifier, "asks for custom model code")):
         with pytest.raises(UserError, match=f"model 'policy': .*{what}"):
@@ -219,8 +219,8 @@ def test_rmorch_generate_refuses_pickle_only_and_custom_code_policies(pickle_lm,
 def test_transformers_loaders_refuse_pickle_by_flag_alone(kind, pickle_classifier, pickle_lm, lm, monkeypatch):
     """What hub ids rely on (the up-front check cannot look at them): with the check switched off, the loaders'
     `use_safetensors=True` still makes transformers refuse pytorch_model.bin."""
-    import actors.backends.hf as hf
-    import actors.backends.model_files as model_files
+    import rmorch.actors.backends.hf as hf
+    import rmorch.actors.backends.model_files as model_files
 
     monkeypatch.setattr(hf, "check_model_files", lambda *a: None)
     monkeypatch.setattr(model_files, "check_model_files", lambda *a: None)
@@ -276,8 +276,8 @@ def test_vllm_engines_load_safetensors_unless_the_spec_allows_pickle(lm, pickle_
 def test_builtin_model_passes_the_checks():
     """builtin: models are converted to safetensors; the check accepts the converted directory (skipped when the
     conversion is not cached: tests/test_builtin_models.py converts it)."""
-    from actors.backends.builtin import default_cache_dir
-    from actors.backends.hf import local_model_path
+    from rmorch.actors.backends.builtin import default_cache_dir
+    from rmorch.actors.backends.hf import local_model_path
 
     if not (Path(default_cache_dir()) / "models" / "smollm2-135m-instruct" / "rmorch-builtin.json").is_file():
         pytest.skip("builtin:smollm2-135m-instruct is not converted in this cache")
@@ -303,9 +303,9 @@ def test_custom_code_is_refused_without_trust_remote_code(custom_classifier, bac
 
 def test_custom_code_runs_with_trust_remote_code_and_warns(custom_classifier, tiny_classifier, caplog, monkeypatch):
     monkeypatch.delenv(CODE_RAN, raising=False)
-    with caplog.at_level(logging.WARNING, logger="actors.backends.model_files"):
+    with caplog.at_level(logging.WARNING, logger="rmorch.actors.backends.model_files"):
         custom = Classifier(ClassifierConfig(path=custom_classifier, trust_remote_code=True, **SMALL), CTX, "custom")
-    warnings = [r.getMessage() for r in caplog.records if r.name == "actors.backends.model_files"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "rmorch.actors.backends.model_files"]
     assert warnings == [f"model 'custom' runs custom code from {custom_classifier} (trust_remote_code: true)"]
     assert os.environ.get(CODE_RAN) == "1"
     assert type(custom.backend.model).__name__ == "TinyRMForSequenceClassification"

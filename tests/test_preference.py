@@ -10,11 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from actors.base import ActorContext, CompareRequest
-from actors.preference import Preference, PreferenceConfig
-from orchestrator.errors import SpecError
-from orchestrator.spec import spec_from_dict
-from orchestrator.sweep import run_sweep
+from rmorch.actors.base import ActorContext, CompareRequest
+from rmorch.actors.preference import Preference, PreferenceConfig
+from rmorch.core.errors import SpecError
+from rmorch.orchestrator.spec.parse import spec_from_dict
+from rmorch.orchestrator.sweep import run_sweep
 
 
 def _direct(path: str, text: str) -> float:

@@ -1,4 +1,4 @@
-"""Replica process reuse (`reuse_processes`, orchestrator.scheduler + ModelWorker.reload): a replica whose model is
+"""Replica process reuse (`reuse_processes`, rmorch.orchestrator.schedule.scheduler + ModelWorker.reload): a replica whose model is
 done leaves its process to the next model of the same shape, which loads there instead of in a new process. Real
 Ray (2 logical GPUs), real tiny transformers classifiers with different weights."""
 
@@ -9,15 +9,15 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from actors import get_kind
-from orchestrator.spec import spec_from_dict
-from orchestrator.sweep import run_sweep
+from rmorch.actors import get_kind
+from rmorch.orchestrator.spec.parse import spec_from_dict
+from rmorch.orchestrator.sweep import run_sweep
 from tests.tiny_models import build_tiny_classifier
 
 
 def test_which_models_may_reuse_a_process():
-    from actors.classifier import ClassifierConfig
-    from actors.judge import JudgeConfig
+    from rmorch.actors.classifier import ClassifierConfig
+    from rmorch.actors.judge import JudgeConfig
 
     classifier = get_kind("classifier")
     assert classifier.reusable_process(ClassifierConfig(path="m"))

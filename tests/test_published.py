@@ -1,4 +1,4 @@
-"""Results travel: export a real sweep in the RewardBench results layout (orchestrator.export), then replay the
+"""Results travel: export a real sweep in the RewardBench results layout (rmorch.orchestrator.report.export), then replay the
 exported per-item scores with the `published` kind (actors/published.py) through the real pipeline, and load
 hand-written files in the official layout. Real Ray, real pyarrow, real RewardBench data (a seeded sample) and the
 RewardBench 2 fixture."""
@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from actors.published import load_published
-from orchestrator.errors import DataError, SpecError
-from orchestrator.export import export_reward_bench
-from orchestrator.spec import spec_from_dict
-from orchestrator.store import ResultStore
-from orchestrator.sweep import run_sweep
+from rmorch.actors.published import load_published
+from rmorch.core.errors import DataError, SpecError
+from rmorch.orchestrator.report.export import export_reward_bench
+from rmorch.orchestrator.spec.parse import spec_from_dict
+from rmorch.orchestrator.store.results import ResultStore
+from rmorch.orchestrator.sweep import run_sweep
 from tests.local_http import serving
 
 RB2_FIXTURE = Path(__file__).parent / "fixtures" / "rewardbench2" / "sample.jsonl"
@@ -246,7 +246,7 @@ def test_generative_judge_export(local_ray, rewardbench_file, judge_api, tmp_pat
 
 def _sampled_items(rewardbench_file: Path, subset: str) -> list[dict]:
     """The items a sweep with LIMIT per subset scores in `subset` (the real sampler, through the real loader)."""
-    from orchestrator.plan import load_suite
+    from rmorch.orchestrator.plan.units import load_suite
 
     spec = spec_from_dict({"suites": [{"name": "rewardbench", "data": str(rewardbench_file.parent),
                                        "limit_per_subset": LIMIT, "subsets": [subset]}], "models": ["length"]})

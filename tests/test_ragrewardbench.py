@@ -1,4 +1,4 @@
-"""RAG-RewardBench (suites.ragrewardbench): loader on hub-schema fixtures, the official metric against hand-computed
+"""RAG-RewardBench (rmorch.suites.ragrewardbench): loader on hub-schema fixtures, the official metric against hand-computed
 cases, and the `length` baseline through the real pipeline checked against an independent computation."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import math
 
 import pytest
 
-import suites.ragrewardbench  # noqa: F401  (registers the suite)
-from orchestrator.errors import DataError
-from orchestrator.schema import items_table, results_table
-from suites.ragrewardbench import RAGRewardBench, rag_aggregate, render_prompt
+import rmorch.suites.ragrewardbench  # noqa: F401  (registers the suite)
+from rmorch.core.errors import DataError
+from rmorch.core.schema import items_table, results_table
+from rmorch.suites.ragrewardbench import RAGRewardBench, rag_aggregate, render_prompt
 from tests.conftest import FIXTURES
 
 DATA = FIXTURES / "rag-rewardbench"
@@ -123,8 +123,8 @@ def test_judge_verdicts_are_credited():
 
 @pytest.mark.slow
 def test_length_baseline_through_the_pipeline(local_ray, tmp_path):
-    from orchestrator.spec import spec_from_dict
-    from orchestrator.sweep import run_sweep
+    from rmorch.orchestrator.spec.parse import spec_from_dict
+    from rmorch.orchestrator.sweep import run_sweep
 
     spec = spec_from_dict({"out": str(tmp_path / "out"), "shard_size": 4,
                            "suites": [{"name": "rag-rewardbench", "data": str(DATA)}], "models": ["length"]})

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from orchestrator.cli import main
-from orchestrator.spec import spec_from_dict
-from orchestrator.sweep import run_sweep
+from rmorch.orchestrator.cli import main
+from rmorch.orchestrator.spec.parse import spec_from_dict
+from rmorch.orchestrator.sweep import run_sweep
 
 
 def sweep(out: Path, shared_data: Path, models: list, limit: int = 6) -> Path:

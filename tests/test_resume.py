@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from orchestrator.store import ResultStore
+from rmorch.orchestrator.store.results import ResultStore
 
 RMORCH = os.path.join(os.path.dirname(sys.executable), "rmorch")
 

@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from orchestrator.schema import ITEM_SCHEMA, results_table
-from suites import get_suite_class
-from suites.rewardbench import SECTIONS, SUBSET_WEIGHTS, final_score, pairwise_correct, section_scores
+from rmorch.core.schema import ITEM_SCHEMA, results_table
+from rmorch.suites import get_suite_class
+from rmorch.suites.rewardbench import SECTIONS, SUBSET_WEIGHTS, final_score, pairwise_correct, section_scores
 
 
 @pytest.fixture(scope="module")

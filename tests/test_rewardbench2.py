@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import DataError
-from orchestrator.schema import results_table
-from suites import get_suite_class
-from suites.rewardbench2 import RewardBench2, best_of_n_credit, ties_score
+from rmorch.core.errors import DataError
+from rmorch.core.schema import results_table
+from rmorch.suites import get_suite_class
+from rmorch.suites.rewardbench2 import RewardBench2, best_of_n_credit, ties_score
 
 FIXTURE = Path(__file__).parent / "fixtures" / "rewardbench2" / "sample.jsonl"
 

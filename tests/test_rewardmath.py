@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-import suites.rewardmath  # noqa: F401  (registers the suite)
-from orchestrator.errors import DataError
-from orchestrator.schema import items_table, results_table
-from suites import get_suite_class
-from suites.rewardmath import RewardMATH, reciprocal_rank, strict_top_credit
+import rmorch.suites.rewardmath  # noqa: F401  (registers the suite)
+from rmorch.core.errors import DataError
+from rmorch.core.schema import items_table, results_table
+from rmorch.suites import get_suite_class
+from rmorch.suites.rewardmath import RewardMATH, reciprocal_rank, strict_top_credit
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_chosen_first_even_when_not_first_in_data(tmp_path, rm_dir) -> None:
 
 
 def test_hub_path_uses_read_hub(monkeypatch, rm_dir) -> None:
-    from suites.files import Record
+    from rmorch.suites.files import Record
 
     calls = []
 
@@ -95,7 +95,7 @@ def test_hub_path_uses_read_hub(monkeypatch, rm_dir) -> None:
         for i, r in enumerate(_direct_rows(rm_dir), 1):
             yield Record(f"hub:{hub_id}:{split}", i, r)
 
-    monkeypatch.setattr("suites.base.read_hub", fake_hub)
+    monkeypatch.setattr("rmorch.suites.base.read_hub", fake_hub)
     items = RewardMATH().load()
     assert calls == [("RewardMATH/RewardMATH", "test")] and items.num_rows == 2
 
@@ -207,8 +207,8 @@ def test_judge_ratings_use_the_strict_rule() -> None:
 
 @pytest.mark.slow
 def test_length_baseline_through_the_pipeline(local_ray, rm_dir, tmp_path) -> None:
-    from orchestrator.spec import spec_from_dict
-    from orchestrator.sweep import run_sweep
+    from rmorch.orchestrator.spec.parse import spec_from_dict
+    from rmorch.orchestrator.sweep import run_sweep
 
     spec = spec_from_dict({
         "out": str(tmp_path / "out"),

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import suites.rmbench  # noqa: F401  (registers the suite)
-from orchestrator.errors import DataError
-from orchestrator.schema import items_table, results_table
-from suites import get_suite_class
-from suites.rmbench import RMBench, accuracy_matrix, difficulty_accuracies, rmbench_scores
+import rmorch.suites.rmbench  # noqa: F401  (registers the suite)
+from rmorch.core.errors import DataError
+from rmorch.core.schema import items_table, results_table
+from rmorch.suites import get_suite_class
+from rmorch.suites.rmbench import RMBench, accuracy_matrix, difficulty_accuracies, rmbench_scores
 
 COUNTS = {"chat": 129, "code": 228, "safety-refuse": 284, "safety-response": 157}
 
@@ -76,7 +76,7 @@ def test_domain_field_wins_over_file_name(tmp_path, rb_dir) -> None:
 
 
 def test_hub_path_uses_read_hub(monkeypatch, rb_dir) -> None:
-    from suites.files import Record
+    from rmorch.suites.files import Record
 
     rows = json.loads((rb_dir / "safety-response_filtered.json").read_text())[:3]
     calls = []
@@ -86,7 +86,7 @@ def test_hub_path_uses_read_hub(monkeypatch, rb_dir) -> None:
         for i, r in enumerate(rows, 1):
             yield Record(f"hub:{hub_id}:{split}", i, {**r, "domain": "safety-response"})
 
-    monkeypatch.setattr("suites.base.read_hub", fake_hub)
+    monkeypatch.setattr("rmorch.suites.base.read_hub", fake_hub)
     assert RMBench().load().num_rows == 3 and calls == [("THU-KEG/RM-Bench", "train")]
 
 
@@ -165,8 +165,8 @@ def test_suite_score_sections_subsets_errors() -> None:
 
 @pytest.mark.slow
 def test_length_baseline_through_the_pipeline(local_ray, rb_dir, tmp_path) -> None:
-    from orchestrator.spec import spec_from_dict
-    from orchestrator.sweep import run_sweep
+    from rmorch.orchestrator.spec.parse import spec_from_dict
+    from rmorch.orchestrator.sweep import run_sweep
 
     spec = spec_from_dict({
         "out": str(tmp_path / "out"),
@@ -201,8 +201,8 @@ def test_length_baseline_through_the_pipeline(local_ray, rb_dir, tmp_path) -> No
 
 
 def test_judges_always_rate_every_response(rb_dir, tmp_path) -> None:
-    from orchestrator.plan import load_suite, make_units
-    from orchestrator.spec import spec_from_dict
+    from rmorch.orchestrator.plan.units import load_suite, make_units
+    from rmorch.orchestrator.spec.parse import spec_from_dict
 
     judge = {"kind": "judge", "path": "x", "dtype": "float32", "max_tokens": 12, "max_model_len": 1024}
 

@@ -1,6 +1,6 @@
 """The scheduler's packing: which replicas start, where and when (correctness only; speed is bench/scheduler.py).
 
-The policy itself (orchestrator.placement) is a pure function, checked on hand-made snapshots. The real-Ray test runs
+The policy itself (rmorch.orchestrator.schedule.placement) is a pure function, checked on hand-made snapshots. The real-Ray test runs
 simulated models (bench/simulated_model.py: loads and scoring sleep) through the whole pipeline on one local Ray
 node with 8 logical GPUs: a tensor-parallel-4 model and six 1-GPU models, more than fit at once.
 """
@@ -14,7 +14,7 @@ import pathlib
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator.placement import ModelDemand, NodeFree, plan_starts, useful_replicas
+from rmorch.orchestrator.schedule.placement import ModelDemand, NodeFree, plan_starts, useful_replicas
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -96,7 +96,7 @@ def ray_8_gpus():
 
 def _spec(out: pathlib.Path, data: pathlib.Path, replicas):
     import bench.simulated_model  # noqa: F401  (registers the kind)
-    from orchestrator.spec import spec_from_dict
+    from rmorch.orchestrator.spec.parse import spec_from_dict
 
     common = {"kind": "simulated", "load_seconds": 0.3, "seconds_per_token_b": 2e-6, "num_cpus": 0.25,
               "replicas": replicas}
@@ -118,7 +118,7 @@ def _scores(out: pathlib.Path) -> dict[tuple[str, str, int], float]:
 
 @pytest.mark.slow
 def test_packing_on_8_gpus_matches_one_replica_per_model(ray_8_gpus, tmp_path):
-    from orchestrator.sweep import run_sweep
+    from rmorch.orchestrator.sweep import run_sweep
 
     data = tmp_path / "prefs.jsonl"
     with data.open("w") as f:

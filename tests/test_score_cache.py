@@ -1,5 +1,5 @@
 """Nothing is scored twice: identical requests (same settings, seed and content) across suites, units and reruns
-are computed once and reused (orchestrator.score_cache, actors.worker), on a real tiny classifier and real Ray."""
+are computed once and reused (rmorch.orchestrator.plan.score_cache, rmorch.actors.worker), on a real tiny classifier and real Ray."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from actors import get_kind
-from actors.base import CompareRequest, ScoreRequest, content_key
-from orchestrator.spec import spec_from_dict
-from orchestrator.sweep import run_sweep
+from rmorch.actors import get_kind
+from rmorch.actors.base import CompareRequest, ScoreRequest, content_key
+from rmorch.orchestrator.spec.parse import spec_from_dict
+from rmorch.orchestrator.sweep import run_sweep
 
 
 def _rows(out) -> list[dict]:
@@ -58,7 +58,7 @@ def test_content_key_is_what_the_model_is_shown():
 
 
 def test_which_kinds_are_cached():
-    from actors.judge import JudgeConfig
+    from rmorch.actors.judge import JudgeConfig
 
     r = CompareRequest("x", (0, 1), 0, [], ("p", "q"))
     assert get_kind("length").cache_key(None, ScoreRequest("x", 0, [], "p")) is None

@@ -32,8 +32,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from orchestrator.errors import SpecError
-from orchestrator.spec import spec_from_dict
+from rmorch.core.errors import SpecError
+from rmorch.orchestrator.spec.parse import spec_from_dict
 from tests.conftest import REPO
 from tests.local_http import serving
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.errors import SpecError, UserError
-from orchestrator.spec import load_spec, spec_from_dict
+from rmorch.core.errors import SpecError, UserError
+from rmorch.orchestrator.spec.parse import load_spec, spec_from_dict
 
 
 def _doc(**overrides: Any) -> dict[str, Any]:
@@ -331,7 +331,7 @@ def test_example_specs_are_valid() -> None:
     """Every spec in examples/ loads (hub ids are not contacted: models and suites load only when a sweep runs)."""
     import collections
 
-    from orchestrator.scheduler import tensor_parallel_size
+    from rmorch.orchestrator.schedule.scheduler import tensor_parallel_size
 
     examples = sorted((Path(__file__).parent.parent / "examples").glob("*.yaml"))
     assert examples
@@ -359,7 +359,7 @@ def test_model_suites_filter() -> None:
 
 def test_a_pairwise_judge_limited_to_pair_suites_plans_no_pool_units(shared_data) -> None:
     """Without `suites:` a pairwise judge on a 4-candidate pool is a spec error; with it, the pool is skipped."""
-    from orchestrator.plan import load_suite, make_units
+    from rmorch.orchestrator.plan.units import load_suite, make_units
 
     doc = {"suites": [{"name": "rewardbench", "data": str(shared_data / "rewardbench"), "limit_per_subset": 1},
                       {"name": "gsm8k-bon", "data": str(shared_data / "gsm8k"), "limit_per_subset": 3}],

@@ -1,4 +1,4 @@
-"""Statistics (orchestrator.stats) against brute force and hand-computed references: the bootstrap distribution
+"""Statistics (rmorch.orchestrator.report.stats) against brute force and hand-computed references: the bootstrap distribution
 against exact enumeration of every resample, the credit fast path against re-scoring tables, paired p-values against
 enumeration, Holm's adjustment, Pearson/Spearman with Fisher intervals, and the length-bias split."""
 
@@ -11,10 +11,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from orchestrator import stats as st
-from orchestrator.schema import items_table, results_table
-from suites.rewardbench import RewardBench
-from suites.userfile import FileSuite
+from rmorch.orchestrator.report import stats as st
+from rmorch.core.schema import items_table, results_table
+from rmorch.suites.rewardbench import RewardBench
+from rmorch.suites.userfile import FileSuite
 
 
 def pair_items(n: int, subset: str = "all", suite: str = "mine", start: int = 0) -> list[dict]:

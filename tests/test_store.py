@@ -10,9 +10,9 @@ import uuid
 import pyarrow as pa
 import pytest
 
-from orchestrator.errors import UserError
-from orchestrator.schema import results_table
-from orchestrator.store import CorruptFile, ManifestEntry, ResultStore, _parquet_bytes
+from rmorch.core.errors import UserError
+from rmorch.core.schema import results_table
+from rmorch.orchestrator.store.results import CorruptFile, ManifestEntry, ResultStore, _parquet_bytes
 from tests.s3_server import s3_bucket
 
 
@@ -62,7 +62,7 @@ def test_truncated_results_file_is_reported_and_never_read(store: ResultStore, c
     good, bad = _unit(store, "good"), _unit(store, "bad")
     data = store.read_bytes(bad.file)
     store.write_bytes(bad.file, data[: len(data) // 2])  # what a crash during a non-atomic write leaves
-    with caplog.at_level(logging.WARNING, logger="orchestrator.store"):
+    with caplog.at_level(logging.WARNING, logger="rmorch.orchestrator.store.results"):
         assert [e.key for e in store.manifest()] == ["good"]
     assert store.done_keys() == {"good"}
     assert store.read_results([good, bad]).num_rows == good.n_rows  # asked for anyway: left out, not read
@@ -139,7 +139,7 @@ def test_unknown_scheme_is_a_user_error() -> None:
 
 
 def test_status_needs_a_plan(tmp_path) -> None:
-    from orchestrator.status import read_status
+    from rmorch.orchestrator.store.status import read_status
 
     with pytest.raises(UserError, match="no plan.json"):
         read_status(str(tmp_path))
@@ -148,11 +148,11 @@ def test_status_needs_a_plan(tmp_path) -> None:
 def _filled(root: str, rewardbench_file) -> ResultStore:
     """A finished sweep of the length baseline written into `root` without Ray: the real plan, the real worker
     (in-process) and the sweep's own metadata and plan writers."""
-    from actors.worker import ModelWorker, ShardTask
-    from orchestrator.plan import load_suite, make_units
-    from orchestrator.spec import spec_from_dict
-    from orchestrator.status import write_plan
-    from orchestrator.sweep import _run_metadata
+    from rmorch.actors.worker import ModelWorker, ShardTask
+    from rmorch.orchestrator.plan.units import load_suite, make_units
+    from rmorch.orchestrator.spec.parse import spec_from_dict
+    from rmorch.orchestrator.store.status import write_plan
+    from rmorch.orchestrator.sweep import _run_metadata
 
     spec = spec_from_dict({"out": root, "shard_size": 16, "resamples": 0, "models": ["length"],
                            "suites": [{"name": "rewardbench", "data": str(rewardbench_file.parent),
@@ -175,8 +175,8 @@ def _filled(root: str, rewardbench_file) -> ResultStore:
 
 
 def test_reports_status_and_merges_on_uri_stores(rewardbench_file) -> None:
-    from orchestrator.report import build_report, write_report
-    from orchestrator.status import read_status
+    from rmorch.orchestrator.report.compute import build_report, write_report
+    from rmorch.orchestrator.store.status import read_status
 
     unique = uuid.uuid4().hex[:8]
     a, b, merged = (f"memory://rmorch-tests/{unique}/{name}" for name in ("a", "b", "merged"))

@@ -13,11 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import suites.userfile  # noqa: F401  (registers the `file` kind)
-from orchestrator.errors import DataError, SpecError
-from orchestrator.plan import load_suite
-from orchestrator.schema import results_table
-from orchestrator.spec import spec_from_dict
+import rmorch.suites.userfile  # noqa: F401  (registers the `file` kind)
+from rmorch.core.errors import DataError, SpecError
+from rmorch.orchestrator.plan.units import load_suite
+from rmorch.core.schema import results_table
+from rmorch.orchestrator.spec.parse import spec_from_dict
 
 FIXTURE = Path(__file__).parent / "fixtures" / "userfile"
 
@@ -253,7 +253,7 @@ def random_pairwise_file(path: Path, rng: random.Random, n: int, a_value, b_valu
 
 @pytest.mark.slow
 def test_random_unseen_pairwise_file_length_sweep_matches_direct_accuracy(local_ray, tmp_path: Path) -> None:
-    from orchestrator.sweep import run_sweep
+    from rmorch.orchestrator.sweep import run_sweep
 
     rng = random.Random(20240611)
     a_value, b_value = rng.choice([("A", "B"), (1, 2)])
@@ -290,7 +290,7 @@ def test_random_unseen_pairwise_file_length_sweep_matches_direct_accuracy(local_
     import subprocess
     import sys
 
-    script = ("from orchestrator.report import build_leaderboard; from orchestrator.store import ResultStore; "
+    script = ("from rmorch.orchestrator.report.compute import build_leaderboard; from rmorch.orchestrator.store.results import ResultStore; "
               f"print([round(e.score, 12) for e in build_leaderboard(ResultStore({str(tmp_path / 'out')!r}))])")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.strip() == str([round(want, 12)])

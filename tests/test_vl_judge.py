@@ -23,10 +23,10 @@ from types import SimpleNamespace
 import pyarrow.parquet as pq
 import pytest
 
-from actors.backends.generation import SamplingConfig
-from actors.judge_prompts import ImageInput, read_image, render_question
-from orchestrator.errors import SpecError
-from orchestrator.spec import spec_from_dict
+from rmorch.actors.backends.generation import SamplingConfig
+from rmorch.actors.judge_prompts import ImageInput, read_image, render_question
+from rmorch.core.errors import SpecError
+from rmorch.orchestrator.spec.parse import spec_from_dict
 from tests.local_http import serving
 
 GREEDY = SamplingConfig(temperature=0.0, max_tokens=8)
@@ -98,8 +98,8 @@ def test_when_images_are_shown():
     """auto: iff the engine takes images (vLLM backend) / never (openai: the server's model is unknown); `on` for a
     text-only vLLM model is refused at load, closing its engine. The generators here are stand-ins carrying only
     the two attributes the decision reads; the real VLM engine's `multimodal` is checked in the slow tests."""
-    from actors.judge import JudgeConfig, _shows_images
-    from orchestrator.errors import UserError
+    from rmorch.actors.judge import JudgeConfig, _shows_images
+    from rmorch.core.errors import UserError
 
     closed = []
     text_only = SimpleNamespace(multimodal=False, close=lambda: closed.append(True))
@@ -135,7 +135,7 @@ class _Capture(BaseHTTPRequestHandler):
 
 
 def test_openai_request_carries_image_parts(tmp_path):
-    from actors.backends.openai_http import OpenAIChatBackend
+    from rmorch.actors.backends.openai_http import OpenAIChatBackend
 
     red = read_image(str(_png(tmp_path / "red.png", "red")))
     from PIL import Image
@@ -166,8 +166,8 @@ def test_openai_request_carries_image_parts(tmp_path):
 def test_both_chat_template_forms_place_the_image_alike(tiny_vlm):
     """A template taking content parts gets {"type": "image"}; a string template gets "<image>\\n" before the
     text (vLLM's own rule). The tiny VLM's template renders the part as "<image>\\n": the prompts are equal."""
-    from actors.backends.hf import load_tokenizer
-    from actors.backends.vllm_generate import IMAGE_IN_TEXT, VllmGenerator, _takes_content_parts
+    from rmorch.actors.backends.hf import load_tokenizer
+    from rmorch.actors.backends.vllm_generate import IMAGE_IN_TEXT, VllmGenerator, _takes_content_parts
     from tests.tiny_models import CHATML_TEMPLATE
 
     tok = load_tokenizer(tiny_vlm, SimpleNamespace(path=tiny_vlm, trust_remote_code=False, revision=None), "vlm")
@@ -196,7 +196,7 @@ def test_both_chat_template_forms_place_the_image_alike(tiny_vlm):
 
 @pytest.fixture(scope="module")
 def generator(tiny_vlm):
-    from actors.backends.vllm_generate import VllmGenerator
+    from rmorch.actors.backends.vllm_generate import VllmGenerator
 
     g = VllmGenerator(tiny_vlm, model_name="vlm", dtype="float32", max_model_len=MAX_MODEL_LEN, enforce_eager=True)
     yield g
@@ -252,9 +252,9 @@ def test_vl_rewardbench_sweep_shows_images(local_ray, tiny_vlm, shared_data, tmp
 
     from transformers import AutoTokenizer
 
-    from actors.judge_prompts import comparison_values, load_template, messages
-    from orchestrator.plan import load_suite
-    from orchestrator.sweep import run_sweep
+    from rmorch.actors.judge_prompts import comparison_values, load_template, messages
+    from rmorch.orchestrator.plan.units import load_suite
+    from rmorch.orchestrator.sweep import run_sweep
 
     data = shared_data / "vl-rewardbench"
     images = tmp_path / "images"

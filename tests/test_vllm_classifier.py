@@ -11,12 +11,12 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from actors.base import ActorContext
-from actors.classifier import Classifier, ClassifierConfig
-from actors.worker import shard_requests
-from orchestrator.spec import spec_from_dict
-from orchestrator.sweep import run_sweep
-from suites import get_suite_class
+from rmorch.actors.base import ActorContext
+from rmorch.actors.classifier import Classifier, ClassifierConfig
+from rmorch.actors.worker import shard_requests
+from rmorch.orchestrator.spec.parse import spec_from_dict
+from rmorch.orchestrator.sweep import run_sweep
+from rmorch.suites import get_suite_class
 
 
 
@@ -68,7 +68,7 @@ def test_sigmoid_probabilities_convert_back_to_the_same_logits(vllm_classifier, 
     from vllm import PoolingParams
     from vllm.inputs import TokensPrompt
 
-    from actors.backends.vllm_pool import prob_to_logit
+    from rmorch.actors.backends.vllm_pool import prob_to_logit
 
     backend = vllm_classifier.backend
     raw = [o.score for o in vllm_classifier.score(rb_requests)]
@@ -104,7 +104,7 @@ def test_vllm_classifier_sweep_on_local_ray(local_ray, tiny_classifier, rewardbe
 
 
 def test_vllm_spec_keys_are_validated():
-    from orchestrator.errors import SpecError
+    from rmorch.core.errors import SpecError
 
     cfg = ClassifierConfig(path="x", backend="vllm", tensor_parallel_size=2)
     assert (cfg.backend, cfg.tensor_parallel_size) == ("vllm", 2)

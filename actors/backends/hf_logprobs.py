@@ -1,6 +1,6 @@
 """transformers backend for log-probability rewards: per-token log pi(y_t | x, y_<t) of each response.
 
-Encoding (same chat template and duplicate-BOS guard as the classifiers, `actors.backends.text`): the prompt with
+Encoding (same chat template and duplicate-BOS guard as the classifiers, `rmorch.actors.backends.text`): the prompt with
 the generation prompt, and the whole conversation; the response tokens are those after the longest common prefix.
 Batches are length-sorted under a token budget and right-padded; log-softmax in float32.
 """
@@ -12,11 +12,11 @@ from typing import Any
 
 import torch
 
-from actors.backends.hf import DTYPES, load_tokenizer, local_model_dir, offline_hint, resolve_dtype
-from actors.backends.model_files import safetensors_only
-from actors.backends.text import encode, render, setup_chat_template, width_batches
-from actors.base import ActorContext, ScoreRequest
-from orchestrator.errors import UserError
+from rmorch.actors.backends.hf import DTYPES, load_tokenizer, local_model_dir, offline_hint, resolve_dtype
+from rmorch.actors.backends.model_files import safetensors_only
+from rmorch.actors.backends.text import encode, render, setup_chat_template, width_batches
+from rmorch.actors.base import ActorContext, ScoreRequest
+from rmorch.core.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import logging
 import os
 from typing import Any
 
-from orchestrator.errors import UserError
+from rmorch.core.errors import UserError
 
 log = logging.getLogger(__name__)
 

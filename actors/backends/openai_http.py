@@ -1,6 +1,6 @@
 """OpenAI-compatible HTTP backend of generative judges (`backend: openai`): vLLM serve, SGLang, TGI, OpenAI, ...
 
-Implements the `actors.backends.generation.Generator` contract against `POST {base_url}/chat/completions`.
+Implements the `rmorch.actors.backends.generation.Generator` contract against `POST {base_url}/chat/completions`.
 
 - Synchronous: `generate` is called from a synchronous Ray actor method. One `httpx.Client` (connection pool) and
   one thread pool of `max_concurrency` threads per backend instance, reused by every call; at most
@@ -42,11 +42,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from actors.backends.generation import Generation, Message, SamplingConfig
-from orchestrator.errors import UserError
+from rmorch.actors.backends.generation import Generation, Message, SamplingConfig
+from rmorch.core.errors import UserError
 
 if TYPE_CHECKING:
-    from actors.judge_prompts import ImageInput
+    from rmorch.actors.judge_prompts import ImageInput
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from orchestrator.errors import UserError
+from rmorch.core.errors import UserError
 
 PLAIN_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
 

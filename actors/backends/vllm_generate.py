@@ -39,13 +39,13 @@ import os
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from actors.backends.generation import Generation, Message, SamplingConfig
-from actors.backends.text import encode, render, setup_chat_template
-from actors.backends.vllm_engine import engine_dtype, shutdown, start_engine
-from orchestrator.errors import UserError
+from rmorch.actors.backends.generation import Generation, Message, SamplingConfig
+from rmorch.actors.backends.text import encode, render, setup_chat_template
+from rmorch.actors.backends.vllm_engine import engine_dtype, shutdown, start_engine
+from rmorch.core.errors import UserError
 
 if TYPE_CHECKING:
-    from actors.judge_prompts import ImageInput
+    from rmorch.actors.judge_prompts import ImageInput
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class VllmGenerator:
                  distributed_executor_backend: str | None = None, enforce_eager: bool = False):
         from transformers import AutoConfig
 
-        from actors.backends.hf import load_tokenizer, offline_hint
+        from rmorch.actors.backends.hf import load_tokenizer, offline_hint
 
         self.llm: Any = None
         self.model_name = model_name

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.backends.hf_logprobs import ResponseTokens, TransformersLogprobs
-from actors.backends.vllm_engine import engine_dtype, shutdown, start_engine
-from actors.base import ActorContext
-from orchestrator.errors import UserError
+from rmorch.actors.backends.hf_logprobs import ResponseTokens, TransformersLogprobs
+from rmorch.actors.backends.vllm_engine import engine_dtype, shutdown, start_engine
+from rmorch.actors.base import ActorContext
+from rmorch.core.errors import UserError
 
 
 class VllmLogprobs:
@@ -37,8 +37,8 @@ class VllmLogprobs:
                  gpu_memory_utilization: float = 0.9):
         from transformers import AutoConfig
 
-        from actors.backends.hf import load_tokenizer, local_model_dir, offline_hint
-        from actors.backends.text import setup_chat_template
+        from rmorch.actors.backends.hf import load_tokenizer, local_model_dir, offline_hint
+        from rmorch.actors.backends.text import setup_chat_template
 
         self.llm: Any = None
         self.config = config

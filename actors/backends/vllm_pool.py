@@ -1,7 +1,7 @@
 """vLLM pooling backend for sequence-classifier reward models (`backend: vllm`).
 
-Same interface and same tokenisation as `actors.backends.hf.TransformersClassifier`: the conversation is rendered
-and encoded by `actors.backends.text` with the transformers tokenizer of the same path (so chat template,
+Same interface and same tokenisation as `rmorch.actors.backends.hf.TransformersClassifier`: the conversation is rendered
+and encoded by `rmorch.actors.backends.text` with the transformers tokenizer of the same path (so chat template,
 duplicate-BOS guard and truncation are identical), and the token ids go to vLLM as `TokensPrompt`s. vLLM never
 tokenises anything itself.
 
@@ -23,10 +23,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from actors.backends.text import Encoded, encode_request, setup_chat_template
-from actors.backends.vllm_engine import engine_dtype, shutdown, start_engine
-from actors.base import ActorContext, ScoreOutcome, ScoreRequest
-from orchestrator.errors import UserError
+from rmorch.actors.backends.text import Encoded, encode_request, setup_chat_template
+from rmorch.actors.backends.vllm_engine import engine_dtype, shutdown, start_engine
+from rmorch.actors.base import ActorContext, ScoreOutcome, ScoreRequest
+from rmorch.core.errors import UserError
 
 
 PROB_EPS = 1e-12
@@ -44,7 +44,7 @@ class VllmClassifier:
     def __init__(self, config: Any, ctx: ActorContext, model_name: str, activation: bool = False):
         from transformers import AutoConfig
 
-        from actors.backends.hf import load_tokenizer, local_model_path, offline_hint
+        from rmorch.actors.backends.hf import load_tokenizer, local_model_path, offline_hint
 
         self.config = config
         self.activation = activation

@@ -318,7 +318,7 @@ def _none_if_nan(v: float) -> float | None:
 def length_bias(items: pa.Table, results: pa.Table) -> dict[str, Any] | None:
     """Official pairwise credit split by whether the correct response is the longer one; None when the suite has
     no two-candidate items with a single correct response."""
-    from suites.judging import official_credits, pairwise_rating_credit
+    from rmorch.suites.judging import official_credits, pairwise_rating_credit
 
     pairs = _pair_lengths(items)  # characters, from Arrow: the texts never become Python strings
     single = _single_correct(items)

@@ -26,8 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from orchestrator.errors import SpecError
-from orchestrator.schema import candidate_counts, results_table
+from rmorch.core.errors import SpecError
+from rmorch.core.schema import candidate_counts, results_table
 
 METHODS = ("mean", "min", "uncertainty")
 

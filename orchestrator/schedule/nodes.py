@@ -16,7 +16,7 @@ import ray
 from ray.util.placement_group import PlacementGroup, placement_group
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from orchestrator.placement import NodeFree
+from rmorch.orchestrator.schedule.placement import NodeFree
 
 NODE_ID_LABEL = "ray.io/node-id"
 

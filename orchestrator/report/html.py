@@ -54,9 +54,9 @@ class ReportInputs:
 
 
 def read_report_inputs(out_dir: str) -> ReportInputs:
-    """Read what a sweep left in `out_dir` (a local directory or a store URI, through orchestrator.store); an
+    """Read what a sweep left in `out_dir` (a local directory or a store URI, through rmorch.orchestrator.store.results); an
     absent file stays None, an unreadable one is noted in `problems`."""
-    from orchestrator.store import ResultStore
+    from rmorch.orchestrator.store.results import ResultStore
 
     store = ResultStore(out_dir)
     inputs = ReportInputs(title=report_title(out_dir))
@@ -97,7 +97,7 @@ def report_title(out_dir: str) -> str:
 def write_html_report(out_dir: str) -> str:
     """Write OUT/report.html from the files in OUT (whole or not at all: a reader never sees half a page); returns
     where it is."""
-    from orchestrator.store import ResultStore
+    from rmorch.orchestrator.store.results import ResultStore
 
     store = ResultStore(out_dir)
     store.write_text(REPORT_FILE, render_html(read_report_inputs(out_dir)))

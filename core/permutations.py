@@ -10,7 +10,7 @@ but seeded by (sweep seed, suite, item id). The official number uses permutation
     all        base, then every other permutation      (n! orders; n <= 6)
     random:K   base, then K-1 further distinct orders drawn from the item's own generator
 
-Each permutation index p is a separate unit of work in the plan (orchestrator.plan), so orders shard across
+Each permutation index p is a separate unit of work in the plan (rmorch.orchestrator.plan.units), so orders shard across
 replicas like anything else; result rows carry `order` and `permutation`.
 """
 

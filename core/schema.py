@@ -17,13 +17,13 @@ Items: one row per comparison item.
     meta         optional JSON object (as a string) with anything else the suite keeps (source models, ids, ...)
 
 Results: one row per scored unit.
-    unit_key      content key of the work unit (shard) that produced the row; see orchestrator.plan
+    unit_key      content key of the work unit (shard) that produced the row; see rmorch.orchestrator.plan.units
     model         the model's name in the spec
     suite, subset, item_id   which item
     candidate     index of the scored candidate (pointwise scores); null for comparisons
     order         for comparisons: the presented order, as indices into candidates; null for pointwise scores
     permutation   for comparisons: which of the item's presented orders this is (0 = the item's seeded base order,
-                  the one the official number uses; see orchestrator.permutations); null for pointwise scores
+                  the one the official number uses; see rmorch.core.permutations); null for pointwise scores
     score         the scalar reward (pointwise) or null
     scores        optional vector of per-objective scores (multi-objective reward models)
     verdict       for comparisons: index into candidates of the winner the model chose; null if unparsed
@@ -34,10 +34,10 @@ Results: one row per scored unit.
     n_tokens      input tokens the model saw (after truncation); null where not applicable
     truncated     whether the input was truncated to max_length
     settings_hash hash of the model settings that affect scores (same hash = same numbers)
-    content_key   hash of what the model was shown (actors.base.content_key); null for kinds never cached
+    content_key   hash of what the model was shown (rmorch.actors.base.content_key); null for kinds never cached
     cached        true when the outcome was reused from an identical request with the same settings and seed
                   (an earlier run, another suite or permutation, or a duplicate in the same unit) instead of
-                  being computed again; see orchestrator.score_cache
+                  being computed again; see rmorch.orchestrator.plan.score_cache
     backend, dtype, max_length, truncation_side, chat_template, seed
                   the inference settings that produced the row
 """
@@ -68,9 +68,9 @@ ITEM_SCHEMA = pa.schema(
     ]
 )
 
-# What every metric reads of the items (orchestrator.report): ITEM_SCHEMA without the texts (prompt, context,
+# What every metric reads of the items (rmorch.orchestrator.report.compute): ITEM_SCHEMA without the texts (prompt, context,
 # candidates), with `n_candidates` and `candidate_chars` (characters of each candidate) in place of the candidates.
-# orchestrator.items.scoring_view makes it from an item table.
+# rmorch.orchestrator.plan.items.scoring_view makes it from an item table.
 SCORING_SCHEMA = pa.schema(
     [f for f in ITEM_SCHEMA if f.name not in ("prompt", "candidates", "context")]
     + [pa.field("n_candidates", pa.int32(), nullable=False), pa.field("candidate_chars", pa.list_(pa.int32()))]

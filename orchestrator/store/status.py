@@ -2,7 +2,7 @@
 
 A sweep writes OUT/plan.json before it schedules anything: its run id and, per model and suite, the keys of every
 unit it plans (done before or not). Progress is then the planned keys that have an intact manifest entry
-(orchestrator.store), the error rows those entries record, and when the newest entry landed. The sweep is finished
+(rmorch.orchestrator.store.results), the error rows those entries record, and when the newest entry landed. The sweep is finished
 when run.json carries the same run id and the end-of-run metadata (`last_run`), which the sweep writes last.
 """
 
@@ -14,8 +14,8 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
-from orchestrator.errors import UserError
-from orchestrator.store import ResultStore
+from rmorch.core.errors import UserError
+from rmorch.orchestrator.store.results import ResultStore
 
 PLAN_FILE = "plan.json"
 

@@ -45,13 +45,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from orchestrator.ensembles import EnsembleSpec, ensemble_results
-from orchestrator.report import LeaderboardEntry, build_leaderboard
-from orchestrator.store import ResultStore
-from suites.base import candidate_scores
-from suites.judging import is_judge, official_credits, pairwise_rating_credit, rated_items, rating_scores
-from suites.rewardbench import PRIOR_SETS, pairwise_correct
-from suites.rewardbench2 import best_of_n_credit, is_ties
+from rmorch.orchestrator.report.ensembles import EnsembleSpec, ensemble_results
+from rmorch.orchestrator.report.compute import LeaderboardEntry, build_leaderboard
+from rmorch.orchestrator.store.results import ResultStore
+from rmorch.suites.base import candidate_scores
+from rmorch.suites.judging import is_judge, official_credits, pairwise_rating_credit, rated_items, rating_scores
+from rmorch.suites.rewardbench import PRIOR_SETS, pairwise_correct
+from rmorch.suites.rewardbench2 import best_of_n_credit, is_ties
 
 V1_REPO = "reward-bench-results"
 V2_REPO = "reward-bench-2-results"
@@ -111,7 +111,7 @@ def export_reward_bench(out_dir: str, dest: str | None = None, *, org: str = DEF
 
 def _suite_results(store: ResultStore, run: dict[str, Any], suite: str, items: pa.Table,
                    org: str) -> dict[ExportModel, pa.Table]:
-    """Per model with rows for this suite: its rows of the current settings (as orchestrator.report selects them),
+    """Per model with rows for this suite: its rows of the current settings (as rmorch.orchestrator.report.compute selects them),
     then the ensembles whose members all have rows."""
     entries = defaultdict(list)
     for e in store.manifest():

@@ -18,8 +18,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from actors import get_kind
-from orchestrator.spec import ModelSpec
+from rmorch.actors import get_kind
+from rmorch.orchestrator.spec.parse import ModelSpec
 
 CHARS_PER_TOKEN = 4.0
 DEFAULT_PARAMS_B = 7.0  # a typical reward model or judge, when nothing else says

@@ -1,7 +1,7 @@
 """Never score the same thing twice: outcomes already in the store, reused by content.
 
 A model's outcome for a request depends only on the model's settings (its settings hash), the sweep seed and what
-the model is shown (`actors.base.content_key`: prompt, responses in the presented order, context). So a result row
+the model is shown (`rmorch.actors.base.content_key`: prompt, responses in the presented order, context). So a result row
 of an earlier run -- another suite, another shard size, a smaller `limit_per_subset`, another permutation that
 showed the same texts -- answers any later request with the same key. Kinds opt out with `cacheable = False`
 (length, random, published); sampling judges key on the item's identity too.
@@ -9,7 +9,7 @@ showed the same texts -- answers any later request with the same key. Kinds opt 
 Before scheduling, the driver loads, for each model with work left, the successful rows of its earlier results
 with the same settings hash and seed. A unit whose every request is known is written straight from them (marked
 `cached`) and never needs the model loaded; for the others the known outcomes travel with the unit
-(`known_for`), and the replica scores only the rest (actors.worker also scores each distinct key once per replica).
+(`known_for`), and the replica scores only the rest (rmorch.actors.worker also scores each distinct key once per replica).
 Rows computed during the sweep join the cache as they are written. Error rows are never reused.
 """
 
@@ -21,13 +21,13 @@ from typing import Mapping
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from actors import get_kind
-from actors.base import InferenceSettings, ScoreOutcome
-from actors.worker import ShardTask, result_rows, shard_requests
-from orchestrator.items import ItemFile, item_rows
-from orchestrator.plan import WorkUnit
-from orchestrator.spec import ModelSpec, SweepSpec
-from orchestrator.store import ManifestEntry, ResultStore
+from rmorch.actors import get_kind
+from rmorch.actors.base import InferenceSettings, ScoreOutcome
+from rmorch.actors.worker import ShardTask, result_rows, shard_requests
+from rmorch.orchestrator.plan.items import ItemFile, item_rows
+from rmorch.orchestrator.plan.units import WorkUnit
+from rmorch.orchestrator.spec.parse import ModelSpec, SweepSpec
+from rmorch.orchestrator.store.results import ManifestEntry, ResultStore
 
 OUTCOME_COLUMNS = ["content_key", "score", "scores", "verdict", "order", "raw_output", "parsed", "n_tokens",
                    "truncated", "backend", "dtype", "max_length", "truncation_side", "chat_template"]

@@ -1,11 +1,11 @@
 """Leaderboards from one or several stores: join results with items, call each suite's pure metric, add the
-statistics beside every number (orchestrator.stats), best-of-N curves (suites.bestofn), and write JSON/CSV/Markdown.
+statistics beside every number (rmorch.orchestrator.report.stats), best-of-N curves (rmorch.suites.bestofn), and write JSON/CSV/Markdown.
 
 `OUT/leaderboard.json` is a list of {model, suite, score, sections, subsets, n_items, n_errors, n_missing} with
 scores as fractions in [0, 1]. n_errors counts items with at least one error row; n_missing counts items without
 results yet (an unfinished sweep); for judges both look at the base-order comparisons (permutation 0) only. Both
 count as wrong in the official numbers, as the leaderboards would.
-Entries of generative judges also carry `judge` (suites.judging.judge_metrics): both-order accuracy, position
+Entries of generative judges also carry `judge` (rmorch.suites.judging.judge_metrics): both-order accuracy, position
 consistency, first-position rate, parse-failure and error rates beside the official number; other entries have no
 `judge` key. With statistics on (the default), entries carry `ci` ({level, score, sections, subsets}: bootstrap
 percentile intervals), `rank` (1 = best score on the suite), `tied_with_best` (no significant difference from the
@@ -31,13 +31,13 @@ import pyarrow.compute as pc
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator import stats as st
-from orchestrator.errors import UserError
-from orchestrator.store import ResultStore
-from orchestrator.ensembles import EnsembleSpec, ensemble_results
-from orchestrator.spec import suite_class
-from suites.bestofn import BonCurve, is_pool, pool_curve
-from suites.judging import judge_metrics
+from rmorch.orchestrator.report import stats as st
+from rmorch.core.errors import UserError
+from rmorch.orchestrator.store.results import ResultStore
+from rmorch.orchestrator.report.ensembles import EnsembleSpec, ensemble_results
+from rmorch.orchestrator.spec.parse import suite_class
+from rmorch.suites.bestofn import BonCurve, is_pool, pool_curve
+from rmorch.suites.judging import judge_metrics
 
 
 # What the metrics read of the result rows (suites' score, judge metrics, statistics, ensembles): the report reads
@@ -57,8 +57,8 @@ class LeaderboardEntry:
     n_errors: int = 0
     n_missing: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
-    judge: dict[str, Any] | None = None  # generative judges only (suites.judging.judge_metrics)
-    ci: dict[str, Any] | None = None  # bootstrap intervals (orchestrator.stats.intervals)
+    judge: dict[str, Any] | None = None  # generative judges only (rmorch.suites.judging.judge_metrics)
+    ci: dict[str, Any] | None = None  # bootstrap intervals (rmorch.orchestrator.report.stats.intervals)
     rank: int | None = None
     tied_with_best: bool | None = None
     length_bias: dict[str, Any] | None = None
@@ -314,8 +314,8 @@ def _correlations(entries: list[LeaderboardEntry], curves: dict[tuple[str, str],
 def write_report(out: str, report: Report) -> list[str]:
     """Everything a report is, under `out`: leaderboard.{json,csv,md}, bon.json, stats.json, plots/*.png,
     report.html (and, for a merge of several sweeps, a run.json naming them). Returns the files written."""
-    from orchestrator.html_report import REPORT_FILE, write_html_report
-    from orchestrator.plots import bon_plot, correlation_plot, plot_name
+    from rmorch.orchestrator.report.html import REPORT_FILE, write_html_report
+    from rmorch.orchestrator.report.plots import bon_plot, correlation_plot, plot_name
 
     store = ResultStore(out)
     written = ["leaderboard.json", "leaderboard.csv", "leaderboard.md"]

@@ -4,7 +4,7 @@
 Unit key = hash of (model name, model settings hash, suite name, suite version, the shard's item content, seed,
 permutation). Shards are consecutive runs of `shard_size` items of the suite table, so they do not depend on the
 cluster. Comparing judges get one unit per (shard, permutation): every presented order of an item is a separate
-unit of work (orchestrator.permutations), scheduled like any other.
+unit of work (rmorch.core.permutations), scheduled like any other.
 """
 
 from __future__ import annotations
@@ -19,24 +19,24 @@ from typing import Iterator
 
 import pyarrow as pa
 
-from actors import get_kind
-from actors.base import Presentation
-from orchestrator.costs import CHARS_PER_TOKEN, param_hint_b
-from orchestrator.errors import SpecError
-from orchestrator.items import ItemFile, narrow_columns, spool_directory
-from orchestrator.permutations import Permutations
-from orchestrator.spec import ModelSpec, SuiteSpec, SweepSpec, stable_hash, suite_class
-from suites import Suite
+from rmorch.actors import get_kind
+from rmorch.actors.base import Presentation
+from rmorch.orchestrator.plan.costs import CHARS_PER_TOKEN, param_hint_b
+from rmorch.core.errors import SpecError
+from rmorch.orchestrator.plan.items import ItemFile, narrow_columns, spool_directory
+from rmorch.core.permutations import Permutations
+from rmorch.orchestrator.spec.parse import ModelSpec, SuiteSpec, SweepSpec, stable_hash, suite_class
+from rmorch.suites import Suite
 
 
 @dataclass(frozen=True)
 class LoadedSuite:
-    """A loaded suite: its item table in a local Parquet file (orchestrator.items), only narrow columns in memory."""
+    """A loaded suite: its item table in a local Parquet file (rmorch.orchestrator.plan.items), only narrow columns in memory."""
 
     spec: SuiteSpec
     suite: Suite
     file: ItemFile  # the canonical item table (sampled and filtered), on the driver's disk
-    index: pa.Table  # orchestrator.items.narrow_columns of every item, in table order
+    index: pa.Table  # rmorch.orchestrator.plan.items.narrow_columns of every item, in table order
 
     @property
     def name(self) -> str:
@@ -66,7 +66,7 @@ class WorkUnit:
     stop: int
     n_requests: int  # pointwise scores or comparisons to compute
     tokens: float  # tokens the model reads, estimated as characters / 4
-    cost: float  # compute estimate: tokens x billions of parameters (orchestrator.costs)
+    cost: float  # compute estimate: tokens x billions of parameters (rmorch.orchestrator.plan.costs)
     permutation: int = 0  # which presented order of each item (comparing judges); 0 otherwise
     rated_subsets: tuple[str, ...] = ()  # subsets the suite always has rated, never compared
 

@@ -10,7 +10,7 @@
   AWS_ENDPOINT_URL for S3-compatible servers, or URI options like `?endpoint_override=host:port&scheme=http`).
 
 Either way a file written is whole or absent; what ties files together (a results file and its manifest entry) is
-the store's business (orchestrator.store).
+the store's business (rmorch.orchestrator.store.results).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Protocol, TypeVar
 
 import pyarrow as pa
 
-from orchestrator.errors import UserError
+from rmorch.core.errors import UserError
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 from urllib.parse import urlsplit
 
-from orchestrator.ensembles import EnsembleSpec
-from orchestrator.errors import SpecError, UserError, did_you_mean, read_yaml
+from rmorch.orchestrator.report.ensembles import EnsembleSpec
+from rmorch.core.errors import SpecError, UserError, did_you_mean, read_yaml
 
 
 NOT_SCORING = {"scoring": False}  # dataclass field metadata: a setting that cannot change any number (timeouts, ...)
@@ -44,7 +44,7 @@ class ResourceSpec:
 
     replicas: a number, or "auto" (the scheduler gives the model as many GPU replicas as shorten the sweep).
     params_b: the model's size in billions of parameters, a hint for the scheduler's cost model when it cannot
-    read the size from the model's own config (orchestrator.costs)."""
+    read the size from the model's own config (rmorch.orchestrator.plan.costs)."""
 
     num_gpus: float | None = None
     num_cpus: float = 1.0
@@ -110,10 +110,10 @@ class SweepSpec:
     seed: int = 0
     shard_size: int = 256  # items per work unit: the granularity of sharding, resume and retries
     max_retries: int = 2  # per work unit, when a replica dies
-    ensembles: tuple[EnsembleSpec, ...] = ()  # computed from stored scores (orchestrator.ensembles)
+    ensembles: tuple[EnsembleSpec, ...] = ()  # computed from stored scores (rmorch.orchestrator.report.ensembles)
     resamples: int = 1000  # bootstrap resamples of the report's intervals and paired tests (0: none)
     # stop the sweep once more than this share of the result rows written in this run are error rows (checked from
-    # orchestrator.error_cap.ERROR_CAP_MIN_ROWS rows on); None: never stop for errors
+    # rmorch.orchestrator.schedule.error_cap.ERROR_CAP_MIN_ROWS rows on); None: never stop for errors
     max_error_rate: float | None = 0.5
     # a replica whose model is done may load the next model of the same shape in its process instead of a new
     # process starting (only kinds whose `reusable_process` allows it: transformers and weightless kinds, not vLLM)
@@ -340,7 +340,7 @@ def suite_class(name: str, kind: str | None = None) -> type:
     a name of their own (`{name: my-prefs, kind: file}`) the entry gets a subclass named `name`, registered under
     that name, so that items, results and the leaderboard carry the user's name and `get_suite_class(name)` finds
     the class (the report scores by name). The same (name, kind) always gives the same class."""
-    from suites import _REGISTRY, get_suite_class, register_suite
+    from rmorch.suites import _REGISTRY, get_suite_class, register_suite
 
     if kind is None or kind == name:
         return get_suite_class(name)
@@ -356,7 +356,7 @@ def suite_class(name: str, kind: str | None = None) -> type:
 
 
 def _model_spec(entry: Any, i: int, source: str | None) -> ModelSpec:
-    from actors import get_kind, infer_kind, kind_names
+    from rmorch.actors import get_kind, infer_kind, kind_names
 
     if isinstance(entry, str):
         entry = {"name": entry}

@@ -1,7 +1,7 @@
 """Decides where and when work runs; never how to score.
 
 Per model: a queue of its work units (longest first). The scheduler keeps its own view of the free GPUs and CPUs of
-every node (orchestrator.nodes) and, whenever something changes, asks the packing policy (orchestrator.placement)
+every node (rmorch.orchestrator.schedule.nodes) and, whenever something changes, asks the packing policy (rmorch.orchestrator.schedule.placement)
 which replicas to start and where: the models with the most work first, big tensor-parallel replicas before small
 ones, as many replicas per model as shorten the sweep (`replicas: auto`) or exactly the spec's number. Each replica
 is pinned to the node the policy chose, loaded once, and pulls the next unit of its model's queue whenever it
@@ -12,7 +12,7 @@ both kinds allow it (`ModelKind.reusable_process`: transformers and weightless k
 process stays and loads that model (`ModelWorker.reload`: no new process, no second import of torch); otherwise the
 replica is closed and killed. `reuse_processes: false` in the spec always starts new processes.
 
-Cost model (orchestrator.costs): unit cost = tokens x parameters; seconds per cost unit and load times are measured
+Cost model (rmorch.orchestrator.plan.costs): unit cost = tokens x parameters; seconds per cost unit and load times are measured
 as the sweep runs and refine every decision.
 
 Tensor parallel: a model with `tensor_parallel_size: k` gets a placement group of k bundles ({GPU: 1, CPU: c} each,
@@ -22,7 +22,7 @@ with the replica.
 
 Failures: a replica that dies (process killed, node lost) has its in-flight units requeued and is replaced;
 a unit that fails more than `max_retries` times becomes error rows. A model that cannot load is reported and
-skipped; the rest of the sweep goes on. Error cap (orchestrator.error_cap): once ERROR_CAP_MIN_ROWS result rows
+skipped; the rest of the sweep goes on. Error cap (rmorch.orchestrator.schedule.error_cap): once ERROR_CAP_MIN_ROWS result rows
 are written in this run and more than the spec's `max_error_rate` of them (all models and suites together) are
 error rows, the sweep stops: nothing more is submitted, every replica is killed, units in flight are dropped; what
 was written stays (a rerun resumes), and RunStats.stopped says why (ErrorCapStop.message names the worst models).
@@ -45,19 +45,19 @@ from ray.exceptions import RayActorError, RayError, RayTaskError
 from ray.util.placement_group import PlacementGroup, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from actors import get_kind
-from actors.worker import ModelWorker, ShardResult, ShardTask, error_table
-from orchestrator.costs import CostModel
-from orchestrator.error_cap import ErrorCapStop, ErrorTally
-from orchestrator.errors import UserError
-from orchestrator.nodes import ClusterView, packed_group, pin_to_node
-from orchestrator.placement import ModelDemand, plan_starts
-from orchestrator.plan import WorkUnit
-from orchestrator.progress import Display
-from orchestrator.items import ItemFile, item_rows
-from orchestrator.score_cache import ScoreCache, unit_entry, unit_task
-from orchestrator.spec import ModelSpec, SweepSpec
-from orchestrator.store import ResultStore
+from rmorch.actors import get_kind
+from rmorch.actors.worker import ModelWorker, ShardResult, ShardTask, error_table
+from rmorch.orchestrator.plan.costs import CostModel
+from rmorch.orchestrator.schedule.error_cap import ErrorCapStop, ErrorTally
+from rmorch.core.errors import UserError
+from rmorch.orchestrator.schedule.nodes import ClusterView, packed_group, pin_to_node
+from rmorch.orchestrator.schedule.placement import ModelDemand, plan_starts
+from rmorch.orchestrator.plan.units import WorkUnit
+from rmorch.orchestrator.progress import Display
+from rmorch.orchestrator.plan.items import ItemFile, item_rows
+from rmorch.orchestrator.plan.score_cache import ScoreCache, unit_entry, unit_task
+from rmorch.orchestrator.spec.parse import ModelSpec, SweepSpec
+from rmorch.orchestrator.store.results import ResultStore
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class Scheduler:
         self.models = {m.name: m for m in spec.models}
         self.store = store
         self.display = display
-        # Each suite's item file (orchestrator.items) or table. A unit's rows are read when it is submitted and go
+        # Each suite's item file (rmorch.orchestrator.plan.items) or table. A unit's rows are read when it is submitted and go
         # with its task through Ray's object store (any node reads them there), freed when the task is done: the
         # driver never holds or puts a whole suite.
         self.items = items

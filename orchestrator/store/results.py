@@ -1,4 +1,4 @@
-"""The result store: the only place results live, on a local path or a filesystem URI (orchestrator.storage).
+"""The result store: the only place results live, on a local path or a filesystem URI (rmorch.orchestrator.store.storage).
 
 Layout under OUT:
     spec.yaml                          the resolved spec of the latest sweep
@@ -31,10 +31,10 @@ from typing import Any, Callable, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from orchestrator.errors import UserError
-from orchestrator.items import read_scoring_view
-from orchestrator.schema import RESULT_SCHEMA, empty_results
-from orchestrator.storage import FileStat, open_files
+from rmorch.core.errors import UserError
+from rmorch.orchestrator.plan.items import read_scoring_view
+from rmorch.core.schema import RESULT_SCHEMA, empty_results
+from rmorch.orchestrator.store.storage import FileStat, open_files
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class ResultStore:
         self.write_bytes(self.items_file(suite), _parquet_bytes(table))
 
     def write_items_file(self, suite: str, path: str) -> None:
-        """The suite's items from a local Parquet items file (orchestrator.items.ItemFile), copied as it is."""
+        """The suite's items from a local Parquet items file (rmorch.orchestrator.plan.items.ItemFile), copied as it is."""
         self.write_atomic(self.items_file(suite), lambda tmp: shutil.copyfile(path, tmp))
 
     def has_items(self, suite: str) -> bool:
@@ -148,7 +148,7 @@ class ResultStore:
         return self._items(suite, lambda f: pq.read_table(f))
 
     def read_scoring_items(self, suite: str) -> pa.Table:
-        """The suite's items without their texts (orchestrator.schema.SCORING_SCHEMA: what every metric reads), read
+        """The suite's items without their texts (rmorch.core.schema.SCORING_SCHEMA: what every metric reads), read
         one row group at a time; errors as `read_items`."""
         return self._items(suite, read_scoring_view)
 

@@ -4,14 +4,14 @@ A large suite's texts (1M RewardBench-shaped items: ~1.3 GiB in Arrow) never sit
 While a suite loads, its validated batches are written to `ItemFile`, a Parquet file in ITEM_SCHEMA (zstd, row
 groups of ROW_GROUP_ROWS items) in a driver-local scratch directory; the driver keeps only `narrow_columns` of each
 item (id, subset, labels, candidate counts and text lengths), and reads rows back one range at a time:
-- shard content hashes (orchestrator.plan), one shard after the other;
+- shard content hashes (rmorch.orchestrator.plan.units), one shard after the other;
 - each unit's rows when it is submitted: they travel to the replica with the task through Ray's object store
-  (any node can read them there) and are freed when the task is done (orchestrator.scheduler);
-- the store's `items/<suite>.parquet` is a copy of the file (orchestrator.store.write_items_file).
+  (any node can read them there) and are freed when the task is done (rmorch.orchestrator.schedule.scheduler);
+- the store's `items/<suite>.parquet` is a copy of the file (rmorch.orchestrator.store.results.write_items_file).
 
 `scoring_view` is the same idea for the report: an item table without its texts (prompt, context and candidate
-texts dropped; `n_candidates` and `candidate_chars` instead), which every metric reads (orchestrator.schema
-`candidate_counts`, orchestrator.stats.length_bias).
+texts dropped; `n_candidates` and `candidate_chars` instead), which every metric reads (rmorch.core.schema
+`candidate_counts`, rmorch.orchestrator.report.stats.length_bias).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from orchestrator.schema import ITEM_SCHEMA, SCORING_SCHEMA
+from rmorch.core.schema import ITEM_SCHEMA, SCORING_SCHEMA
 
 ROW_GROUP_ROWS = 2048  # items per Parquet row group: the grain of every read (a unit's rows decode 1-2 groups)
 CACHED_GROUP_BYTES = 32 << 20  # decoded row groups an ItemFile keeps (least recently used out): a small suite is
