@@ -12,7 +12,7 @@ import math
 import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from rmorch.core.errors import DataError
 from rmorch.core.schema import ITEM_SCHEMA, candidate_counts, items_table
-from rmorch.suites.files import Record, read_hub, read_local
+from rmorch.suites.files import Record, data_files, read_file, read_hub
 
 LOAD_BATCH_ROWS = 20_000  # items converted to Arrow at a time while a suite loads
 
@@ -63,13 +63,25 @@ class Suite(ABC):
 
     # ---- loading -------------------------------------------------------------------------------------------
     def records(self, data: str | None, split: str | None) -> Iterator[Record]:
-        """Raw records with their provenance, from a local file or dir, or from the hub."""
+        """Raw records with their provenance, from a local file or dir (the data files `local_files` keeps), or from
+        the hub (`hub_records`)."""
         if data is not None:
-            yield from read_local(data)
+            for file in self.local_files(data_files(data)):
+                yield from read_file(file)
         elif self.hub_id is None:
             raise DataError(self.name, "this suite has no Hugging Face id: give its data with `data: PATH`")
         else:
-            yield from read_hub(self.hub_id, split or self.hub_split)
+            yield from self.hub_records(split or self.hub_split)
+
+    def local_files(self, files: list[str]) -> list[str]:
+        """Which of the data files at `data: PATH` (the file itself, or a directory's files, sorted) to read: all of
+        them, unless a suite's directory also holds files that are not its data."""
+        return files
+
+    def hub_records(self, split: str) -> Iterator[Record]:
+        """The records of `hub_id`'s default config, split `split`. Suites whose hub data is spread over several
+        configs or files override this (local data is still read by `records`)."""
+        yield from read_hub(self.hub_id, split)
 
     @abstractmethod
     def to_items(self, records: Iterator[Record]) -> Iterator[dict[str, Any]]:
@@ -196,11 +208,37 @@ def candidate_scores(
     return scores, bad
 
 
+def plain(value: Any) -> Any:
+    """A value read from parquet or the hub as plain Python: a numpy array as a (nested) list, a numpy scalar as its
+    Python scalar (`tolist` does both); any other value as it is (the values inside a Python list are left alone)."""
+    return value.tolist() if hasattr(value, "tolist") else value
+
+
 def meta_json(meta: Any) -> str:
     """An item's meta as the JSON text the item table stores (as rmorch.core.schema.items_table writes it), with
     the values JSON has no type for (parquet bytes, timestamps, decimals; numpy values) as lists or text."""
-    return json.dumps(meta, sort_keys=True, ensure_ascii=False,
-                      default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    return json.dumps(meta, sort_keys=True, ensure_ascii=False, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    converted = plain(value)
+    return str(value) if converted is value else converted  # not a numpy value: its text
+
+
+def optional_fields(rec: Record, names: Iterable[str]) -> dict[str, Any]:
+    """The fields among `names` that the record has with a non-null value, as plain Python: an item's meta."""
+    return {k: plain(rec.data[k]) for k in names if rec.data.get(k) is not None}
+
+
+def pairwise_credit(scores: list[float]) -> float:
+    """1.0 iff the first candidate (chosen, preferred) scores strictly above the second; ties and NaN are wrong."""
+    return 1.0 if scores[0] > scores[1] else 0.0
+
+
+def item_mean(means: dict[str, float], counts: dict[str, int]) -> float:
+    """The mean over items from per-subset mean credits and item counts (NaN without items)."""
+    n = sum(counts[s] for s in means)
+    return sum(m * counts[s] for s, m in means.items()) / n if n else math.nan
 
 
 def subset_means(subsets: list[str], values: list[float]) -> dict[str, float]:
@@ -209,6 +247,14 @@ def subset_means(subsets: list[str], values: list[float]) -> dict[str, float]:
     for s, v in zip(subsets, values):
         sums.setdefault(s, []).append(v)
     return {s: float(np.mean(v)) for s, v in sums.items()}
+
+
+def require(rec: Record, name: str) -> Any:
+    """The non-null field `name` of a record, or a DataError naming file, row and field."""
+    value = rec.data.get(name)
+    if value is None:
+        raise DataError(rec.source, "missing field", row=rec.row, field=name)
+    return value
 
 
 def require_str(rec: Record, name: str, allow_empty: bool = False) -> str:
@@ -227,9 +273,7 @@ def require_str_list(rec: Record, name: str) -> list[str]:
     """A non-empty list of non-empty strings, or a DataError naming file, row and field."""
     if name not in rec.data:
         raise DataError(rec.source, "missing field", row=rec.row, field=name)
-    value = rec.data[name]
-    if hasattr(value, "tolist"):
-        value = value.tolist()
+    value = plain(rec.data[name])
     if not isinstance(value, (list, tuple)) or not value:
         raise DataError(rec.source, f"expected a non-empty list of strings, got {value!r:.80}", row=rec.row, field=name)
     for k, v in enumerate(value):
@@ -238,6 +282,28 @@ def require_str_list(rec: Record, name: str) -> list[str]:
         if not v.strip():
             raise DataError(rec.source, f"element {k} is an empty string", row=rec.row, field=name)
     return list(value)
+
+
+def require_messages(rec: Record, name: str, allow_str: bool = False,
+                     expected: str = "{role, content} messages") -> list[dict[str, str]]:
+    """A chat prompt: the field `name` as a non-empty list of {role, content} objects (each copied as just those two
+    keys), or with `allow_str` a non-blank string (one user message); else a DataError naming file, row and field.
+
+    `expected` names the list's elements in the error text. An absent or null field is "missing field", except
+    where a string is allowed: there it is the same error as any other value that is neither."""
+    value = rec.data.get(name)
+    if allow_str and isinstance(value, str):
+        return [{"role": "user", "content": require_str(rec, name)}]
+    value = plain(value if allow_str else require(rec, name))
+    if not isinstance(value, list) or not value:
+        raise DataError(rec.source, f"expected {'a string or ' if allow_str else ''}a non-empty list of {expected}",
+                        row=rec.row, field=name)
+    messages = []
+    for k, m in enumerate(value):
+        if not (isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)):
+            raise DataError(rec.source, f"message {k} is not a {{role, content}} object", row=rec.row, field=name)
+        messages.append({"role": m["role"], "content": m["content"]})
+    return messages
 
 
 def options_fields(options_cls: type[SuiteOptions]) -> list[str]:
@@ -250,6 +316,13 @@ __all__ = [
     "SuiteOptions",
     "SuiteScore",
     "candidate_scores",
+    "item_mean",
+    "meta_json",
+    "optional_fields",
+    "pairwise_credit",
+    "plain",
+    "require",
+    "require_messages",
     "require_str",
     "require_str_list",
     "subset_means",

@@ -39,9 +39,9 @@ import pyarrow as pa
 
 from rmorch.core.errors import DataError
 from rmorch.suites import register_suite
-from rmorch.suites.base import Suite, SuiteScore, require_str
+from rmorch.suites.base import Suite, SuiteScore, item_mean, require_str
 from rmorch.suites.bestofn import item_gold, top_pick_gold
-from rmorch.suites.files import Record, data_files, read_file
+from rmorch.suites.files import Record
 from rmorch.suites.gsm8k_answer import extract_answer
 from rmorch.suites.judging import Comparison, comparisons, judge_metrics, rating_scores
 
@@ -88,14 +88,10 @@ class Gsm8kBestOfN(Suite):
     description = ("GSM8K best-of-N pools (the paper's 4 model solutions, or `rmorch generate` samples): expected "
                    "gold of the top-scored candidate")
 
-    def records(self, data: str | None, split: str | None) -> Iterator[Record]:
-        if data is not None and os.path.isdir(data) and os.path.isfile(os.path.join(data, MODEL_SOLUTIONS_FILE)):
-            yield from read_file(os.path.join(data, MODEL_SOLUTIONS_FILE))  # not test.jsonl beside it: no candidates
-        elif data is not None:
-            for file in data_files(data):
-                yield from read_file(file)
-        else:
-            yield from super().records(data, split)
+    def local_files(self, files: list[str]) -> list[str]:
+        # A directory holding the model solutions: only that file, not test.jsonl beside it (it has no candidates).
+        solutions = [f for f in files if os.path.basename(f) == MODEL_SOLUTIONS_FILE and os.path.isfile(f)]
+        return solutions or files
 
     def to_items(self, records: Iterator[Record]) -> Iterator[dict[str, Any]]:
         for rec in records:
@@ -155,5 +151,4 @@ class Gsm8kBestOfN(Suite):
         )
 
     def combine_subsets(self, means: dict[str, float], counts: dict[str, int]) -> tuple[float, dict[str, float]]:
-        n = sum(counts[s] for s in means)
-        return (sum(m * counts[s] for s, m in means.items()) / n if n else math.nan), {}
+        return item_mean(means, counts), {}

@@ -46,7 +46,8 @@ import pyarrow as pa
 
 from rmorch.core.errors import DataError
 from rmorch.suites import register_suite
-from rmorch.suites.base import Suite, SuiteScore, require_str, require_str_list, subset_means
+from rmorch.suites.base import (Suite, SuiteScore, optional_fields, plain, require_messages, require_str,
+                                require_str_list, subset_means)
 from rmorch.suites.files import Record, read_hub
 from rmorch.suites.judging import judge_metrics, official_credits
 
@@ -110,24 +111,6 @@ def _task(rec: Record) -> str:
                     f"is `task` ({value!r})", row=rec.row, field="task")
 
 
-def _messages(rec: Record) -> list[dict[str, str]]:
-    value = rec.data.get("prompt_template")
-    if value is None:
-        raise DataError(rec.source, "missing field", row=rec.row, field="prompt_template")
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    if not isinstance(value, list) or not value:
-        raise DataError(rec.source, "expected a non-empty list of {role, content} messages", row=rec.row,
-                        field="prompt_template")
-    out = []
-    for k, m in enumerate(value):
-        if not (isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)):
-            raise DataError(rec.source, f"message {k} is not a {{role, content}} object", row=rec.row,
-                            field="prompt_template")
-        out.append({"role": m["role"], "content": m["content"]})
-    return out
-
-
 def _gold(rec: Record, value: Any) -> float:
     """One candidates_score: a finite number (a bool, text or null would silently mis-rank the candidates)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -149,12 +132,9 @@ class LongRewardBench(Suite):
     hub_split = "train"
     description = "Long-RewardBench: long-context pairwise and best-of-N items, 7 tasks (official ranking credit)"
 
-    def records(self, data: str | None, split: str | None) -> Iterator[Record]:
-        if data is not None:
-            yield from super().records(data, split)
-            return
+    def hub_records(self, split: str) -> Iterator[Record]:
         for task in TASKS:  # one hub config per task
-            for rec in read_hub(self.hub_id, split or self.hub_split, name=task):
+            for rec in read_hub(self.hub_id, split, name=task):
                 yield Record(f"{rec.source}:{task}", rec.row, {**rec.data, "_task": task})
 
     def to_items(self, records: Iterator[Record]) -> Iterator[dict[str, Any]]:
@@ -164,16 +144,14 @@ class LongRewardBench(Suite):
             if tasktype not in TASKTYPES:
                 raise DataError(rec.source, f"unknown tasktype {tasktype!r} (expected PairWise or BestOfN)",
                                 row=rec.row, field="tasktype")
-            prompt = _messages(rec)
+            prompt = require_messages(rec, "prompt_template")
             gold = None
             if tasktype == "BestOfN":
                 candidates = require_str_list(rec, "candidates")
                 if len(candidates) < 2:
                     raise DataError(rec.source, "best-of-N needs at least 2 candidates", row=rec.row,
                                     field="candidates")
-                scores = rec.data.get("candidates_score")
-                if hasattr(scores, "tolist"):
-                    scores = scores.tolist()
+                scores = plain(rec.data.get("candidates_score"))
                 if isinstance(scores, list) and len(scores) == len(candidates):
                     gold = [_gold(rec, s) for s in scores]
             else:
@@ -186,11 +164,8 @@ class LongRewardBench(Suite):
                 "ctx_length": _opt_str(rec, "ctx_length_for_length"),
                 "row": rec.row,
             }
-            for k in ("id", "question", "source", "subtask", "chosen_model", "rejected_model", "candidates_model",
-                      "length", "words_count", "ctx_length_for_words"):
-                v = rec.data.get(k)
-                if v is not None:
-                    meta[k] = v.tolist() if hasattr(v, "tolist") else v
+            meta.update(optional_fields(rec, ("id", "question", "source", "subtask", "chosen_model", "rejected_model",
+                                              "candidates_model", "length", "words_count", "ctx_length_for_words")))
             yield {
                 "suite": self.name,
                 "subset": f"{tasktype}/{task}",

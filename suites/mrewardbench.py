@@ -31,12 +31,13 @@ from typing import Any, Iterator
 import numpy as np
 import pyarrow as pa
 
-from rmorch.core.errors import DataError
+from rmorch.core.errors import DataError, SpecError
 from rmorch.suites import register_suite
-from rmorch.suites.base import Suite, SuiteOptions, SuiteScore, require_str, subset_means
+from rmorch.suites.base import (Suite, SuiteOptions, SuiteScore, optional_fields, pairwise_credit, require, require_str,
+                                subset_means)
 from rmorch.suites.files import EXTENSIONS, Record, data_files, read_file, read_hub
 from rmorch.suites.judging import judge_metrics, official_credits, pairwise_rating_credit
-from rmorch.suites.rewardbench import SECTIONS, SUBSET_WEIGHTS, final_score, pairwise_correct, section_scores
+from rmorch.suites.rewardbench import SECTIONS, SUBSET_WEIGHTS, final_score, section_scores
 
 HUB_ID = "CohereLabsCommunity/multilingual-reward-bench"
 LANGUAGES = (
@@ -70,8 +71,6 @@ class MRewardBenchOptions(SuiteOptions):
     languages: tuple[str, ...] | None = None  # keep only these language codes (hub: load only these configs)
 
     def __post_init__(self) -> None:
-        from rmorch.core.errors import SpecError
-
         if self.languages is not None and not self.languages:
             raise SpecError("languages", "an empty list would evaluate nothing; leave it out for all languages")
 
@@ -85,19 +84,21 @@ class MRewardBench(Suite):
     Options = MRewardBenchOptions
     description = "M-RewardBench: RewardBench v1 in 23 languages; per-language v1 score, mean, gap to English"
 
+    def hub_records(self, split: str) -> Iterator[Record]:
+        for lang in self.options.languages or LANGUAGES:
+            if is_english(lang):
+                hub_id, hub_split = ENGLISH_HUB
+                for rec in read_hub(hub_id, hub_split):
+                    yield Record(rec.source, rec.row, {**rec.data, "language": lang, "source": rec.data.get("subset")})
+            else:
+                for rec in read_hub(HUB_ID, split, name=lang):
+                    yield Record(rec.source, rec.row, {**rec.data, "language": lang})  # the config's code
+
     def records(self, data: str | None, split: str | None) -> Iterator[Record]:
-        wanted = self.options.languages
         if data is None:
-            for lang in wanted or LANGUAGES:
-                if is_english(lang):
-                    hub_id, hub_split = ENGLISH_HUB
-                    for rec in read_hub(hub_id, hub_split):
-                        yield Record(rec.source, rec.row, {**rec.data, "language": lang,
-                                                           "source": rec.data.get("subset")})
-                else:
-                    for rec in read_hub(HUB_ID, split or self.hub_split, name=lang):
-                        yield Record(rec.source, rec.row, {**rec.data, "language": lang})  # the config's code
+            yield from super().records(data, split)  # hub_records
             return
+        wanted = self.options.languages
         seen: set[str] = set()
         for rec in _read_local_languages(data):
             lang = rec.data.get("language")
@@ -118,24 +119,21 @@ class MRewardBench(Suite):
             source = require_str(rec, "source")
             if source not in SUBSET_WEIGHTS:
                 raise DataError(rec.source, f"unknown RewardBench subset '{source}'", row=rec.row, field="source")
-            if rec.data.get("id") is None:
-                raise DataError(rec.source, "missing field", row=rec.row, field="id")
-            meta = {k: rec.data[k] for k in ("id", "chosen_model", "rejected_model") if rec.data.get(k) is not None}
+            rid = require(rec, "id")
             yield {
                 "suite": self.name,
                 "subset": f"{lang}/{source}",
-                "item_id": f"{lang}/{source}/{rec.data['id']}",
+                "item_id": f"{lang}/{source}/{rid}",
                 "prompt": [{"role": "user", "content": require_str(rec, "prompt")}],
                 "candidates": [require_str(rec, "chosen"), require_str(rec, "rejected")],
                 "correct": [0],
                 "language": lang,
-                "meta": meta,
+                "meta": optional_fields(rec, ("id", "chosen_model", "rejected_model")),
                 "_record": rec,
             }
 
     def score(self, items: pa.Table, results: pa.Table) -> SuiteScore:
-        credit, bad = official_credits(items, results, pointwise=lambda s: pairwise_correct([s])[0],
-                                       ratings=pairwise_rating_credit)
+        credit, bad = official_credits(items, results, pointwise=pairwise_credit, ratings=pairwise_rating_credit)
         subsets = items.column("subset").to_pylist()
         acc = subset_means(subsets, credit)
         counts: dict[str, int] = {}

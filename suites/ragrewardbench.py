@@ -38,7 +38,7 @@ import pyarrow as pa
 
 from rmorch.core.errors import DataError
 from rmorch.suites import register_suite
-from rmorch.suites.base import Suite, SuiteScore, require_str, subset_means
+from rmorch.suites.base import Suite, SuiteScore, optional_fields, pairwise_credit, require_str, subset_means
 from rmorch.suites.files import Record, read_hub
 from rmorch.suites.judging import judge_metrics, official_credits, pairwise_rating_credit
 
@@ -48,11 +48,6 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Harmless": ("harmless", "abstain", "conflict"),
 }
 HUB_FILES = {s: f"Dataset/{s}.jsonl" for s in SCENARIOS}
-
-
-def pairwise_correct(scores: list[float]) -> float:
-    """1.0 iff the chosen (index 0) scores strictly above the rejected (index 1); ties and NaN are wrong."""
-    return 1.0 if scores[0] > scores[1] else 0.0
 
 
 def rag_aggregate(subsets: list[str], credits: list[float]) -> tuple[float, dict[str, float], dict[str, float]]:
@@ -99,12 +94,9 @@ class RAGRewardBench(Suite):
     hub_split = "train"
     description = "RAG-RewardBench: 1,485 RAG preference pairs in 6 subsets (strict >, item-weighted overall)"
 
-    def records(self, data: str | None, split: str | None) -> Iterator[Record]:
-        if data is not None:
-            yield from super().records(data, split)
-            return
+    def hub_records(self, split: str) -> Iterator[Record]:
         for path in HUB_FILES.values():  # one file per scenario: the file name stays in the records' source
-            yield from read_hub(self.hub_id, split or self.hub_split, data_files=path)
+            yield from read_hub(self.hub_id, split, data_files=path)
 
     def to_items(self, records: Iterator[Record]) -> Iterator[dict[str, Any]]:
         for rec in records:
@@ -118,8 +110,7 @@ class RAGRewardBench(Suite):
                 "references": references,
                 "question": question,
                 "row": rec.row,
-                **{k: rec.data[k] for k in ("id", "subset", "chosen_model", "reject_model", "rejected_model")
-                   if rec.data.get(k) is not None},
+                **optional_fields(rec, ("id", "subset", "chosen_model", "reject_model", "rejected_model")),
             }
             yield {
                 "suite": self.name,
@@ -135,7 +126,7 @@ class RAGRewardBench(Suite):
             }
 
     def score(self, items: pa.Table, results: pa.Table) -> SuiteScore:
-        credit, bad = official_credits(items, results, pointwise=pairwise_correct, ratings=pairwise_rating_credit)
+        credit, bad = official_credits(items, results, pointwise=pairwise_credit, ratings=pairwise_rating_credit)
         subsets = items.column("subset").to_pylist()
         overall, sections, acc = rag_aggregate(subsets, credit)
         ordered = {s: acc[s] for s in SCENARIOS if s in acc}

@@ -21,7 +21,8 @@ import pyarrow as pa
 
 from rmorch.core.errors import DataError
 from rmorch.suites import register_suite
-from rmorch.suites.base import Suite, SuiteOptions, SuiteScore, require_str, subset_means
+from rmorch.suites.base import (Suite, SuiteOptions, SuiteScore, optional_fields, pairwise_credit, require,
+                                require_messages, require_str, subset_means)
 from rmorch.suites.files import Record, read_hub, read_local
 from rmorch.suites.judging import judge_metrics, official_credits, pairwise_rating_credit
 
@@ -78,7 +79,7 @@ PRIOR_SETS_HUB_ID = "allenai/preference-test-sets"
 
 def pairwise_correct(scores: list[list[float]]) -> list[float]:
     """1.0 where the chosen (index 0) scores strictly above the rejected (index 1); ties and NaN are wrong."""
-    return [1.0 if s[0] > s[1] else 0.0 for s in scores]
+    return [pairwise_credit(s) for s in scores]
 
 
 def section_scores(subset_acc: dict[str, float], weights: Mapping[str, float] | None = None) -> dict[str, float]:
@@ -139,31 +140,29 @@ class RewardBench(Suite):
             if rec.data.get("_prior"):
                 if subset not in PRIOR_SETS:
                     raise DataError(rec.source, f"unknown prior set '{subset}'", row=rec.row, field="subset")
-                prompt = _prompt_messages(rec)
+                # Prior sets carry the prompt as a list of chat messages (or, in some copies, a plain string).
+                prompt = require_messages(rec, "prompt", allow_str=True, expected="messages")
             else:
                 if subset not in SUBSET_WEIGHTS:
                     raise DataError(
                         rec.source, f"unknown RewardBench subset '{subset}'", row=rec.row, field="subset"
                     )
                 prompt = [{"role": "user", "content": require_str(rec, "prompt")}]
-            if "id" not in rec.data or rec.data["id"] is None:
-                raise DataError(rec.source, "missing field", row=rec.row, field="id")
-            meta = {k: rec.data[k] for k in ("id", "chosen_model", "rejected_model") if rec.data.get(k) is not None}
+            rid = require(rec, "id")
             yield {
                 "suite": self.name,
                 "subset": subset,
-                "item_id": f"{subset}/{rec.data['id']}",  # ids repeat across subsets (3692)
+                "item_id": f"{subset}/{rid}",  # ids repeat across subsets (3692)
                 "prompt": prompt,
                 "candidates": [require_str(rec, "chosen"), require_str(rec, "rejected")],
                 "correct": [0],
-                "meta": meta,
+                "meta": optional_fields(rec, ("id", "chosen_model", "rejected_model")),
                 "_record": rec,
             }
 
     def score(self, items: pa.Table, results: pa.Table) -> SuiteScore:
         # Reward models: strict chosen > rejected; judges: verdict credit (unparsed 0.5) or ratings (rmorch.suites.judging).
-        credit, bad = official_credits(items, results, pointwise=lambda s: pairwise_correct([s])[0],
-                                       ratings=pairwise_rating_credit)
+        credit, bad = official_credits(items, results, pointwise=pairwise_credit, ratings=pairwise_rating_credit)
         acc = subset_means(items.column("subset").to_pylist(), credit)
         final, sections = self.combine_subsets(acc, {})
         return SuiteScore(
@@ -182,19 +181,3 @@ class RewardBench(Suite):
         sections = section_scores(plain)
         return final_score(sections, prior), sections
 
-
-def _prompt_messages(rec: Record) -> list[dict[str, str]]:
-    """Prior sets carry the prompt as a list of chat messages (or, in some copies, a plain string)."""
-    value = rec.data.get("prompt")
-    if isinstance(value, str):
-        return [{"role": "user", "content": require_str(rec, "prompt")}]
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    if not isinstance(value, list) or not value:
-        raise DataError(rec.source, "expected a string or a non-empty list of messages", row=rec.row, field="prompt")
-    messages = []
-    for k, m in enumerate(value):
-        if not (isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)):
-            raise DataError(rec.source, f"message {k} is not a {{role, content}} object", row=rec.row, field="prompt")
-        messages.append({"role": m["role"], "content": m["content"]})
-    return messages

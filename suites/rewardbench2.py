@@ -14,7 +14,6 @@ always rated, and their ratings (unparsed -1, as official) are the scores of `ti
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from typing import Any, Iterator, Sequence
@@ -24,7 +23,7 @@ import pyarrow as pa
 
 from rmorch.core.errors import DataError
 from rmorch.suites import register_suite
-from rmorch.suites.base import Suite, SuiteScore, require_str, require_str_list, subset_means
+from rmorch.suites.base import Suite, SuiteScore, optional_fields, plain, require_str, require_str_list, subset_means
 from rmorch.suites.files import Record
 from rmorch.suites.judging import judge_metrics, official_credits, rating_scores
 
@@ -117,19 +116,12 @@ def ties_score(ids: list[str], scores: list[list[float]], num_correct: list[int]
     }
 
 
-def _jsonable(value: Any) -> Any:
-    """Hub rows may hold numpy values (arrays, scalars); the item meta column needs plain JSON."""
-    return json.loads(json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
-
-
 def _check_count(rec: Record, name: str, expected: int) -> None:
     """num_correct / num_incorrect / total_completions, when given, must agree with the completion lists: they
     decide which completions count as correct, so a mismatch would silently mis-score."""
-    value = rec.data.get(name)
+    value = plain(rec.data.get(name))
     if value is None:
         return
-    if hasattr(value, "item"):
-        value = value.item()
     if isinstance(value, bool) or not isinstance(value, int):
         raise DataError(rec.source, f"expected an integer, got {value!r:.40}", row=rec.row, field=name)
     if value != expected:
@@ -166,7 +158,7 @@ class RewardBench2(Suite):
             _check_count(rec, "num_correct", len(chosen))
             _check_count(rec, "num_incorrect", len(rejected))
             _check_count(rec, "total_completions", len(chosen) + len(rejected))
-            meta = {k: _jsonable(rec.data[k]) for k in ("models", "additional_metadata") if rec.data.get(k) is not None}
+            meta = optional_fields(rec, ("models", "additional_metadata"))
             yield {
                 "suite": self.name,
                 "subset": raw_subset,  # keep the data's spelling: subset scores are keyed by it

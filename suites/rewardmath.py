@@ -29,8 +29,8 @@ import pyarrow as pa
 
 from rmorch.core.errors import DataError
 from rmorch.suites import register_suite
-from rmorch.suites.base import Suite, SuiteScore, candidate_scores, require_str, subset_means
-from rmorch.suites.files import Record, data_files, read_file
+from rmorch.suites.base import Suite, SuiteScore, candidate_scores, plain, require_str, subset_means
+from rmorch.suites.files import Record
 from rmorch.suites.judging import judge_metrics, official_credits
 
 CHOSEN_REFERENCE = "human_to_GPT-4"
@@ -56,9 +56,7 @@ def reciprocal_rank(scores: Sequence[float], correct_index: int = 0) -> float:
 def _steps(rec: Record) -> str:
     if "eval_solution" not in rec.data:
         raise DataError(rec.source, "missing field", row=rec.row, field="eval_solution")
-    value = rec.data["eval_solution"]
-    if hasattr(value, "tolist"):
-        value = value.tolist()
+    value = plain(rec.data["eval_solution"])
     if isinstance(value, str):
         steps = [value]
     elif isinstance(value, (list, tuple)) and value and all(isinstance(s, str) for s in value):
@@ -73,9 +71,7 @@ def _steps(rec: Record) -> str:
 
 
 def _scalar(rec: Record, name: str, required: bool) -> Any:
-    value = rec.data.get(name)
-    if hasattr(value, "item"):
-        value = value.item()
+    value = plain(rec.data.get(name))
     if value is None:
         if required:
             raise DataError(rec.source, "missing field", row=rec.row, field=name)
@@ -93,14 +89,9 @@ class RewardMATH(Suite):
     hub_split = "test"  # not verifiable offline: pass `split:` / a local copy if the hub names it differently
     description = "RewardMATH: 483 math problems, 1 correct vs 9 rejected solutions (correct iff strictly on top)"
 
-    def records(self, data: str | None, split: str | None) -> Iterator[Record]:
-        if data is not None and os.path.isdir(data):
-            files = data_files(data)
-            direct = [f for f in files if "direct" in os.path.basename(f).lower()]
-            for file in direct or files:
-                yield from read_file(file)
-        else:
-            yield from super().records(data, split)
+    def local_files(self, files: list[str]) -> list[str]:
+        direct = [f for f in files if "direct" in os.path.basename(f).lower()]
+        return direct or files
 
     def to_items(self, records: Iterator[Record]) -> Iterator[dict[str, Any]]:
         groups: dict[str, list[tuple[Record, str, str]]] = {}

@@ -39,7 +39,7 @@ import pyarrow as pa
 
 from rmorch.core.errors import DataError
 from rmorch.suites import register_suite
-from rmorch.suites.base import Suite, SuiteScore, require_str, require_str_list
+from rmorch.suites.base import Suite, SuiteScore, plain, require_str, require_str_list
 from rmorch.suites.files import Record
 from rmorch.suites.judging import judge_metrics, rating_scores
 
@@ -132,9 +132,7 @@ class RMBench(Suite):
     def to_items(self, records: Iterator[Record]) -> Iterator[dict[str, Any]]:
         for rec in records:
             domain = _domain(rec)
-            raw_id = rec.data.get("id")
-            if hasattr(raw_id, "item"):
-                raw_id = raw_id.item()
+            raw_id = plain(rec.data.get("id"))
             if raw_id is None or isinstance(raw_id, bool) or not isinstance(raw_id, (int, str)) or raw_id == "":
                 raise DataError(rec.source, f"expected an integer or string id, got {raw_id!r:.40}", row=rec.row,
                                 field="id")

@@ -42,7 +42,8 @@ import pyarrow as pa
 
 from rmorch.core.errors import DataError, SpecError, UserError
 from rmorch.suites import register_suite
-from rmorch.suites.base import Suite, SuiteOptions, SuiteScore, candidate_scores, require_str, subset_means
+from rmorch.suites.base import (Suite, SuiteOptions, SuiteScore, candidate_scores, item_mean, plain, require_messages,
+                                require_str, subset_means)
 from rmorch.suites.files import EXTENSIONS, Record, data_files, read_file
 from rmorch.suites.judging import judge_metrics, official_credits, pairwise_rating_credit, rating_credit
 
@@ -150,25 +151,17 @@ class FileSuite(Suite):
                 candidates = _candidates(rec, cols["candidates"])
                 correct = _correct(rec, cols["correct"], len(candidates))
             if "id" in cols:
-                raw_id = rec.data.get(cols["id"])
-                if raw_id is None or (isinstance(raw_id, str) and not raw_id.strip()):
-                    raise DataError(rec.source, "missing or empty id", row=rec.row, field=cols["id"])
-                item_id = str(raw_id)
+                item_id = str(_given(rec, cols["id"], "id"))
             elif self._several_files:
                 item_id = f"{os.path.basename(rec.source)}:{rec.row}"
             else:
                 item_id = str(rec.row)
-            subset = DEFAULT_SUBSET
-            if "subset" in cols:
-                value = rec.data.get(cols["subset"])
-                if value is None or (isinstance(value, str) and not value.strip()):
-                    raise DataError(rec.source, "missing or empty subset", row=rec.row, field=cols["subset"])
-                subset = str(value)
+            subset = str(_given(rec, cols["subset"], "subset")) if "subset" in cols else DEFAULT_SUBSET
             yield {
                 "suite": self.name,
                 "subset": subset,
                 "item_id": item_id,
-                "prompt": _prompt(rec, cols["prompt"]),
+                "prompt": require_messages(rec, cols["prompt"], allow_str=True),
                 "candidates": candidates,
                 "correct": correct,
                 "meta": {"source": rec.source, "row": rec.row},
@@ -196,8 +189,7 @@ class FileSuite(Suite):
         )
 
     def combine_subsets(self, means: dict[str, float], counts: dict[str, int]) -> tuple[float, dict[str, float]]:
-        n = sum(counts[s] for s in means)
-        return (sum(m * counts[s] for s, m in means.items()) / n if n else math.nan), {}
+        return item_mean(means, counts), {}
 
 
 def pointwise_credit(scores: list[float], correct: list[int]) -> float:
@@ -218,6 +210,14 @@ def _rating_credit(ratings, correct_index: int = 0) -> float:
 # ---- field readers (DataError naming file, row and field) --------------------------------------------------
 
 
+def _given(rec: Record, column: str, what: str) -> Any:
+    """A value that must be there: not null, not a blank string."""
+    value = rec.data.get(column)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise DataError(rec.source, f"missing or empty {what}", row=rec.row, field=column)
+    return value
+
+
 def _label(rec: Record, column: str) -> Any:
     value = rec.data.get(column)
     if value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value.strip()):
@@ -232,23 +232,6 @@ def _label_is(value: Any, a_wins: Any) -> bool:
     return str(value).strip() == str(a_wins).strip()
 
 
-def _prompt(rec: Record, column: str) -> list[dict[str, str]]:
-    value = rec.data.get(column)
-    if isinstance(value, str):
-        return [{"role": "user", "content": require_str(rec, column)}]
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    if not isinstance(value, list) or not value:
-        raise DataError(rec.source, "expected a string or a non-empty list of {role, content} messages",
-                        row=rec.row, field=column)
-    messages = []
-    for k, m in enumerate(value):
-        if not (isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)):
-            raise DataError(rec.source, f"message {k} is not a {{role, content}} object", row=rec.row, field=column)
-        messages.append({"role": m["role"], "content": m["content"]})
-    return messages
-
-
 def _maybe_json(value: Any) -> Any:
     """csv cells are text: a list or number column arrives as its JSON spelling."""
     if isinstance(value, str):
@@ -256,9 +239,7 @@ def _maybe_json(value: Any) -> Any:
             return json.loads(value)
         except json.JSONDecodeError:
             return value
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return value
+    return plain(value)
 
 
 def _candidates(rec: Record, column: str) -> list[str]:

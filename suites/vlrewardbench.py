@@ -46,7 +46,8 @@ import pyarrow as pa
 
 from rmorch.core.errors import DataError
 from rmorch.suites import register_suite
-from rmorch.suites.base import Suite, SuiteOptions, SuiteScore, require_str, require_str_list, subset_means
+from rmorch.suites.base import (Suite, SuiteOptions, SuiteScore, optional_fields, pairwise_credit, plain, require,
+                                require_str, require_str_list, subset_means)
 from rmorch.suites.files import Record
 from rmorch.suites.judging import judge_metrics, official_credits, pairwise_rating_credit
 
@@ -70,11 +71,6 @@ class VLRewardBenchOptions(SuiteOptions):
     images: str | None = None
     # Where images from the hub's `image` column are written as files.
     image_cache: str | None = None
-
-
-def pairwise_correct(scores: list[float]) -> float:
-    """1.0 iff the preferred (index 0) scores strictly above the rejected (index 1); ties and NaN are wrong."""
-    return 1.0 if scores[0] > scores[1] else 0.0
 
 
 def group_scores(subsets: list[str], credits: list[float]) -> dict[str, float]:
@@ -120,17 +116,13 @@ class VLRewardBench(Suite):
         if images_dir is not None and not os.path.isdir(images_dir):
             raise DataError(images_dir, "the `images` option must be a directory holding the referenced images")
         for rec in records:
-            if rec.data.get("id") is None:
-                raise DataError(rec.source, "missing field", row=rec.row, field="id")
-            rid = str(rec.data["id"])
+            rid = str(require(rec, "id"))
             query = require_str(rec, "query")
             responses = require_str_list(rec, "response")
             if len(responses) != 2:
                 raise DataError(rec.source, f"expected 2 responses, got {len(responses)}", row=rec.row,
                                 field="response")
-            ranking = rec.data.get("human_ranking")
-            if hasattr(ranking, "tolist"):
-                ranking = ranking.tolist()
+            ranking = plain(rec.data.get("human_ranking"))
             if not isinstance(ranking, (list, tuple)) or any(
                     isinstance(r, bool) or not isinstance(r, int) for r in ranking) or sorted(ranking) != [0, 1]:
                 raise DataError(rec.source, f"expected a ranking of 2 responses ([0, 1] or [1, 0]), got {ranking!r:.80}",
@@ -140,9 +132,7 @@ class VLRewardBench(Suite):
             source, image_path = source_of(rec)
             context, available = self._image(rec, rid, image_path, images_dir)
             key = rid + query + "\t".join(sorted(responses))  # the official cal.py's item key
-            models = rec.data.get("models")
-            if hasattr(models, "tolist"):
-                models = models.tolist()
+            models = plain(rec.data.get("models"))
             meta = {
                 "id": rid,
                 "image_path": image_path,
@@ -152,12 +142,7 @@ class VLRewardBench(Suite):
             }
             if isinstance(models, (list, tuple)) and len(models) == 2:
                 meta["models"] = [models[i] for i in order]
-            for k in ("judge", "query_source", "ground_truth", "human_error_analysis"):
-                v = rec.data.get(k)
-                if hasattr(v, "tolist"):
-                    v = v.tolist()
-                if v is not None:
-                    meta[k] = v
+            meta.update(optional_fields(rec, ("judge", "query_source", "ground_truth", "human_error_analysis")))
             yield {
                 "suite": self.name,
                 "subset": source,
@@ -201,7 +186,7 @@ class VLRewardBench(Suite):
                         field="image_path")
 
     def score(self, items: pa.Table, results: pa.Table) -> SuiteScore:
-        credit, bad = official_credits(items, results, pointwise=pairwise_correct, ratings=pairwise_rating_credit)
+        credit, bad = official_credits(items, results, pointwise=pairwise_credit, ratings=pairwise_rating_credit)
         subsets = items.column("subset").to_pylist()
         groups = group_scores(subsets, credit)
         overall = sum(credit) / len(credit) if credit else float("nan")
