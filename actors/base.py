@@ -97,6 +97,22 @@ class ActorContext:
 
 
 @dataclass(frozen=True)
+class Capabilities:
+    """What the driver needs to know of a model before anything loads, declared by its kind
+    (`ModelKind.capabilities`): the scheduler and the cost model (GPUs, size), the checks before Ray starts (paths,
+    opt-ins) and the exporters. Kinds with weights build it from their config (rmorch.actors.config)."""
+
+    backend: str = "none"  # transformers | vllm | openai | none (no weights: baselines, published scores)
+    tensor_parallel_size: int = 1  # GPUs of one replica, in one placement group on one node
+    weights: tuple[str, ...] = ()  # every model the replica loads (local dir, hub id or builtin:NAME), main first
+    adapters: tuple[str, ...] = ()  # adapter directories applied on top of the weights (LoRA)
+    revision: str | None = None  # of hub ids
+    trust_remote_code: bool = False  # the spec's opt-in to a checkpoint's own code
+    allow_pickle: bool = False  # the spec's opt-in to pickle weights
+    param_count: float | None = None  # parameters, when the kind knows them without reading the model's files
+
+
+@dataclass(frozen=True)
 class NoConfig:
     """Kinds without spec keys."""
 
@@ -130,6 +146,19 @@ class ModelKind(ABC):
     # whose outcome depends on the item's identity (random, published) or that cost less than a lookup (length).
     cacheable: ClassVar[bool] = True
 
+    # How reward-bench's result files name this kind's models (`model_type`; see rmorch.orchestrator.report.export).
+    reward_bench_type: ClassVar[str] = "Custom Classifier"
+
+    @classmethod
+    def capabilities(cls, config: Any) -> Capabilities:
+        """What the driver needs to know of a model of this kind with this config (default: no weights)."""
+        return Capabilities()
+
+    @classmethod
+    def reward_bench_identity(cls, settings: dict[str, Any]) -> tuple[str, str | None]:
+        """(model_type, ref_model) of reward-bench's result files for a model of these stored settings."""
+        return cls.reward_bench_type, None
+
     @classmethod
     def reusable_process(cls, config: Any) -> bool:
         """Whether a replica's process may load another model after this one closes, instead of a new process
@@ -139,8 +168,8 @@ class ModelKind(ABC):
         its own: dropping it frees its memory. No for vLLM engines (their worker processes and GPU memory are only
         reliably freed by the process's exit), HTTP clients, and `trust_remote_code` models (their code stays
         imported)."""
-        return (getattr(config, "backend", "transformers") == "transformers"
-                and not getattr(config, "trust_remote_code", False))
+        caps = cls.capabilities(config)
+        return caps.backend in ("transformers", "none") and not caps.trust_remote_code
 
     @classmethod
     def cache_key(cls, config: Any, request: Request) -> str | None:

@@ -2,40 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from rmorch.actors import register_kind
-from rmorch.actors.base import ActorContext, InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
+from rmorch.actors.base import ActorContext, Capabilities, InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
+from rmorch.actors.config import BatchingConfig, ChatTemplateConfig, VllmEngineConfig, WeightsConfig
 from rmorch.core.errors import SpecError
-from rmorch.orchestrator.spec.parse import NOT_SCORING
 
 
-@dataclass(frozen=True)
-class ClassifierConfig:
-    path: str  # local dir, hub id, or builtin:NAME
+@dataclass(frozen=True, kw_only=True)
+class ClassifierConfig(WeightsConfig, BatchingConfig, ChatTemplateConfig, VllmEngineConfig):
+    # tensor_parallel_size and enforce_eager (VllmEngineConfig): vllm backend only
     backend: Literal["transformers", "vllm"] = "transformers"
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
-    max_length: int = 4096  # tokens; longer inputs are truncated from `truncation_side`, and flagged
-    truncation_side: Literal["left", "right"] = "left"
-    batch_tokens: int = 8192  # padded tokens per forward pass
-    chat_template: str = "tokenizer"  # tokenizer | plain | PATH to a Jinja template
-    trust_remote_code: bool = False
-    allow_pickle: bool = field(default=False, metadata=NOT_SCORING)  # load pickle weights (.bin/.pt/...) too; default: safetensors only
-    revision: str | None = None
-    tensor_parallel_size: int = 1  # vllm backend only
-    enforce_eager: bool = False  # vllm backend: no torch.compile (engine start in seconds; see README "Throughput")
+    truncation_side: Literal["left", "right"] = "left"  # where inputs longer than max_length are cut
     # multi-objective RMs (several outputs): which output is the scalar reward (an index, or "mean"); all outputs
     # are kept in the `scores` column. Models whose remote code returns `score` + `rewards` (ArmoRM) use those.
     objective: int | Literal["mean"] | None = None
 
     def __post_init__(self) -> None:
-        if self.max_length < 8:
-            raise SpecError("max_length", "must be >= 8")
-        if self.batch_tokens < self.max_length:
-            raise SpecError("batch_tokens", f"must be >= max_length ({self.max_length})")
-        if self.tensor_parallel_size < 1:
-            raise SpecError("tensor_parallel_size", "must be >= 1")
+        super().__post_init__()
         if self.tensor_parallel_size > 1 and self.backend != "vllm":
             raise SpecError("tensor_parallel_size", "needs `backend: vllm`")
         if self.enforce_eager and self.backend != "vllm":
@@ -49,9 +35,15 @@ class Classifier(ModelKind):
     kind = "classifier"
     Config = ClassifierConfig
     description = "sequence-classifier reward model (AutoModelForSequenceClassification)"
+    reward_bench_type = "Seq. Classifier"
+
+    @classmethod
+    def capabilities(cls, config: ClassifierConfig) -> Capabilities:
+        return config.weights_capabilities(config.backend, config.tensor_parallel_size)
 
     def __init__(self, config: ClassifierConfig, ctx: ActorContext, name: str):
         super().__init__(config, ctx, name)
+        # late: the backends import torch / vLLM, which `import rmorch.actors` must not
         if config.backend == "vllm":
             from rmorch.actors.backends.vllm_pool import VllmClassifier
 

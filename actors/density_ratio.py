@@ -10,32 +10,23 @@ turn for both models, as a system message (`prefix_role: system`) or at the top 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from rmorch.actors import register_kind
-from rmorch.actors.base import ActorContext, InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
-from rmorch.core.errors import SpecError
-from rmorch.orchestrator.spec.parse import NOT_SCORING
+from rmorch.actors.base import ActorContext, Capabilities, InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
+from rmorch.actors.config import BatchingConfig, ChatTemplateConfig, WeightsConfig
 
 
-@dataclass(frozen=True)
-class DensityRatioConfig:
-    path: str  # the strong model
+@dataclass(frozen=True, kw_only=True)
+class DensityRatioConfig(WeightsConfig, BatchingConfig, ChatTemplateConfig):
+    # path: the strong model
     weak_path: str  # the weak model
     prefix: str | None = None
     prefix_role: Literal["system", "user"] = "system"
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
-    max_length: int = 4096
-    batch_tokens: int = 8192
-    chat_template: str = "tokenizer"
-    trust_remote_code: bool = False
-    allow_pickle: bool = field(default=False, metadata=NOT_SCORING)  # load pickle weights (.bin/.pt/...) too; default: safetensors only
-    revision: str | None = None
 
-    def __post_init__(self) -> None:
-        if self.max_length < 8 or self.batch_tokens < self.max_length:
-            raise SpecError("batch_tokens", f"need max_length >= 8 and batch_tokens >= max_length ({self.max_length})")
+    def weight_paths(self) -> tuple[str, ...]:
+        return (self.path, self.weak_path)
 
 
 def with_prefix(prompt: list[dict[str, str]], prefix: str | None, role: str) -> list[dict[str, str]]:
@@ -57,8 +48,13 @@ class DensityRatio(ModelKind):
     Config = DensityRatioConfig
     description = "density ratio of two LMs: log p_strong(y|x) - log p_weak(y|x), optional instruction prefix"
 
+    @classmethod
+    def capabilities(cls, config: DensityRatioConfig) -> Capabilities:
+        return config.weights_capabilities("transformers")
+
     def __init__(self, config: DensityRatioConfig, ctx: ActorContext, name: str):
         super().__init__(config, ctx, name)
+        # late: the backends import torch, which `import rmorch.actors` must not
         from rmorch.actors.backends.hf import local_model_dir
         from rmorch.actors.backends.hf_logprobs import TransformersLogprobs
 

@@ -35,40 +35,35 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
 from rmorch.actors import register_kind
 from rmorch.actors.backends.text import encode, render, setup_chat_template, token_budget_batches
-from rmorch.actors.base import ActorContext, CompareRequest, InferenceSettings, ModelKind, Presentation, Request, ScoreOutcome
+from rmorch.actors.backends.model_files import check_model_files, safetensors_only
+from rmorch.actors.base import (
+    ActorContext, Capabilities, CompareRequest, InferenceSettings, ModelKind, Presentation, Request, ScoreOutcome,
+)
+from rmorch.actors.config import BatchingConfig, ChatTemplateConfig, WeightsConfig
 from rmorch.core.errors import SpecError, UserError
-from rmorch.orchestrator.spec.parse import NOT_SCORING
 
 VALUE_HEAD = "value_head.weight"
 PROMPT_HEAD = "prompt_head.weight"
 NO_POINTWISE = "a GPM has no pointwise score: items its suite always rates (e.g. RewardBench 2 Ties) are not scored"
 
 
-@dataclass(frozen=True)
-class GpmConfig:
-    path: str  # a GPM checkpoint (local dir, hub id, or builtin:NAME): base LM + value_head (+ prompt_head) tensors
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"  # the base LM; the heads run in float32
+@dataclass(frozen=True, kw_only=True)
+class GpmConfig(WeightsConfig, BatchingConfig, ChatTemplateConfig):
+    # path: a GPM checkpoint (base LM + value_head (+ prompt_head) tensors); dtype: the base LM's (the heads run in
+    # float32); trust_remote_code and allow_pickle: the base model's (the heads load from safetensors only)
     max_length: int = 2048  # tokens (the official evaluation's default); longer inputs are truncated and flagged
     truncation_side: Literal["left", "right"] = "right"  # right (as the official code) keeps the prompt whole
-    batch_tokens: int = 8192  # padded tokens per forward pass
-    chat_template: str = "tokenizer"  # tokenizer | plain | PATH to a Jinja template
     tau: float = 0.1  # P = sigmoid(s / tau); GPM checkpoints were trained with general_preference_tau 0.1
     value_head_dim: int | None = None  # 2k; None: read from value_head.weight, else checked against it
     prompt_head: bool | None = None  # None: use it if the checkpoint has one; True: require it; False: lambda = 1
-    trust_remote_code: bool = False  # the base model's own code (config.json auto_map), only when set
-    allow_pickle: bool = field(default=False, metadata=NOT_SCORING)  # the base model's pickle weights (.bin/.pt/...) too; the heads: safetensors only
-    revision: str | None = None  # hub ids only
 
     def __post_init__(self) -> None:
-        if self.max_length < 8:
-            raise SpecError("max_length", "must be >= 8")
-        if self.batch_tokens < self.max_length:
-            raise SpecError("batch_tokens", f"must be >= max_length ({self.max_length})")
+        super().__post_init__()
         if not self.tau > 0:
             raise SpecError("tau", "must be > 0")
         if self.value_head_dim is not None and (self.value_head_dim < 2 or self.value_head_dim % 2):
@@ -160,13 +155,17 @@ class Gpm(ModelKind):
         # Every candidate of an item in one request (any N), one order: the scores do not depend on it.
         return Presentation("nway", "single")
 
+    @classmethod
+    def capabilities(cls, config: GpmConfig) -> Capabilities:
+        return config.weights_capabilities("transformers")
+
     def __init__(self, config: GpmConfig, ctx: ActorContext, name: str):
         super().__init__(config, ctx, name)
+        # late: torch and transformers (and the backend importing them) load with the model, not with rmorch.actors
         import torch
         from transformers import AutoModel, AutoTokenizer
 
         from rmorch.actors.backends.hf import DTYPES, local_model_dir, offline_hint, resolve_dtype
-        from rmorch.actors.backends.model_files import check_model_files, safetensors_only
 
         torch.set_num_threads(max(1, ctx.threads))
         path = local_model_dir(config.path, name)

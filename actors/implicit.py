@@ -24,36 +24,31 @@ Both backends load safetensors only unless `allow_pickle: true`, and a checkpoin
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from rmorch.actors import register_kind
-from rmorch.actors.base import ActorContext, InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
+from rmorch.actors.base import ActorContext, Capabilities, InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
+from rmorch.actors.config import BatchingConfig, ChatTemplateConfig, WeightsConfig
 from rmorch.core.errors import SpecError
-from rmorch.orchestrator.spec.parse import NOT_SCORING
 
 
-@dataclass(frozen=True)
-class ImplicitConfig:
-    path: str  # the policy (DPO-trained) model: local dir, hub id or builtin:NAME
+@dataclass(frozen=True, kw_only=True)
+class ImplicitConfig(WeightsConfig, BatchingConfig, ChatTemplateConfig):
+    # path: the policy (DPO-trained) model; chat_template: the policy's tokenizer is used for both models
     ref_path: str | None = None  # the reference model (dpo mode)
     mode: Literal["dpo", "sum", "avg", "norm"] = "dpo"
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     backend: Literal["transformers", "vllm"] = "transformers"  # vllm: policy and reference as two engines
-    max_length: int = 4096
-    batch_tokens: int = 8192
-    chat_template: str = "tokenizer"  # tokenizer | plain | PATH (the policy's tokenizer is used for both models)
-    trust_remote_code: bool = False
-    allow_pickle: bool = field(default=False, metadata=NOT_SCORING)  # load pickle weights (.bin/.pt/...) too; default: safetensors only
-    revision: str | None = None
+
+    def weight_paths(self) -> tuple[str, ...]:
+        return (self.path, self.ref_path) if self.ref_path else (self.path,)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.mode == "dpo" and not self.ref_path:
             raise SpecError("ref_path", "mode dpo needs a reference model (or use mode sum | avg | norm)")
         if self.mode != "dpo" and self.ref_path:
             raise SpecError("ref_path", f"mode {self.mode} is reference-free: leave ref_path out")
-        if self.max_length < 8 or self.batch_tokens < self.max_length:
-            raise SpecError("batch_tokens", f"need max_length >= 8 and batch_tokens >= max_length ({self.max_length})")
 
 
 @register_kind
@@ -62,10 +57,20 @@ class Implicit(ModelKind):
     Config = ImplicitConfig
     description = "implicit reward from log-probs: DPO log-ratio to a reference, or reference-free sum/avg/norm"
 
+    @classmethod
+    def capabilities(cls, config: ImplicitConfig) -> Capabilities:
+        return config.weights_capabilities(config.backend)
+
+    @classmethod
+    def reward_bench_identity(cls, settings: dict[str, Any]) -> tuple[str, str | None]:
+        dpo = settings.get("mode") == "dpo"
+        return ("DPO", settings.get("ref_path")) if dpo else ("DPO Ref. Free", None)
+
     def __init__(self, config: ImplicitConfig, ctx: ActorContext, name: str):
         super().__init__(config, ctx, name)
         self.policy: Any = None
         self.reference: Any = None
+        # late: the backends import torch / vLLM, which `import rmorch.actors` must not
         from rmorch.actors.backends.hf import local_model_dir
 
         for path in (config.path, config.ref_path):  # the file checks of both models, before either loads

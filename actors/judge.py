@@ -27,6 +27,7 @@ from rmorch.actors import register_kind
 from rmorch.actors.backends.generation import Generation, Generator, SamplingConfig
 from rmorch.actors.base import (
     ActorContext,
+    Capabilities,
     content_key,
     InferenceSettings,
     ModelKind,
@@ -48,18 +49,21 @@ from rmorch.actors.judge_prompts import (
     render_question,
     shorten,
 )
+from rmorch.actors.config import ChatTemplateConfig, VllmEngineConfig, WeightsConfig
 from rmorch.core.errors import SpecError, UserError
+from rmorch.core.model_spec import NOT_SCORING
 from rmorch.core.permutations import Permutations
-from rmorch.orchestrator.spec.parse import NOT_SCORING
 
 DEFAULT_PERMUTATIONS = {"pairwise": "both", "nway": "cyclic", "rating": "single"}
 FIT_ATTEMPTS = 6
 MARKER_TOKENS = 24  # room for each "[... N characters omitted ...]" marker
 
 
-@dataclass(frozen=True)
-class JudgeConfig:
-    path: str  # vllm: local dir, hub id or builtin:NAME; openai: the model's name on the server
+@dataclass(frozen=True, kw_only=True)
+class JudgeConfig(WeightsConfig, ChatTemplateConfig, VllmEngineConfig):
+    # path: vllm: local dir, hub id or builtin:NAME; openai: the model's name on the server. chat_template (vllm):
+    # tokenizer | PATH to a Jinja template. tensor_parallel_size, enforce_eager, trust_remote_code, allow_pickle:
+    # vllm only
     protocol: Literal["pairwise", "nway", "rating"] = "pairwise"
     permutations: str | None = None  # single | both | cyclic | all | random:K (default: pairwise both, nway cyclic)
     backend: Literal["vllm", "openai"] = "vllm"
@@ -69,17 +73,10 @@ class JudgeConfig:
     top_p: float = 1.0
     max_tokens: int = 512  # generated tokens per request
     max_model_len: int = 4096  # prompt + output tokens (vllm)
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
-    chat_template: str = "tokenizer"  # tokenizer | PATH to a Jinja template (vllm)
-    tensor_parallel_size: int = 1  # vllm: GPUs per replica, in one placement group on one node
     distributed_executor_backend: Literal["mp", "ray"] | None = None  # vllm, TP > 1: default mp on CPU, vLLM's choice on GPU
     lora: str | None = None  # vllm: a PEFT LoRA adapter directory applied to every request
-    trust_remote_code: bool = False
-    allow_pickle: bool = field(default=False, metadata=NOT_SCORING)  # vllm: load pickle weights (.bin/.pt/...) too; default: safetensors only
-    revision: str | None = None
     # auto: show images to vision-language models (vllm: iff vLLM loads the model as multimodal; openai: off)
     images: Literal["auto", "on", "off"] = "auto"
-    enforce_eager: bool = False  # vllm: no torch.compile (engine start in seconds, slower decoding)
     base_url: str | None = None  # openai: http(s)://HOST:PORT/v1
     # openai: the environment variable that holds the key (never the key itself)
     api_key_env: str | None = field(default=None, metadata=NOT_SCORING)
@@ -87,7 +84,11 @@ class JudgeConfig:
     timeout_s: float = field(default=120.0, metadata=NOT_SCORING)  # openai: per request
     request_retries: int = field(default=5, metadata=NOT_SCORING)  # openai: retries on 429/5xx/timeouts, backoff
 
+    def adapter_paths(self) -> tuple[str, ...]:
+        return (self.lora,) if self.lora else ()
+
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.permutations is None:
             object.__setattr__(self, "permutations", DEFAULT_PERMUTATIONS[self.protocol])
         try:
@@ -100,8 +101,6 @@ class JudgeConfig:
             raise SpecError("temperature", "temperature must be >= 0 and top_p in (0, 1]")
         if self.max_tokens < 1 or self.max_model_len <= self.max_tokens:
             raise SpecError("max_tokens", f"must be >= 1 and below max_model_len ({self.max_model_len})")
-        if self.tensor_parallel_size < 1:
-            raise SpecError("tensor_parallel_size", "must be >= 1")
         if self.backend == "openai":
             if not self.base_url:
                 raise SpecError("base_url", "required with `backend: openai`")
@@ -122,9 +121,17 @@ class Judge(ModelKind):
     Config = JudgeConfig
     description = "generative judge (vLLM or an OpenAI-compatible server): pairwise, N-way or 1-10 ratings"
 
+    reward_bench_type = "Generative RM"
+
     @classmethod
     def presentation(cls, config: JudgeConfig) -> Presentation:
         return Presentation(config.protocol, config.permutations or "single")
+
+    @classmethod
+    def capabilities(cls, config: JudgeConfig) -> Capabilities:
+        if config.backend == "openai":  # `path` names the model on a server: nothing is loaded here
+            return Capabilities(backend="openai")
+        return config.weights_capabilities("vllm", config.tensor_parallel_size)
 
     @classmethod
     def cache_key(cls, config: JudgeConfig, request: Request) -> str | None:
@@ -251,6 +258,7 @@ def _shows_images(config: JudgeConfig, generator: Generator, name: str) -> bool:
 
 
 def _make_generator(config: JudgeConfig, ctx: ActorContext, name: str) -> Generator:
+    # late: the backends import httpx / torch / vLLM, which `import rmorch.actors` must not
     if config.backend == "openai":
         from rmorch.actors.backends.openai_http import OpenAIChatBackend
 

@@ -16,38 +16,34 @@ chat template and truncated to `max_length` from the left.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from rmorch.actors import register_kind
-from rmorch.actors.backends.text import encode
-from rmorch.actors.base import ActorContext, CompareRequest, InferenceSettings, ModelKind, Presentation, ScoreOutcome
+from rmorch.actors.backends.text import encode, token_budget_batches
+from rmorch.actors.base import (
+    ActorContext, Capabilities, CompareRequest, InferenceSettings, ModelKind, Presentation, ScoreOutcome,
+)
+from rmorch.actors.config import BatchingConfig, WeightsConfig
 from rmorch.actors.judge_prompts import fill, render_question
 from rmorch.core.errors import SpecError
-from rmorch.orchestrator.spec.parse import NOT_SCORING
 
 PAIRRM_TEMPLATE = "<|source|>{{prompt}}<|candidate1|>{{response_a}}<|candidate2|>{{response_b}}"
 
 
-@dataclass(frozen=True)
-class PreferenceConfig:
-    path: str  # a sequence-classification cross-encoder (one output: the first response is better)
+@dataclass(frozen=True, kw_only=True)
+class PreferenceConfig(WeightsConfig, BatchingConfig):
+    # path: a sequence-classification cross-encoder (one output: the first response is better)
     pair_template: str = PAIRRM_TEMPLATE
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     max_length: int = 2048
     max_text_tokens: int = 1024  # per text (prompt and each response) before the pair is assembled
-    batch_tokens: int = 8192
-    trust_remote_code: bool = False
-    allow_pickle: bool = field(default=False, metadata=NOT_SCORING)  # load pickle weights (.bin/.pt/...) too; default: safetensors only
-    revision: str | None = None
     truncation_side: Literal["left", "right"] = "left"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for p in ("{{prompt}}", "{{response_a}}", "{{response_b}}"):
             if p not in self.pair_template:
                 raise SpecError("pair_template", f"must contain {p}")
-        if self.batch_tokens < self.max_length:
-            raise SpecError("batch_tokens", f"must be >= max_length ({self.max_length})")
 
 
 @register_kind
@@ -60,8 +56,13 @@ class Preference(ModelKind):
     def presentation(cls, config: PreferenceConfig) -> Presentation:
         return Presentation("pairwise", "single")  # both orders are scored inside each request
 
+    @classmethod
+    def capabilities(cls, config: PreferenceConfig) -> Capabilities:
+        return config.weights_capabilities("transformers")
+
     def __init__(self, config: PreferenceConfig, ctx: ActorContext, name: str):
         super().__init__(config, ctx, name)
+        # late: the backend imports torch, which `import rmorch.actors` must not
         from rmorch.actors.backends.hf import TransformersClassifier
 
         self.backend = TransformersClassifier(config, ctx, name, chat=False)  # the pair text is not a chat
@@ -104,9 +105,7 @@ class Preference(ModelKind):
         return out
 
     def _forward_sorted(self, seqs: list[list[int]]) -> list[float]:
-        import torch
-
-        from rmorch.actors.backends.text import token_budget_batches
+        import torch  # late: loaded with the model
 
         values = [0.0] * len(seqs)
         with torch.inference_mode():

@@ -25,7 +25,7 @@ from rmorch.actors import get_kind
 from rmorch.actors.base import ActorContext, CompareRequest, InferenceSettings, Presentation, Request, ScoreOutcome, ScoreRequest
 from rmorch.core.permutations import item_orders
 from rmorch.core.schema import results_table
-from rmorch.orchestrator.spec.parse import ModelSpec
+from rmorch.core.model_spec import ModelSpec
 
 
 MEMO_ENTRIES = 200_000  # outcomes a replica remembers for reuse (then it starts afresh)

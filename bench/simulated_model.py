@@ -17,14 +17,14 @@ import time
 from dataclasses import dataclass
 
 from rmorch.actors import register_kind
-from rmorch.actors.base import ActorContext, InferenceSettings, ModelKind, Request, ScoreOutcome, ScoreRequest
+from rmorch.actors.base import ActorContext, Capabilities, InferenceSettings, ModelKind, Request, ScoreOutcome, ScoreRequest
 from rmorch.orchestrator.plan.costs import CHARS_PER_TOKEN
 
 
 @dataclass(frozen=True)
 class SimulatedConfig:
     size_b: float = 1.0  # billions of parameters: scoring time grows with it (the spec key params_b is the
-    # scheduler's hint for real models; this kind reports its size itself, through param_count)
+    # scheduler's hint for real models; this kind reports its size itself, through its capabilities)
     tensor_parallel_size: int = 1  # GPUs per replica (the scheduler makes a STRICT_PACK placement group above 1)
     load_seconds: float = 1.0
     seconds_per_token_b: float = 1e-6  # seconds per (token x billion parameters) on one GPU
@@ -47,8 +47,8 @@ class Simulated(ModelKind):
     description = "benchmark stand-in: sleeps in proportion to tokens x parameters"
 
     @classmethod
-    def param_count(cls, config: SimulatedConfig) -> float:
-        return config.size_b * 1e9
+    def capabilities(cls, config: SimulatedConfig) -> Capabilities:
+        return Capabilities(tensor_parallel_size=config.tensor_parallel_size, param_count=config.size_b * 1e9)
 
     def __init__(self, config: SimulatedConfig, ctx: ActorContext, name: str):
         super().__init__(config, ctx, name)

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from rmorch.core.errors import UserError
+from rmorch.orchestrator.spec.sweep_spec import DEFAULT_RESAMPLES
 
 console = Console()
 err_console = Console(stderr=True)
@@ -65,7 +66,7 @@ def sweep(spec_file: str | None, suites: tuple[str, ...], models: tuple[str, ...
           dashboard_host: str, quiet: bool) -> None:
     """Run a sweep: every model of SPEC_FILE (or --model) on every suite (or --suite)."""
     from rmorch.orchestrator.progress import QuietDisplay, RichDisplay
-    from rmorch.orchestrator.report.compute import print_leaderboard
+    from rmorch.orchestrator.report.render import print_leaderboard
     from rmorch.orchestrator.spec.parse import load_spec, spec_from_dict
     from rmorch.orchestrator.sweep import RayOptions, run_sweep
 
@@ -133,7 +134,7 @@ def _model_option(value: str) -> dict[str, Any]:
 @click.argument("dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--out", "target", type=click.Path(file_okay=False),
               help="Where to write the report (required with several sweeps: their merge).")
-@click.option("--resamples", type=int, default=1000, show_default=True,
+@click.option("--resamples", type=int, default=DEFAULT_RESAMPLES, show_default=True,
               help="Bootstrap resamples for intervals and paired tests (0: official numbers only).")
 @click.option("--export-reward-bench", "export", is_flag=True,
               help="Also write each sweep's RewardBench results in the leaderboards' layout (OUT/export/reward-bench).")
@@ -142,7 +143,8 @@ def _model_option(value: str) -> dict[str, Any]:
 def report(dirs: tuple[str, ...], target: str | None, resamples: int, export: bool, org: str) -> None:
     """Print the leaderboard of one sweep's OUT, or of several merged, and write the report files: leaderboard.
     {json,csv,md}, stats.json, bon.json, plots/, report.html."""
-    from rmorch.orchestrator.report.compute import build_report, print_leaderboard, write_report
+    from rmorch.orchestrator.report.compute import build_report
+    from rmorch.orchestrator.report.render import print_leaderboard, write_report
 
     from rmorch.orchestrator.store.storage import is_uri
 

@@ -142,10 +142,12 @@ def start_policy(config: GenerateConfig) -> Generator:
     """The policy's vLLM engine (builtin names converted; a bad path fails here, naming the model). It loads
     safetensors weights only and never a checkpoint's own code: `rmorch generate` has no `allow_pickle` or
     `trust_remote_code` opt-in, so a directory that needs either is refused here (model_files.check_model_files)."""
+    # late: the backends import torch and vLLM, which `rmorch generate --help` does not need
     from rmorch.actors.backends.hf import local_model_dir
+    from rmorch.actors.backends.model_files import NoOptIns
     from rmorch.actors.backends.vllm_generate import VllmGenerator
 
-    path = local_model_dir(config.model, "policy", config)
+    path = local_model_dir(config.model, "policy", NoOptIns())
     return VllmGenerator(path, model_name="policy", dtype=config.dtype, max_model_len=config.max_model_len,
                          seed=config.seed)
 

@@ -14,18 +14,23 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from typing import Any
 
+import ray
 import yaml
+from ray._private import ray_constants
 
+from rmorch.actors import get_kind
 from rmorch.core.errors import UserError
 from rmorch.orchestrator.plan.items import spool_directory
 from rmorch.orchestrator.plan.units import LoadedSuite, WorkUnit, load_suite, make_units
 from rmorch.orchestrator.progress import Display, QuietDisplay
-from rmorch.orchestrator.report.compute import LeaderboardEntry, build_report, write_report
-from rmorch.orchestrator.schedule.scheduler import RunStats
+from rmorch.orchestrator.report.compute import LeaderboardEntry, build_report
+from rmorch.orchestrator.report.render import write_report
+from rmorch.orchestrator.schedule.scheduler import RunStats, Scheduler, gpus_per_replica, tensor_parallel_size
 from rmorch.orchestrator.plan.score_cache import ScoreCache
-from rmorch.orchestrator.spec.parse import SweepSpec
+from rmorch.orchestrator.spec.sweep_spec import SweepSpec
 from rmorch.orchestrator.store.status import new_run_id, write_plan
 from rmorch.orchestrator.store.results import ResultStore
+from rmorch.orchestrator.store.run_record import LastRun, ModelRecord, RunRecord, UnreadableRunRecord, read_run, write_run
 
 log = logging.getLogger(__name__)
 
@@ -75,32 +80,31 @@ def run_sweep(spec: SweepSpec, ray_options: RayOptions | None = None, display: D
         stats = RunStats()
         if pending:
             stats = _schedule(spec, suites, units, pending, store, display, ray_options or RayOptions(), run, cache)
-    run["last_run"] = {
-        "units_planned": len(units),
-        "units_skipped": len(units) - len(pending),
-        "units_computed": len(stats.computed),
-        "units_from_cache": n_pending - len(pending),  # answered whole by earlier results (score_cache)
-        "requests_from_cache": cache.reused_requests,
-        "loads": stats.loads,
-        "engine_starts": stats.engine_starts,
-        "processes_started": stats.processes_started,  # replica processes created
-        "reloads": stats.reloads,  # replicas that loaded their model in a finished replica's process
-        "replicas": stats.replicas,
-        "load_seconds": stats.load_seconds,
-        "model_seconds": stats.model_seconds,
-        "model_wall_seconds": stats.model_wall_seconds,  # first replica requested -> last released
-        "makespan_seconds": stats.makespan_seconds,  # first replica requested -> last released, all models
-        "gpus": stats.gpus,
-        "gpu_seconds": stats.gpu_seconds,  # total, working, loading, held
-        "gpu_idle_fraction": stats.gpu_idle_fraction,  # GPU-seconds without a working replica / total
-        "failed_models": stats.failed_models,
-        "retries": stats.retries,
-        "error_rows": stats.error_rows,
-        # stopped early by max_error_rate: {max_error_rate, rows, error_rows, models: [...]}; else null
-        "stopped": asdict(stats.stopped) if stats.stopped is not None else None,
-        "seconds": time.perf_counter() - t0,
-    }
-    store.write_json("run.json", run)
+    run.last_run = LastRun(
+        units_planned=len(units),
+        units_skipped=len(units) - len(pending),
+        units_computed=len(stats.computed),
+        units_from_cache=n_pending - len(pending),
+        requests_from_cache=cache.reused_requests,
+        loads=stats.loads,
+        engine_starts=stats.engine_starts,
+        processes_started=stats.processes_started,
+        reloads=stats.reloads,
+        replicas=stats.replicas,
+        load_seconds=stats.load_seconds,
+        model_seconds=stats.model_seconds,
+        model_wall_seconds=stats.model_wall_seconds,
+        makespan_seconds=stats.makespan_seconds,
+        gpus=stats.gpus,
+        gpu_seconds=stats.gpu_seconds,
+        gpu_idle_fraction=stats.gpu_idle_fraction,
+        failed_models=stats.failed_models,
+        retries=stats.retries,
+        error_rows=stats.error_rows,
+        stopped=asdict(stats.stopped) if stats.stopped is not None else None,
+        seconds=time.perf_counter() - t0,
+    )
+    write_run(store, run)
     del suites, cache  # the report reads what it needs back from the store
     report = build_report([spec.out], resamples=spec.resamples)
     write_report(spec.out, report)
@@ -108,12 +112,8 @@ def run_sweep(spec: SweepSpec, ray_options: RayOptions | None = None, display: D
 
 
 def _schedule(spec: SweepSpec, suites: list[LoadedSuite], units: list[WorkUnit], pending: list[WorkUnit],
-              store: ResultStore, display: Display, ray_options: RayOptions, run: dict[str, Any],
+              store: ResultStore, display: Display, ray_options: RayOptions, run: RunRecord,
               cache: ScoreCache) -> RunStats:
-    import ray
-
-    from rmorch.orchestrator.schedule.scheduler import Scheduler
-
     started_here = False
     dashboard = None
     if not ray.is_initialized():
@@ -121,7 +121,7 @@ def _schedule(spec: SweepSpec, suites: list[LoadedSuite], units: list[WorkUnit],
         started_here = True
     try:
         _check_resources(spec, autoscaling=bool(ray_options.address or os.environ.get("RAY_ADDRESS")))
-        run["hardware"] = _hardware()
+        run.hardware = _hardware()
         totals: dict[tuple[str, str], list[int]] = {}
         pending_keys = {u.key for u in pending}
         for u in units:
@@ -152,9 +152,6 @@ def _init_ray(opts: RayOptions) -> str | None:
     """Join `opts.address` (or RAY_ADDRESS), else start a local instance that listens on 127.0.0.1 only: the
     GCS, raylet, workers, agents and metrics servers; the dashboard only if asked for, on `dashboard_host`.
     Returns the dashboard's URL if one was started."""
-    import ray
-    from ray._private import ray_constants
-
     address = opts.address or os.environ.get("RAY_ADDRESS")
     common: dict[str, Any] = {"log_to_driver": False, "logging_level": "ERROR", "configure_logging": True}
     if address:
@@ -191,10 +188,6 @@ def _init_ray(opts: RayOptions) -> str | None:
 def _check_resources(spec: SweepSpec, autoscaling: bool = False) -> None:
     """A replica that no node can hold would wait forever: refuse it up front on a local instance. On a joined
     cluster (`--address`) an autoscaler may still add such nodes (KubeRay groups scaling from 0): warn instead."""
-    import ray
-
-    from rmorch.orchestrator.schedule.scheduler import gpus_per_replica, tensor_parallel_size
-
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     cluster_gpus = sum(n.get("GPU", 0) for n in nodes)
     for m in spec.models:
@@ -211,7 +204,7 @@ def _check_resources(spec: SweepSpec, autoscaling: bool = False) -> None:
 
 
 def _start_store(store: ResultStore, spec: SweepSpec, suites: list[LoadedSuite],
-                 units: list[WorkUnit]) -> tuple[set[str], dict[str, Any]]:
+                 units: list[WorkUnit]) -> tuple[set[str], RunRecord]:
     """Before anything is scheduled: the verified finished units (unusable files are reported and their units
     recomputed), then items, spec, plan (for `rmorch status`) and run metadata written to the store."""
     try:
@@ -220,17 +213,19 @@ def _start_store(store: ResultStore, spec: SweepSpec, suites: list[LoadedSuite],
             store.write_items_file(ls.name, ls.file.path)
         store.write_text("spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False, allow_unicode=True))
         run = _run_metadata(store, spec, suites)
-        run["store_problems"] = list(store.problems)  # files found unusable: their units are computed again
-        write_plan(store, run["run_id"], run["started"], units)
-        store.write_json("run.json", run)
+        write_plan(store, run.run_id, run.started, units)
+        write_run(store, run)
     except OSError as e:
         raise UserError(f"result store {spec.out}: {e}") from None
     return done, run
 
 
 def _check_model_paths(spec: SweepSpec) -> None:
+    """The main model of each entry exists where it names a local path (hub ids and builtin names are left to the
+    loaders)."""
     for m in spec.models:
-        path = getattr(m.config, "path", None)
+        weights = get_kind(m.kind).capabilities(m.config).weights
+        path = weights[0] if weights else None
         if not path or path.startswith("builtin:"):
             continue
         looks_local = path.startswith((".", "/", "~"))  # hub ids look like org/name
@@ -238,53 +233,46 @@ def _check_model_paths(spec: SweepSpec) -> None:
             raise UserError(f"model '{m.name}': path '{path}' does not exist")
 
 
-def _run_metadata(store: ResultStore, spec: SweepSpec, suites: list[LoadedSuite]) -> dict[str, Any]:
+def _run_metadata(store: ResultStore, spec: SweepSpec, suites: list[LoadedSuite]) -> RunRecord:
     previous = _previous_run(store)
-    models = dict(previous.get("models", {}))
+    models = dict(previous.models)
     for m in spec.models:  # merged over runs: the latest settings of each model name win
-        models[m.name] = {"kind": m.kind, "settings_hash": m.settings_hash, "settings": m.settings(),
-                          "resources": asdict(m.resources)}
-    suite_names = list(previous.get("suites", []))
-    suite_kinds = dict(previous.get("suite_kinds", {}))
+        models[m.name] = ModelRecord(kind=m.kind, settings_hash=m.settings_hash, settings=m.settings(),
+                                     resources=asdict(m.resources))
+    suite_names = list(previous.suites)
+    suite_kinds = dict(previous.suite_kinds)
     for ls in suites:
         if ls.name not in suite_names:
             suite_names.append(ls.name)
         if ls.spec.kind:
             suite_kinds[ls.name] = ls.spec.kind
-    return {
-        "rmorch_version": _version("rmorch"),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "hardware": _hardware(),
-        "versions": {p: _version(p) for p in ("ray", "torch", "transformers", "pyarrow", "vllm")},
-        "seed": spec.seed,
-        "suites": suite_names,
-        "suite_kinds": suite_kinds,  # suites declared with a kind of their own ({name: my-prefs, kind: file})
-        "suite_versions": {ls.name: ls.suite.version for ls in suites},
-        "items": {ls.name: ls.num_rows for ls in suites},
-        "models": models,
-        "ensembles": {**previous.get("ensembles", {}), **{e.name: e.to_dict() for e in spec.ensembles}},
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "run_id": new_run_id(),  # plan.json carries the same id (rmorch.orchestrator.store.status)
-    }
+    return RunRecord(
+        rmorch_version=_version("rmorch"),
+        python=sys.version.split()[0],
+        platform=platform.platform(),
+        hardware=_hardware(),
+        versions={p: _version(p) for p in ("ray", "torch", "transformers", "pyarrow", "vllm")},
+        seed=spec.seed,
+        suites=suite_names,
+        suite_kinds=suite_kinds,
+        suite_versions={ls.name: ls.suite.version for ls in suites},
+        items={ls.name: ls.num_rows for ls in suites},
+        models=models,
+        ensembles={**previous.ensembles, **{e.name: e.to_dict() for e in spec.ensembles}},
+        started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        run_id=new_run_id(),
+        store_problems=list(store.problems),
+    )
 
 
-def _previous_run(store: ResultStore) -> dict[str, Any]:
-    """The last sweep's run.json (its models and suites are merged into this run's); an unreadable one is reported
+def _previous_run(store: ResultStore) -> RunRecord:
+    """The last sweep's record (its models and suites are merged into this run's); an unreadable one is reported
     and replaced, never fatal: the results themselves are in the manifest."""
-    if not store.exists("run.json"):
-        return {}
     try:
-        previous = store.read_json("run.json")
-    except (ValueError, UnicodeDecodeError) as e:
-        previous = None
-        reason = f"{type(e).__name__}: {e}"
-    else:
-        reason = "not a JSON object"
-    if isinstance(previous, dict):
-        return previous
-    log.warning("%s: unreadable run metadata (%s); writing it anew", store.path("run.json"), reason)
-    return {}
+        return read_run(store) or RunRecord()
+    except UnreadableRunRecord as e:
+        log.warning("%s: %s; writing it anew", e.path, e.reason.split(";")[0])
+        return RunRecord()
 
 
 def _hardware() -> dict[str, Any]:
@@ -298,8 +286,6 @@ def _hardware() -> dict[str, Any]:
     except (OSError, StopIteration, ValueError):
         pass
     try:
-        import ray
-
         if ray.is_initialized():
             res = ray.cluster_resources()
             info["cluster"] = {"nodes": len([n for n in ray.nodes() if n.get("Alive")]),

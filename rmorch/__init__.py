@@ -29,7 +29,7 @@ _EXPORTS = {
     "spec_from_dict": "rmorch.orchestrator.spec.parse",
     "SweepSpec": "rmorch.orchestrator.spec.parse",
     "build_report": "rmorch.orchestrator.report.compute",
-    "write_report": "rmorch.orchestrator.report.compute",
+    "write_report": "rmorch.orchestrator.report.render",
     "register_kind": "rmorch.actors",
     "get_kind": "rmorch.actors",
     "ModelKind": "rmorch.actors.base",

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from rmorch.actors import register_kind
 from rmorch.actors.base import InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
-from rmorch.orchestrator.spec.parse import NOT_SCORING
+from rmorch.core.model_spec import NOT_SCORING
 
 KIND = "test-faulty"
 

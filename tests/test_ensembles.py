@@ -11,7 +11,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from rmorch.orchestrator.report.ensembles import EnsembleSpec, combine, ensemble_results
+from rmorch.orchestrator.report.ensembles import combine, ensemble_results
+from rmorch.orchestrator.spec.sweep_spec import EnsembleSpec
 from rmorch.core.schema import items_table, results_table
 from rmorch.orchestrator.spec.parse import spec_from_dict
 from rmorch.orchestrator.sweep import run_sweep

@@ -17,9 +17,10 @@ import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from rmorch.orchestrator.spec import parse as spec_module
 from rmorch.core.errors import SpecError, UserError
-from rmorch.orchestrator.spec.parse import SweepSpec, load_spec, spec_from_dict
+from rmorch.orchestrator.spec.parse import load_spec, spec_from_dict
+from rmorch.orchestrator.spec.sweep_spec import TOP_KEYS as SPEC_TOP_KEYS
+from rmorch.orchestrator.spec.sweep_spec import SweepSpec
 from tests.fuzz_strategies import fuzz, hostile_text, json_value
 
 PUBLISHED = Path(__file__).resolve().parent / "fixtures" / "userfile" / "chosen_rejected.jsonl"  # any existing file
@@ -63,12 +64,10 @@ def base_doc() -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def _restore_suite_registry():
     """`kind: file` entries register their name as a suite: keep the registry as it was for the other tests."""
-    import rmorch.suites as suites
+    from rmorch.suites import SUITES
 
-    saved = dict(suites._REGISTRY)
-    yield
-    suites._REGISTRY.clear()
-    suites._REGISTRY.update(saved)
+    with SUITES.scoped():
+        yield
 
 
 def outcome(doc: Any) -> SweepSpec | SpecError:
@@ -86,7 +85,7 @@ def test_the_base_spec_is_valid() -> None:
 
 # ---- random documents ------------------------------------------------------------------------------------------
 
-TOP_KEYS = sorted(spec_module._TOP_KEYS)
+TOP_KEYS = sorted(SPEC_TOP_KEYS)
 
 
 @fuzz(300)
@@ -107,8 +106,8 @@ def test_random_documents(doc: Any) -> None:
 def known_keys() -> list[tuple[str, int | None, str]]:
     """(section, entry index or None for top-level keys, key) for every key the base spec could hold."""
     from rmorch.actors import get_kind
-    from rmorch.orchestrator.report.ensembles import EnsembleSpec
-    from rmorch.orchestrator.spec.parse import ResourceSpec, SuiteSpec
+    from rmorch.core.model_spec import ResourceSpec
+    from rmorch.orchestrator.spec.sweep_spec import EnsembleSpec, SuiteSpec
     from rmorch.suites import get_suite_class
 
     doc = base_doc()

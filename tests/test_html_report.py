@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from rmorch.orchestrator.report.html import ReportInputs, guarded, read_report_inputs, render_html, write_html_report
+from rmorch.orchestrator.store.run_record import RunRecord
 from tests.chromium import Chromium
 
 HOSTILE = "<script>alert(1)</script>"
@@ -179,7 +180,8 @@ def test_values_of_the_wrong_shape_do_not_crash() -> None:
               "rank": "one", "judge": {"position_win_rates": None, "official": float("nan")},
               "length_bias": {"longer_correct": None}}]
     page = render_html(ReportInputs(title="t", leaderboard=weird, bon=[{"k": None}],
-                                    stats={"correlations": [{"pearson": 1}], "paired": "x"}, run={"models": []}))
+                                    stats={"correlations": [{"pearson": 1}], "paired": "x"},
+                                    run=RunRecord.from_json({"models": []})))
     assert "could not be drawn" not in page
 
 

@@ -18,7 +18,8 @@ import pyarrow.compute as pc
 import pytest
 from rich.console import Console
 
-from rmorch.orchestrator.report.compute import build_leaderboard, print_leaderboard, score_entry, write_leaderboard
+from rmorch.orchestrator.report.compute import build_leaderboard, score_entry
+from rmorch.orchestrator.report.render import print_leaderboard, write_leaderboard
 from rmorch.core.schema import results_table
 from rmorch.orchestrator.store.results import ManifestEntry, ResultStore
 from rmorch.suites import get_suite_class

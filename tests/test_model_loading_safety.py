@@ -221,9 +221,10 @@ def test_transformers_loaders_refuse_pickle_by_flag_alone(kind, pickle_classifie
     `use_safetensors=True` still makes transformers refuse pytorch_model.bin."""
     import rmorch.actors.backends.hf as hf
     import rmorch.actors.backends.model_files as model_files
+    import rmorch.actors.gpm as gpm
 
-    monkeypatch.setattr(hf, "check_model_files", lambda *a: None)
-    monkeypatch.setattr(model_files, "check_model_files", lambda *a: None)
+    for module in (hf, model_files, gpm):  # every module that calls the check
+        monkeypatch.setattr(module, "check_model_files", lambda *a: None)
     with pytest.raises(UserError, match=r"model 'pk': cannot load .*no file named model.safetensors"):
         _kinds(pickle_classifier, pickle_lm, lm)[kind]()
     assert safetensors_only(ClassifierConfig(path="x")) is True

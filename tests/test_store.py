@@ -152,6 +152,7 @@ def _filled(root: str, rewardbench_file) -> ResultStore:
     from rmorch.orchestrator.plan.units import load_suite, make_units
     from rmorch.orchestrator.spec.parse import spec_from_dict
     from rmorch.orchestrator.store.status import write_plan
+    from rmorch.orchestrator.store.run_record import LastRun, write_run
     from rmorch.orchestrator.sweep import _run_metadata
 
     spec = spec_from_dict({"out": root, "shard_size": 16, "resamples": 0, "models": ["length"],
@@ -163,19 +164,21 @@ def _filled(root: str, rewardbench_file) -> ResultStore:
     store.write_items("rewardbench", items)
     run = _run_metadata(store, spec, suites)
     units = make_units(spec, suites)
-    write_plan(store, run["run_id"], run["started"], units)
+    write_plan(store, run.run_id, run.started, units)
     worker = ModelWorker(spec.models[0], spec.seed)
     for u in units:
         result = worker.score_shard(ShardTask(u.key, u.model, u.suite, u.start, u.stop),
                                     items.slice(u.start, u.stop - u.start))
         store.write_unit(ManifestEntry(u.key, u.model, u.suite, u.shard, ResultStore.unit_file(u.model, u.suite, u.key),
                                        result.table.num_rows, result.n_errors, result.seconds), result.table)
-    store.write_json("run.json", {**run, "last_run": {"failed_models": {}}})
+    run.last_run = LastRun()
+    write_run(store, run)
     return store
 
 
 def test_reports_status_and_merges_on_uri_stores(rewardbench_file) -> None:
-    from rmorch.orchestrator.report.compute import build_report, write_report
+    from rmorch.orchestrator.report.compute import build_report
+    from rmorch.orchestrator.report.render import write_report
     from rmorch.orchestrator.store.status import read_status
 
     unique = uuid.uuid4().hex[:8]

@@ -14,7 +14,8 @@ from typing import Any
 import torch
 
 from rmorch.actors.backends.builtin import resolve_model_path
-from rmorch.actors.backends.model_files import check_model_files, safetensors_only
+from rmorch.actors.backends.model_files import LoadOptIns, check_model_files, safetensors_only
+from rmorch.actors.config import WeightsConfig
 from rmorch.actors.backends.text import Encoded, encode_request, setup_chat_template, width_batches
 from rmorch.actors.base import ActorContext, ScoreOutcome, ScoreRequest
 from rmorch.core.errors import UserError
@@ -47,13 +48,13 @@ def offline_hint(path: str) -> str:
     return " (not a local directory: it was taken as a hub id; offline, give a local path or builtin:NAME)"
 
 
-def local_model_path(config: Any, model_name: str) -> str:
+def local_model_path(config: WeightsConfig, model_name: str) -> str:
     """The directory of `config.path` (builtin names converted), refusing a local directory that is not a model or
     whose files the spec does not allow (model_files.check_model_files)."""
     return local_model_dir(config.path, model_name, config)
 
 
-def local_model_dir(path: str, model_name: str, config: Any = None) -> str:
+def local_model_dir(path: str, model_name: str, config: LoadOptIns | None = None) -> str:
     """A model path or hub id, builtin names converted, refusing a local directory that is not a model. With the
     model's `config`, also the file checks (pickle weights without `allow_pickle`, custom code without
     `trust_remote_code`) of model_files.check_model_files; callers without it must run those themselves."""

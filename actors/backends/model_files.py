@@ -6,7 +6,7 @@ Two things in a model's files can run code on the machine that loads them:
 - custom model code: a `config.json` with `auto_map` names Python files of the checkpoint that transformers (and
   vLLM) would import. They run only when the model's spec sets `trust_remote_code: true`, and then with a warning.
 
-`check_model_files(path, config, model_name)` runs both checks on a local directory, before anything reads its
+`check_model_files(path, config, model_name)` (config: the model's `WeightsConfig`, whose keys opt in) runs both checks on a local directory, before anything reads its
 weights, and raises a UserError naming the model, the files and the key that opts in. A hub id cannot be looked at
 here (no network at check time); for hub ids the loaders' own flags do the work instead: transformers gets
 `use_safetensors=True` (`safetensors_only`) and `trust_remote_code` as set, vLLM gets `load_format="safetensors"`
@@ -20,7 +20,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from rmorch.core.errors import UserError
 
@@ -35,20 +36,33 @@ _pickle_allowed: dict[str, bool] = {}
 _warned: set[tuple[str, str]] = set()  # (model, path) warned about custom code: once per process
 
 
-def allows_pickle(config: Any) -> bool:
-    """The spec's `allow_pickle` (False for configs without the key)."""
-    return bool(getattr(config, "allow_pickle", False))
+class LoadOptIns(Protocol):
+    """What a model's spec allows its files to do. Every kind's `WeightsConfig` (rmorch.actors.config) is one."""
+
+    @property
+    def allow_pickle(self) -> bool: ...
+
+    @property
+    def trust_remote_code(self) -> bool: ...
+
+    def adapter_paths(self) -> tuple[str, ...]: ...
 
 
-def trusts_remote_code(config: Any) -> bool:
-    """The spec's `trust_remote_code` (False for configs without the key)."""
-    return bool(getattr(config, "trust_remote_code", False))
+@dataclass(frozen=True)
+class NoOptIns:
+    """Safetensors only, no custom code, no adapters (`rmorch generate`, which has no opt-in keys)."""
+
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+
+    def adapter_paths(self) -> tuple[str, ...]:
+        return ()
 
 
-def safetensors_only(config: Any) -> bool | None:
+def safetensors_only(config: LoadOptIns) -> bool | None:
     """transformers' `use_safetensors`: True (refuse pickle weights) unless the spec allows pickle, then None
     (transformers' default: safetensors first, else pickle)."""
-    return None if allows_pickle(config) else True
+    return None if config.allow_pickle else True
 
 
 def vllm_load_format(path: str) -> str:
@@ -57,12 +71,12 @@ def vllm_load_format(path: str) -> str:
     return "auto" if _pickle_allowed.get(_key(path), False) else "safetensors"
 
 
-def check_model_files(path: str, config: Any, model_name: str) -> None:
+def check_model_files(path: str, config: LoadOptIns, model_name: str) -> None:
     """Refuse a local model directory (`path`, builtin names already resolved) whose weights are only pickle files
     unless `config.allow_pickle`, or whose config.json asks for custom code unless `config.trust_remote_code`;
-    warn (once per model and path) when custom code is allowed and asked for. A LoRA adapter (`config.lora`) is checked for pickle weights
-    too. Hub ids are left to the loaders' flags (see the module docstring). Call it before anything loads weights."""
-    allow_pickle, trust = allows_pickle(config), trusts_remote_code(config)
+    warn (once per model and path) when custom code is allowed and asked for. Adapters (`config.adapter_paths()`,
+    a judge's LoRA) are checked for pickle weights too. Hub ids are left to the loaders' flags (see the module docstring). Call it before anything loads weights."""
+    allow_pickle, trust = config.allow_pickle, config.trust_remote_code
     _pickle_allowed[_key(path)] = allow_pickle
     if not os.path.isdir(path):
         if trust:
@@ -72,9 +86,9 @@ def check_model_files(path: str, config: Any, model_name: str) -> None:
     if not allow_pickle:
         _refuse_pickle_only(path, model_name)
         _refuse_explicit_pickle_file(path, model_name)
-        lora = getattr(config, "lora", None)
-        if isinstance(lora, str) and os.path.isdir(lora):
-            _refuse_pickle_only(lora, model_name, what="LoRA adapter")
+        for adapter in config.adapter_paths():
+            if os.path.isdir(adapter):
+                _refuse_pickle_only(adapter, model_name, what="LoRA adapter")
     classes = custom_code_classes(_config_json(path))
     if classes and not trust:
         raise UserError(

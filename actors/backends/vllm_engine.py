@@ -23,6 +23,8 @@ import os
 from typing import Any, Iterator
 
 from rmorch.core.errors import UserError
+from rmorch.actors.backends.hf import offline_hint, resolve_dtype
+from rmorch.actors.backends.model_files import vllm_load_format
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +65,6 @@ def start_engine(model_name: str, path: str, *, dtype: str, tensor_parallel_size
     bf16 on CPUs that compute it natively, else fp32 (vLLM's own "auto" on GPUs). Weights load as safetensors only
     (`load_format="safetensors"`, also for hub ids) unless the model's spec allows pickle (`allow_pickle: true`,
     recorded by model_files.check_model_files, which the callers run on `path` first)."""
-    from rmorch.actors.backends.hf import offline_hint, resolve_dtype
-    from rmorch.actors.backends.model_files import vllm_load_format
 
     global _engine_starts
     cpu = on_cpu()

@@ -43,6 +43,7 @@ from rmorch.actors.backends.generation import Generation, Message, SamplingConfi
 from rmorch.actors.backends.text import encode, render, setup_chat_template
 from rmorch.actors.backends.vllm_engine import engine_dtype, shutdown, start_engine
 from rmorch.core.errors import UserError
+from rmorch.actors.backends.hf import load_tokenizer, offline_hint
 
 if TYPE_CHECKING:
     from rmorch.actors.judge_prompts import ImageInput
@@ -83,7 +84,6 @@ class VllmGenerator:
                  distributed_executor_backend: str | None = None, enforce_eager: bool = False):
         from transformers import AutoConfig
 
-        from rmorch.actors.backends.hf import load_tokenizer, offline_hint
 
         self.llm: Any = None
         self.model_name = model_name

@@ -26,6 +26,8 @@ from rmorch.actors.backends.hf_logprobs import ResponseTokens, TransformersLogpr
 from rmorch.actors.backends.vllm_engine import engine_dtype, shutdown, start_engine
 from rmorch.actors.base import ActorContext
 from rmorch.core.errors import UserError
+from rmorch.actors.backends.hf import load_tokenizer, local_model_dir, offline_hint
+from rmorch.actors.backends.text import setup_chat_template
 
 
 class VllmLogprobs:
@@ -37,8 +39,6 @@ class VllmLogprobs:
                  gpu_memory_utilization: float = 0.9):
         from transformers import AutoConfig
 
-        from rmorch.actors.backends.hf import load_tokenizer, local_model_dir, offline_hint
-        from rmorch.actors.backends.text import setup_chat_template
 
         self.llm: Any = None
         self.config = config

@@ -27,6 +27,7 @@ from rmorch.actors.backends.text import Encoded, encode_request, setup_chat_temp
 from rmorch.actors.backends.vllm_engine import engine_dtype, shutdown, start_engine
 from rmorch.actors.base import ActorContext, ScoreOutcome, ScoreRequest
 from rmorch.core.errors import UserError
+from rmorch.actors.backends.hf import load_tokenizer, local_model_path, offline_hint
 
 
 PROB_EPS = 1e-12
@@ -44,7 +45,6 @@ class VllmClassifier:
     def __init__(self, config: Any, ctx: ActorContext, model_name: str, activation: bool = False):
         from transformers import AutoConfig
 
-        from rmorch.actors.backends.hf import load_tokenizer, local_model_path, offline_hint
 
         self.config = config
         self.activation = activation

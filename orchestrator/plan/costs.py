@@ -1,9 +1,9 @@
 """How long work will take: the scheduler's cost model.
 
 A unit's cost is `tokens x params` (tokens estimated as characters / 4, params in billions): the compute a
-transformer spends on it, up to a constant. The size hint of a model comes, in order, from its own config when the
-kind can say (`param_count(config)` on the kind class), from the `config.json` of a local model directory, from the
-spec's `params_b`, else from a default by kind (baselines cost next to nothing).
+transformer spends on it, up to a constant. The size hint of a model comes, in order, from its kind when it knows
+(`Capabilities.param_count`), from the `config.json` of its local model directory (`Capabilities.weights`, the main
+model), from the spec's `params_b`, else from a default by kind (baselines cost next to nothing).
 
 Seconds come from measurement as the sweep runs: per model, scoring seconds per cost unit over its finished units
 (one replica); a model with nothing finished yet borrows the pooled GPU-seconds per cost unit of all finished units,
@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass, field
 
 from rmorch.actors import get_kind
-from rmorch.orchestrator.spec.parse import ModelSpec
+from rmorch.core.model_spec import ModelSpec
 
 CHARS_PER_TOKEN = 4.0
 DEFAULT_PARAMS_B = 7.0  # a typical reward model or judge, when nothing else says
@@ -30,14 +30,11 @@ RECENT_LOADS = 5
 def param_hint_b(spec: ModelSpec) -> float:
     """The model's size in billions of parameters, as well as the driver can tell without loading it."""
     kind = get_kind(spec.kind)
-    from_kind = getattr(kind, "param_count", None)
-    if callable(from_kind):
-        n = from_kind(spec.config)
-        if n:
-            return float(n) / 1e9
-    path = getattr(spec.config, "path", None)
-    if isinstance(path, str):
-        n = params_from_config_json(os.path.expanduser(path))
+    caps = kind.capabilities(spec.config)
+    if caps.param_count:
+        return float(caps.param_count) / 1e9
+    if caps.weights:
+        n = params_from_config_json(os.path.expanduser(caps.weights[0]))
         if n:
             return n / 1e9
     if spec.resources.params_b is not None:

@@ -23,11 +23,12 @@ import pyarrow.compute as pc
 
 from rmorch.actors import get_kind
 from rmorch.actors.base import InferenceSettings, ScoreOutcome
-from rmorch.actors.worker import ShardTask, result_rows, shard_requests
+from rmorch.actors.worker import result_rows, shard_requests
 from rmorch.orchestrator.plan.items import ItemFile, item_rows
 from rmorch.orchestrator.plan.units import WorkUnit
-from rmorch.orchestrator.spec.parse import ModelSpec, SweepSpec
-from rmorch.orchestrator.store.results import ManifestEntry, ResultStore
+from rmorch.core.model_spec import ModelSpec
+from rmorch.orchestrator.spec.sweep_spec import SweepSpec
+from rmorch.orchestrator.store.results import ResultStore
 
 OUTCOME_COLUMNS = ["content_key", "score", "scores", "verdict", "order", "raw_output", "parsed", "n_tokens",
                    "truncated", "backend", "dtype", "max_length", "truncation_side", "chat_template"]
@@ -85,7 +86,7 @@ class ScoreCache:
             if not kind.cacheable:
                 left.append(unit)
                 continue
-            task = unit_task(unit, self.seed)
+            task = unit.task(self.seed)
             shard = item_rows(items[unit.suite], unit.start, unit.stop)
             reqs = shard_requests(shard, kind.presentation(model.config), task)
             keys = [kind.cache_key(model.config, r) for r in reqs]
@@ -94,7 +95,7 @@ class ScoreCache:
                 outcomes = [known[k] for k in keys]  # type: ignore[index]
                 table = result_rows(task, shard, reqs, outcomes, self.settings[unit.model], model.settings_hash,
                                     keys, [True] * len(reqs))
-                store.write_unit(unit_entry(unit, table, n_errors=0, seconds=0.0), table)
+                store.write_unit(unit.manifest_entry(table, n_errors=0, seconds=0.0), table)
                 self.reused_requests += len(reqs)
             else:
                 self.unit_keys[unit.key] = keys
@@ -107,19 +108,6 @@ class ScoreCache:
         if not known:
             return {}
         return {k: known[k] for k in self.unit_keys.get(unit.key, ()) if k is not None and k in known}
-
-
-def unit_task(unit: WorkUnit, seed: int) -> ShardTask:
-    """What a replica is sent to compute `unit`."""
-    return ShardTask(unit.key, unit.model, unit.suite, unit.start, unit.stop, unit.permutation, unit.rated_subsets,
-                     seed)
-
-
-def unit_entry(unit: WorkUnit, table: pa.Table, n_errors: int, seconds: float) -> ManifestEntry:
-    """The manifest entry of a finished unit (the store adds the file's size and hash)."""
-    return ManifestEntry(key=unit.key, model=unit.model, suite=unit.suite, shard=unit.shard,
-                         file=ResultStore.unit_file(unit.model, unit.suite, unit.key), n_rows=table.num_rows,
-                         n_errors=n_errors, seconds=seconds)
 
 
 def _outcome(row: dict) -> ScoreOutcome:

@@ -21,11 +21,16 @@ import pyarrow as pa
 
 from rmorch.actors import get_kind
 from rmorch.actors.base import Presentation
+from rmorch.actors.worker import ShardTask
 from rmorch.orchestrator.plan.costs import CHARS_PER_TOKEN, param_hint_b
 from rmorch.core.errors import SpecError
 from rmorch.orchestrator.plan.items import ItemFile, narrow_columns, spool_directory
 from rmorch.core.permutations import Permutations
-from rmorch.orchestrator.spec.parse import ModelSpec, SuiteSpec, SweepSpec, stable_hash, suite_class
+from rmorch.core.hashing import stable_hash
+from rmorch.core.model_spec import ModelSpec
+from rmorch.orchestrator.spec.parse import suite_class
+from rmorch.orchestrator.spec.sweep_spec import SuiteSpec, SweepSpec
+from rmorch.orchestrator.store.results import ManifestEntry, ResultStore
 from rmorch.suites import Suite
 
 
@@ -69,6 +74,17 @@ class WorkUnit:
     cost: float  # compute estimate: tokens x billions of parameters (rmorch.orchestrator.plan.costs)
     permutation: int = 0  # which presented order of each item (comparing judges); 0 otherwise
     rated_subsets: tuple[str, ...] = ()  # subsets the suite always has rated, never compared
+
+    def task(self, seed: int) -> ShardTask:
+        """What a replica is sent to compute this unit."""
+        return ShardTask(self.key, self.model, self.suite, self.start, self.stop, self.permutation,
+                         self.rated_subsets, seed)
+
+    def manifest_entry(self, table: pa.Table, n_errors: int, seconds: float) -> ManifestEntry:
+        """The manifest entry of this unit finished as `table` (the store adds the file's size and hash)."""
+        return ManifestEntry(key=self.key, model=self.model, suite=self.suite, shard=self.shard,
+                             file=ResultStore.unit_file(self.model, self.suite, self.key), n_rows=table.num_rows,
+                             n_errors=n_errors, seconds=seconds)
 
 
 def load_suite(spec: SuiteSpec, seed: int, spool: str | None = None) -> LoadedSuite:

@@ -1,5 +1,6 @@
 """Leaderboards from one or several stores: join results with items, call each suite's pure metric, add the
-statistics beside every number (rmorch.orchestrator.report.stats), best-of-N curves (rmorch.suites.bestofn), and write JSON/CSV/Markdown.
+statistics beside every number (rmorch.orchestrator.report.stats) and best-of-N curves (rmorch.suites.bestofn).
+Computing only: rmorch.orchestrator.report.render writes what is computed here (JSON/CSV/Markdown, plots, HTML).
 
 `OUT/leaderboard.json` is a list of {model, suite, score, sections, subsets, n_items, n_errors, n_missing} with
 scores as fractions in [0, 1]. n_errors counts items with at least one error row; n_missing counts items without
@@ -19,8 +20,7 @@ and a (model, suite) pair found in several takes the newest; a suite must have t
 
 from __future__ import annotations
 
-import csv
-import io
+import dataclasses
 import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -28,13 +28,12 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from rich.console import Console
-from rich.table import Table
-
 from rmorch.orchestrator.report import stats as st
 from rmorch.core.errors import UserError
 from rmorch.orchestrator.store.results import ResultStore
-from rmorch.orchestrator.report.ensembles import EnsembleSpec, ensemble_results
+from rmorch.orchestrator.store.run_record import RUN_FILE, LastRun, RunRecord, read_run
+from rmorch.orchestrator.report.ensembles import ensemble_results
+from rmorch.orchestrator.spec.sweep_spec import EnsembleSpec
 from rmorch.orchestrator.spec.parse import suite_class
 from rmorch.suites.bestofn import BonCurve, is_pool, pool_curve
 from rmorch.suites.judging import judge_metrics
@@ -69,7 +68,7 @@ class Report:
     entries: list[LeaderboardEntry]
     bon: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
-    run: dict[str, Any] = field(default_factory=dict)  # run.json of the source (merged over sources)
+    run: RunRecord = field(default_factory=RunRecord)  # run.json of the source (merged over sources)
 
 
 @dataclass
@@ -85,7 +84,7 @@ class _Scored:
 @dataclass
 class Source:
     store: ResultStore
-    run: dict[str, Any]
+    run: RunRecord
 
 
 def open_sources(dirs: list[str]) -> list[Source]:
@@ -93,40 +92,35 @@ def open_sources(dirs: list[str]) -> list[Source]:
     out: list[Source] = []
     for d in dirs:
         store = ResultStore(d)
-        if not store.exists("run.json"):
-            raise UserError(f"{d}: no run.json here; is this the `out` directory of a sweep?")
-        try:
-            run = store.read_json("run.json")
-        except (ValueError, UnicodeDecodeError) as e:
-            raise UserError(f"{store.path('run.json')}: unreadable run metadata ({e}); rerun the sweep (it "
-                            f"resumes from the results) to write it again") from None
-        if not isinstance(run, dict):
-            raise UserError(f"{store.path('run.json')}: not a JSON object; rerun the sweep to write it again")
-        if run.get("merged_from"):
-            out.extend(open_sources(run["merged_from"]))
+        run = read_run(store)
+        if run is None:
+            raise UserError(f"{d}: no {RUN_FILE} here; is this the `out` directory of a sweep?")
+        if run.merged_from:
+            out.extend(open_sources(run.merged_from))
         else:
             out.append(Source(store, run))
     seen: dict[str, Source] = {}
     for src in out:
         seen.setdefault(src.store.root, src)
-    return sorted(seen.values(), key=lambda s: s.run.get("started", ""))
+    return sorted(seen.values(), key=lambda s: s.run.started or "")
 
 
-def merged_run(sources: list[Source]) -> dict[str, Any]:
-    """One run.json view over the sources (newest wins per key); `merged_from` lists them when there are several."""
-    run: dict[str, Any] = {}
-    models: dict[str, Any] = {}
-    model_seconds: dict[str, float] = {}
-    suites: list[str] = []
-    for src in sources:
-        run.update({k: v for k, v in src.run.items() if k not in ("models", "suites")})
-        models.update(src.run.get("models", {}))
-        model_seconds.update(src.run.get("last_run", {}).get("model_seconds", {}))
-        suites.extend(s for s in src.run.get("suites", []) if s not in suites)
-    run["models"], run["suites"] = models, suites
-    if len(sources) > 1:
-        run["merged_from"] = [s.store.root for s in sources]
-        run.setdefault("last_run", {})["model_seconds"] = model_seconds
+def merged_run(sources: list[Source]) -> RunRecord:
+    """One record over the sources: per field the newest source that has it, models and suites of all (the newest
+    settings of a model win); `merged_from` lists the sources when there are several."""
+    if len(sources) == 1:
+        return sources[0].run
+    run = RunRecord()
+    for src in sources:  # oldest first: a newer value replaces an older one
+        for f in dataclasses.fields(RunRecord):
+            value = getattr(src.run, f.name)
+            if value is not None and f.name not in ("models", "suites"):
+                setattr(run, f.name, value)
+        run.models.update(src.run.models)
+        run.suites.extend(s for s in src.run.suites if s not in run.suites)
+    run.merged_from = [s.store.root for s in sources]
+    model_seconds = {m: t for s in sources if s.run.last_run for m, t in s.run.last_run.model_seconds.items()}
+    run.last_run = dataclasses.replace(run.last_run or LastRun(), model_seconds=model_seconds)
     return run
 
 
@@ -142,16 +136,16 @@ def build_report(dirs: list[str], resamples: int = st.DEFAULT_RESAMPLES, level: 
     """The report over one or several sweeps' OUT directories; the bootstrap is seeded by the (newest) run's seed."""
     sources = open_sources(dirs)
     run = merged_run(sources)
-    config = st.BootstrapConfig(resamples=resamples, level=level, seed=int(run.get("seed", 0) or 0))
+    config = st.BootstrapConfig(resamples=resamples, level=level, seed=run.seed or 0)
     report = Report(entries=[], run=run)
     paired: list[st.PairedResult] = []
     curves: dict[tuple[str, str], BonCurve] = {}
-    for suite_name in run["suites"]:
+    for suite_name in run.suites:
         used = _suite_sources(sources, suite_name)
         if not used:
             continue
         items = used[-1].store.read_scoring_items(suite_name)  # no texts: metrics never read them
-        suite = suite_class(suite_name, run.get("suite_kinds", {}).get(suite_name))()
+        suite = suite_class(suite_name, run.suite_kinds.get(suite_name))()
         scored = _score_suite(suite, suite_name, items, used, run)
         if not scored:
             continue
@@ -180,7 +174,7 @@ def build_report(dirs: list[str], resamples: int = st.DEFAULT_RESAMPLES, level: 
 
 def _suite_sources(sources: list[Source], suite_name: str) -> list[Source]:
     """The sources that scored this suite, checked to hold the same items."""
-    used = [s for s in sources if suite_name in s.run.get("suites", []) and s.store.has_items(suite_name)]
+    used = [s for s in sources if suite_name in s.run.suites and s.store.has_items(suite_name)]
     if len(used) > 1:
         first = used[0].store.read_items(suite_name)
         for other in used[1:]:
@@ -191,7 +185,7 @@ def _suite_sources(sources: list[Source], suite_name: str) -> list[Source]:
 
 
 def _score_suite(suite: Any, suite_name: str, items: pa.Table, used: list[Source],
-                 run: dict[str, Any]) -> dict[str, _Scored]:
+                 run: RunRecord) -> dict[str, _Scored]:
     """Every model's entry on one suite: the newest source with results for the model wins."""
     results_by_model: dict[str, pa.Table] = {}
     for src in used:
@@ -199,14 +193,14 @@ def _score_suite(suite: Any, suite_name: str, items: pa.Table, used: list[Source
         for entry in src.store.manifest():
             if entry.suite == suite_name:
                 by_pair[entry.model].append(entry)
-        for model, info in src.run.get("models", {}).items():
+        for model, info in src.run.models.items():
             if model not in by_pair:
                 continue
             results = src.store.read_results(by_pair[model], columns=RESULT_COLUMNS)
-            results = results.filter(pc.equal(results.column("settings_hash"), info["settings_hash"]))
+            results = results.filter(pc.equal(results.column("settings_hash"), info.settings_hash))
             results_by_model[model] = results
     scored = {m: _score(suite, m, items, r) for m, r in results_by_model.items()}
-    for name, data in run.get("ensembles", {}).items():
+    for name, data in run.ensembles.items():
         spec = EnsembleSpec(name, tuple(data["members"]), data["method"], data["penalty"])
         if all(m in results_by_model for m in spec.members):
             s = _score(suite, name, items, ensemble_results(spec, items, results_by_model, suite_name))
@@ -306,188 +300,3 @@ def _correlations(entries: list[LeaderboardEntry], curves: dict[tuple[str, str],
             out.append({"benchmark": bench, "pool": pool, "models": models, "accuracy": acc, "gain": gain,
                         **st.correlation(acc, gain, level)})
     return out
-
-
-# ---- outputs -----------------------------------------------------------------------------------------------
-
-
-def write_report(out: str, report: Report) -> list[str]:
-    """Everything a report is, under `out`: leaderboard.{json,csv,md}, bon.json, stats.json, plots/*.png,
-    report.html (and, for a merge of several sweeps, a run.json naming them). Returns the files written."""
-    from rmorch.orchestrator.report.html import REPORT_FILE, write_html_report
-    from rmorch.orchestrator.report.plots import bon_plot, correlation_plot, plot_name
-
-    store = ResultStore(out)
-    written = ["leaderboard.json", "leaderboard.csv", "leaderboard.md"]
-    write_leaderboard(store, report.entries)
-    by_pool: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for c in report.bon:
-        by_pool[c["suite"]].append(c)
-    for pool, curves in by_pool.items():
-        rel = f"plots/bon-{plot_name(pool)}.png"
-        store.write_atomic(rel, lambda tmp, pool=pool, curves=curves: bon_plot(pool, curves, tmp))
-        written.append(rel)
-    store.write_json("bon.json", _nan_to_none(report.bon))
-    written.append("bon.json")
-    if report.stats:
-        for corr in report.stats["correlations"]:
-            rel = f"plots/corr-{plot_name(corr['benchmark'], corr['pool'])}.png"
-            store.write_atomic(rel, lambda tmp, corr=corr: correlation_plot(corr, tmp))
-            corr["plot"] = rel
-            written.append(rel)
-        store.write_json("stats.json", _nan_to_none(report.stats))
-        written.append("stats.json")
-    if report.run.get("merged_from"):
-        store.write_json("run.json", report.run)
-        written.append("run.json")
-    write_html_report(out)
-    written.append(REPORT_FILE)
-    return written
-
-
-def write_leaderboard(store: ResultStore, entries: list[LeaderboardEntry]) -> None:
-    store.write_json("leaderboard.json", [_json_entry(e) for e in entries])
-    store.write_text("leaderboard.csv", to_csv(entries))
-    store.write_text("leaderboard.md", to_markdown(entries))
-
-
-def _json_entry(e: LeaderboardEntry) -> dict[str, Any]:
-    d = asdict(e)
-    if not d["extra"]:
-        del d["extra"]
-    for key in ("judge", "ci", "rank", "tied_with_best", "length_bias"):
-        if d[key] is None:
-            del d[key]
-    return _nan_to_none(d)
-
-
-def _nan_to_none(x: Any) -> Any:
-    if isinstance(x, float) and math.isnan(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _nan_to_none(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_nan_to_none(v) for v in x]
-    return x
-
-
-def to_csv(entries: list[LeaderboardEntry]) -> str:
-    """One row per (model, suite); sections, subsets and judge metrics as `section:NAME` / `subset:NAME` /
-    `judge:NAME` columns (lists as `judge:NAME[k]`; empty for entries that are not judges)."""
-    extra_cols: list[str] = []
-    rows: list[dict[str, Any]] = []
-    for e in entries:
-        values = {
-            **{f"section:{k}": v for k, v in e.sections.items()},
-            **{f"subset:{k}": v for k, v in e.subsets.items()},
-            **_judge_cells(e.judge),
-        }
-        rows.append(values)
-        for col in values:
-            if col not in extra_cols:
-                extra_cols.append(col)
-    # judge columns after the section and subset columns, in first-seen order
-    extra_cols.sort(key=lambda c: c.startswith("judge:"))
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["model", "suite", "score", "n_items", "n_errors", "n_missing", *extra_cols])
-    for e, values in zip(entries, rows):
-        w.writerow([e.model, e.suite, _fmt_num(e.score), e.n_items, e.n_errors, e.n_missing,
-                    *[_fmt_num(values.get(c)) for c in extra_cols]])
-    return buf.getvalue()
-
-
-def _judge_cells(judge: dict[str, Any] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in (judge or {}).items():
-        if isinstance(v, list):
-            out.update({f"judge:{k}[{i}]": x for i, x in enumerate(v)})
-        else:
-            out[f"judge:{k}"] = v
-    return out
-
-
-def _fmt_num(v: float | int | None) -> str:
-    if isinstance(v, bool) or isinstance(v, int):
-        return str(int(v))
-    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.6f}"
-
-
-def _pct(v: float | None) -> str:
-    return "n/a" if v is None or math.isnan(v) else f"{100 * v:.1f}"
-
-
-def _by_suite(entries: list[LeaderboardEntry]) -> dict[str, list[LeaderboardEntry]]:
-    out: dict[str, list[LeaderboardEntry]] = defaultdict(list)
-    for e in entries:
-        out[e.suite].append(e)
-    for rows in out.values():
-        rows.sort(key=lambda e: -e.score if not math.isnan(e.score) else math.inf)
-    return out
-
-
-# The judge summary beside the official number in the printed and Markdown leaderboards (suites with judges).
-JUDGE_COLUMNS = {
-    "both orders": "both_orders_accuracy",
-    "consistency": "position_consistency",
-    "first pos": "first_position_rate",
-    "parse fail": "parse_failure_rate",
-}
-
-
-def _judge_summary(rows: list[LeaderboardEntry], e: LeaderboardEntry) -> list[str]:
-    """The judge cells of one row ([] when no entry of the suite is a judge; "-" for the non-judges)."""
-    if not any(r.judge for r in rows):
-        return []
-    if not e.judge:
-        return ["-"] * len(JUDGE_COLUMNS)
-    return [_pct(e.judge.get(key)) for key in JUDGE_COLUMNS.values()]
-
-
-def to_markdown(entries: list[LeaderboardEntry]) -> str:
-    parts = []
-    for suite, rows in _by_suite(entries).items():
-        sections = list(rows[0].sections) or list(rows[0].subsets)
-        judge_head = list(JUDGE_COLUMNS) if any(r.judge for r in rows) else []
-        head = ["model", "score", *sections, "items", "errors", *judge_head]
-        parts.append(f"## {suite}\n")
-        parts.append("| " + " | ".join(head) + " |")
-        parts.append("|" + "---|" * len(head))
-        for e in rows:
-            vals = e.sections if e.sections else e.subsets
-            cells = [e.model, _pct(e.score), *[_pct(vals.get(s)) for s in sections], str(e.n_items), str(e.n_errors),
-                     *_judge_summary(rows, e)]
-            parts.append("| " + " | ".join(cells) + " |")
-        parts.append("")
-    return "\n".join(parts)
-
-
-def print_leaderboard(entries: list[LeaderboardEntry], console: Console) -> None:
-    """Per suite: the official numbers, then (suites with judges) a second table of the judge metrics, so that
-    neither gets too wide for a terminal."""
-    for suite, rows in _by_suite(entries).items():
-        sections = list(rows[0].sections) or list(rows[0].subsets)
-        table = Table(title=f"{suite} (scores in %)", title_justify="left")
-        table.add_column("model", no_wrap=True)
-        table.add_column("score", justify="right", style="bold")
-        for s in sections:
-            table.add_column(s, justify="right")
-        table.add_column("items", justify="right")
-        table.add_column("errors", justify="right")
-        for e in rows:
-            vals = e.sections if e.sections else e.subsets
-            missing = f" (+{e.n_missing} missing)" if e.n_missing else ""
-            table.add_row(e.model, _pct(e.score), *[_pct(vals.get(s)) for s in sections],
-                          f"{e.n_items}{missing}", str(e.n_errors))
-        console.print(table)
-        judges = [e for e in rows if e.judge]
-        if judges:
-            jt = Table(title=f"{suite}: judges, beside the official score (in %)", title_justify="left")
-            jt.add_column("model", no_wrap=True)
-            jt.add_column("official", justify="right", style="bold")
-            for name in JUDGE_COLUMNS:
-                jt.add_column(name, justify="right")
-            jt.add_column("orders", justify="right")
-            for e in judges:
-                jt.add_row(e.model, _pct(e.score), *_judge_summary(rows, e), str(e.judge.get("n_orders", "")))
-            console.print(jt)

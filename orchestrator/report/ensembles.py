@@ -19,37 +19,12 @@ suite like any model's; they are computed at report time and never stored as uni
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rmorch.core.errors import SpecError
 from rmorch.core.schema import candidate_counts, results_table
-
-METHODS = ("mean", "min", "uncertainty")
-
-
-@dataclass(frozen=True)
-class EnsembleSpec:
-    name: str
-    members: tuple[str, ...]
-    method: Literal["mean", "min", "uncertainty"] = "mean"
-    penalty: float = 1.0
-
-    def __post_init__(self) -> None:
-        if len(self.members) < 2 or len(set(self.members)) != len(self.members):
-            raise SpecError("members", "an ensemble needs at least two distinct member models")
-        if self.method not in METHODS:
-            raise SpecError("method", f"one of {', '.join(METHODS)}")
-        if self.penalty < 0:
-            raise SpecError("penalty", "must be >= 0")
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "members": list(self.members), "method": self.method, "penalty": self.penalty}
-
+from rmorch.orchestrator.spec.sweep_spec import EnsembleSpec
 
 def standardised(results: pa.Table) -> dict[tuple[str, int], float]:
     """(item_id, candidate) -> z-score of one member's valid pointwise scores (NaN where errored or missing)."""

@@ -45,9 +45,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rmorch.orchestrator.report.ensembles import EnsembleSpec, ensemble_results
+from rmorch.actors import KINDS
+from rmorch.orchestrator.report.ensembles import ensemble_results
+from rmorch.orchestrator.spec.sweep_spec import EnsembleSpec
 from rmorch.orchestrator.report.compute import LeaderboardEntry, build_leaderboard
 from rmorch.orchestrator.store.results import ResultStore
+from rmorch.orchestrator.store.run_record import RunRecord, read_run
 from rmorch.suites.base import candidate_scores
 from rmorch.suites.judging import is_judge, official_credits, pairwise_rating_credit, rated_items, rating_scores
 from rmorch.suites.rewardbench import PRIOR_SETS, pairwise_correct
@@ -59,8 +62,8 @@ DEFAULT_ORG = "rmorch"
 
 # rmorch kind -> the model_type the official scripts write; kinds without an official counterpart (baselines,
 # density ratios, published replays, ensembles) are models with their own scoring code: "Custom Classifier".
-MODEL_TYPES = {"classifier": "Seq. Classifier", "judge": "Generative RM", "preference": "Custom Classifier"}
-CUSTOM = "Custom Classifier"
+CUSTOM = "Custom Classifier"  # reward-bench's model_type of models that are no kind of its own
+GENERATIVE = "Generative RM"  # the generative judges' model_type (whose files carry no chat_template)
 
 
 @dataclass(frozen=True)
@@ -79,11 +82,11 @@ def export_reward_bench(out_dir: str, dest: str | None = None, *, org: str = DEF
     paths written. Raises UserError if `out_dir` is not a sweep's output."""
     store = ResultStore(out_dir)
     board = {(e.model, e.suite): e for e in build_leaderboard(store)}  # UserError without run.json
-    run = store.read_json("run.json")
+    run = read_run(store) or RunRecord()
     target = ResultStore(dest or store.path("export", "reward-bench"))  # a local dir or a URI, like OUT
     written: list[str] = []
-    for suite in run["suites"]:
-        kind = run.get("suite_kinds", {}).get(suite, suite)
+    for suite in run.suites:
+        kind = run.suite_kinds.get(suite, suite)
         if kind not in ("rewardbench", "rewardbench2"):
             continue
         items = store.read_scoring_items(suite)
@@ -109,7 +112,7 @@ def export_reward_bench(out_dir: str, dest: str | None = None, *, org: str = DEF
 # ---- which rows: the same selection as the leaderboard ------------------------------------------------------
 
 
-def _suite_results(store: ResultStore, run: dict[str, Any], suite: str, items: pa.Table,
+def _suite_results(store: ResultStore, run: RunRecord, suite: str, items: pa.Table,
                    org: str) -> dict[ExportModel, pa.Table]:
     """Per model with rows for this suite: its rows of the current settings (as rmorch.orchestrator.report.compute selects them),
     then the ensembles whose members all have rows."""
@@ -119,26 +122,27 @@ def _suite_results(store: ResultStore, run: dict[str, Any], suite: str, items: p
             entries[e.model].append(e)
     out: dict[ExportModel, pa.Table] = {}
     by_name: dict[str, pa.Table] = {}
-    for name, info in run["models"].items():
+    for name, info in run.models.items():
         if not entries.get(name):
             continue
         rows = store.read_results(entries[name])
-        rows = rows.filter(pc.equal(rows.column("settings_hash"), info["settings_hash"]))
+        rows = rows.filter(pc.equal(rows.column("settings_hash"), info.settings_hash))
         by_name[name] = rows
-        out[_describe(name, org, info.get("kind"), info.get("settings", {}))] = rows
-    for name, data in run.get("ensembles", {}).items():
+        out[_describe(name, org, info.kind, info.settings)] = rows
+    for name, data in run.ensembles.items():
         spec = EnsembleSpec(name, tuple(data["members"]), data["method"], data["penalty"])
         if all(m in by_name for m in spec.members):
-            out[_describe(name, org, "ensemble", {})] = ensemble_results(spec, items, by_name, suite)
+            out[_describe(name, org, None, {})] = ensemble_results(spec, items, by_name, suite)
     return out
 
 
 def _describe(name: str, org: str, kind: str | None, settings: dict[str, Any]) -> ExportModel:
+    """How the official files name and describe a model: its kind says (`ModelKind.reward_bench_identity`); an
+    ensemble, or a kind this installation does not have, is a custom classifier."""
     model = name if "/" in name else f"{org}/{name}"
-    if kind == "implicit":
-        dpo = settings.get("mode") == "dpo"
-        return ExportModel(name, model, "DPO" if dpo else "DPO Ref. Free", settings.get("ref_path") if dpo else None)
-    return ExportModel(name, model, MODEL_TYPES.get(kind or "", CUSTOM))
+    cls = KINDS.find(kind) if kind else None
+    model_type, ref_model = cls.reward_bench_identity(settings) if cls is not None else (CUSTOM, None)
+    return ExportModel(name, model, model_type, ref_model)
 
 
 # ---- the files ------------------------------------------------------------------------------------------------
@@ -198,7 +202,7 @@ def _v2_scores(model: ExportModel, items: pa.Table, results: pa.Table) -> dict[s
 
 def _with_header(doc: dict[str, Any], model: ExportModel, results: pa.Table) -> dict[str, Any]:
     doc.update(model=model.model, model_type=model.model_type)
-    if model.model_type != MODEL_TYPES["judge"]:  # the generative scripts write no chat_template here
+    if model.model_type != GENERATIVE:  # the generative scripts write no chat_template here
         doc["chat_template"] = _chat_template(results)
     return doc
 

@@ -28,6 +28,9 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from rmorch.orchestrator.store.results import ResultStore
+from rmorch.orchestrator.store.run_record import LastRun, ModelRecord, RunRecord
+
 logger = logging.getLogger(__name__)
 
 REPORT_FILE = "report.html"
@@ -44,7 +47,7 @@ class ReportInputs:
     leaderboard: list[dict[str, Any]] | None = None
     bon: list[dict[str, Any]] | None = None
     stats: dict[str, Any] | None = None
-    run: dict[str, Any] | None = None
+    run: RunRecord | None = None
     spec_text: str | None = None
     images: dict[str, str] = field(default_factory=dict)  # "plots/NAME.png" -> data URI
     problems: list[str] = field(default_factory=list)  # files that exist but could not be read
@@ -56,8 +59,6 @@ class ReportInputs:
 def read_report_inputs(out_dir: str) -> ReportInputs:
     """Read what a sweep left in `out_dir` (a local directory or a store URI, through rmorch.orchestrator.store.results); an
     absent file stays None, an unreadable one is noted in `problems`."""
-    from rmorch.orchestrator.store.results import ResultStore
-
     store = ResultStore(out_dir)
     inputs = ReportInputs(title=report_title(out_dir))
     expected: dict[str, type] = {"leaderboard": list, "bon": list, "stats": dict, "run": dict}
@@ -73,7 +74,7 @@ def read_report_inputs(out_dir: str) -> ReportInputs:
         if not isinstance(data, kind):
             inputs.problems.append(f"{rel}: expected a JSON {kind.__name__}, found {type(data).__name__}")
             continue
-        setattr(inputs, name, data)
+        setattr(inputs, name, RunRecord.from_json(data) if name == "run" else data)
     try:
         if store.exists("spec.yaml"):
             inputs.spec_text = store.read_bytes("spec.yaml").decode("utf-8", errors="replace")
@@ -97,8 +98,6 @@ def report_title(out_dir: str) -> str:
 def write_html_report(out_dir: str) -> str:
     """Write OUT/report.html from the files in OUT (whole or not at all: a reader never sees half a page); returns
     where it is."""
-    from rmorch.orchestrator.store.results import ResultStore
-
     store = ResultStore(out_dir)
     store.write_text(REPORT_FILE, render_html(read_report_inputs(out_dir)))
     return store.path(REPORT_FILE)
@@ -223,7 +222,7 @@ def leaderboard_section(inputs: ReportInputs) -> str:
         "the bar every reward model should clear; <i>Δ vs length</i> is the difference in points, with * when "
         "stats.json's paired test finds it significant. Click a column header to sort.</p>"
     ]
-    suites = [str(s) for s in as_list(as_dict(inputs.run).get("suites"))]
+    suites = [str(s) for s in inputs.run.suites] if inputs.run is not None else []
     paired = [p for p in as_list(as_dict(inputs.stats).get("paired")) if isinstance(p, dict)]
     for suite, rows in by_suite(entries, suites).items():
         parts.append(f'<h3 id="lb-{esc(suite)}">{esc(suite)}</h3>')
@@ -278,7 +277,7 @@ def breakdown_section(inputs: ReportInputs) -> str:
     entries = [e for e in as_list(inputs.leaderboard) if isinstance(e, dict)]
     if not entries:
         return note("No leaderboard.json: per-section and per-subset tables left out.")
-    suites = [str(s) for s in as_list(as_dict(inputs.run).get("suites"))]
+    suites = [str(s) for s in inputs.run.suites] if inputs.run is not None else []
     stats = as_dict(inputs.stats)
     paired = [p for p in as_list(stats.get("paired")) if isinstance(p, dict)]
     parts = []
@@ -457,30 +456,30 @@ def run_section(inputs: ReportInputs) -> str:
     if run is None:
         parts.append(note("No run.json in this run: versions, hardware and timings left out."))
     else:
-        last = as_dict(run.get("last_run"))
+        last = run.last_run
         facts = {
-            "rmorch": run.get("rmorch_version"), "python": run.get("python"), "platform": run.get("platform"),
-            "seed": run.get("seed"), "started": run.get("started"),
-            "suites": ", ".join(str(s) for s in as_list(run.get("suites"))) or None,
-            "sweep duration": duration(last.get("seconds")) if num(last.get("seconds")) is not None else None,
-            "scheduling makespan": (duration(last.get("makespan_seconds"))
-                                    if num(last.get("makespan_seconds")) is not None else None),
-            "GPU idle": (f"{100 * num(last['gpu_idle_fraction']):.1f} % of {num(last.get('gpus')) or 0:g} GPUs"
-                         if num(last.get("gpu_idle_fraction")) is not None else None),
+            "rmorch": run.rmorch_version, "python": run.python, "platform": run.platform,
+            "seed": run.seed, "started": run.started,
+            "suites": ", ".join(str(s) for s in run.suites) or None,
+            "sweep duration": duration(last.seconds) if last and num(last.seconds) is not None else None,
+            "scheduling makespan": (duration(last.makespan_seconds)
+                                    if last and num(last.makespan_seconds) is not None else None),
+            "GPU idle": (f"{100 * num(last.gpu_idle_fraction):.1f} % of {num(last.gpus) or 0:g} GPUs"
+                         if last and num(last.gpu_idle_fraction) is not None else None),
         }
         boot = as_dict(as_dict(inputs.stats).get("bootstrap"))
         if boot:
             facts["bootstrap"] = ", ".join(f"{k} {v}" for k, v in boot.items())
         parts.append(key_values(facts))
-        if not last:
+        if last is None:
             parts.append(note("run.json has no last_run (an older rmorch): sweep duration and timings left out."))
-        parts.append("<h3>models</h3>" + models_table(as_dict(run.get("models")), last))
-        if isinstance(run.get("hardware"), dict):
-            parts.append("<h3>hardware</h3>" + key_values(run["hardware"]))
+        parts.append("<h3>models</h3>" + models_table(run.models, last or LastRun()))
+        if run.hardware is not None:
+            parts.append("<h3>hardware</h3>" + key_values(run.hardware))
         else:
             parts.append(note("run.json records no hardware (an older rmorch)."))
-        if isinstance(run.get("versions"), dict):
-            versions = {k: "not installed" if v is None else v for k, v in run["versions"].items()}
+        if run.versions is not None:
+            versions = {k: "not installed" if v is None else v for k, v in run.versions.items()}
             parts.append("<h3>versions</h3>" + key_values(versions))
     if inputs.spec_text is None:
         parts.append(note("No spec.yaml in this run."))
@@ -509,19 +508,19 @@ def key_values(facts: dict[str, Any]) -> str:
     return f'<dl class="kv">{"".join(rows)}</dl>'
 
 
-def models_table(models: dict[str, Any], last: dict[str, Any]) -> str:
-    model_s, load_s = as_dict(last.get("model_seconds")), as_dict(last.get("load_seconds"))
+def models_table(models: dict[str, ModelRecord], last: LastRun) -> str:
+    model_s, load_s = last.model_seconds, last.load_seconds
     names = list(models) + [m for m in model_s if m not in models]
     body = []
     for name in names:
-        info = as_dict(models.get(name))
-        res = as_dict(info.get("resources"))
+        info = models.get(name) or ModelRecord()
+        res = as_dict(info.resources)
         loads = [num(x) for x in (load_s.get(name) if isinstance(load_s.get(name), list) else [load_s.get(name)])]
         load_text = ", ".join(duration(x) for x in loads if x is not None) or "—"
         body.append(
-            "<tr>" + cell(esc(name), name, "model") + cell(esc(info.get("kind", "—")), str(info.get("kind", "")))
-            + cell(f"<code title=\"{esc(json.dumps(info.get('settings'), default=str))}\">"
-                   f"{esc(info.get('settings_hash', '—'))}</code>", str(info.get("settings_hash", "")))
+            "<tr>" + cell(esc(name), name, "model") + cell(esc(info.kind or "—"), info.kind or "")
+            + cell(f"<code title=\"{esc(json.dumps(info.settings or None, default=str))}\">"
+                   f"{esc(info.settings_hash or '—')}</code>", info.settings_hash or "")
             + num_cell(res.get("replicas"), count) + num_cell(res.get("num_cpus"), lambda v: dec(v, 1))
             + num_cell(res.get("num_gpus"), lambda v: dec(v, 1))
             + cell(esc(load_text), max([x for x in loads if x is not None], default=""), "num")
@@ -562,10 +561,10 @@ def render_html(inputs: ReportInputs) -> str:
         for sid, title, render in SECTIONS
     )
     problems = "".join(note(f"Could not read {p}") for p in inputs.problems)
-    run = as_dict(inputs.run)
+    run = inputs.run or RunRecord()
     subtitle = " · ".join(
-        esc(x) for x in (run.get("started"), f"seed {run['seed']}" if run.get("seed") is not None else None,
-                         f"rmorch {run['rmorch_version']}" if run.get("rmorch_version") else None) if x
+        esc(x) for x in (run.started, f"seed {run.seed}" if run.seed is not None else None,
+                         f"rmorch {run.rmorch_version}" if run.rmorch_version else None) if x
     )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

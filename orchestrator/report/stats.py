@@ -36,7 +36,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-DEFAULT_RESAMPLES = 1000
+from rmorch.orchestrator.spec.sweep_spec import DEFAULT_RESAMPLES
+
 DEFAULT_LEVEL = 0.95
 
 

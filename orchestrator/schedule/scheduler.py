@@ -55,8 +55,9 @@ from rmorch.orchestrator.schedule.placement import ModelDemand, plan_starts
 from rmorch.orchestrator.plan.units import WorkUnit
 from rmorch.orchestrator.progress import Display
 from rmorch.orchestrator.plan.items import ItemFile, item_rows
-from rmorch.orchestrator.plan.score_cache import ScoreCache, unit_entry, unit_task
-from rmorch.orchestrator.spec.parse import ModelSpec, SweepSpec
+from rmorch.orchestrator.plan.score_cache import ScoreCache
+from rmorch.core.model_spec import ModelSpec
+from rmorch.orchestrator.spec.sweep_spec import SweepSpec
 from rmorch.orchestrator.store.results import ResultStore
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ class Replica:
 
 
 def tensor_parallel_size(spec: ModelSpec) -> int:
-    return int(getattr(spec.config, "tensor_parallel_size", 1) or 1)
+    return get_kind(spec.kind).capabilities(spec.config).tensor_parallel_size
 
 
 def gpus_per_replica(spec: ModelSpec, cluster_gpus: float) -> float:
@@ -346,7 +347,7 @@ class Scheduler:
                 self.closing[replica.actor.close.remote()] = replica
 
     def _task(self, unit: WorkUnit) -> ShardTask:
-        return unit_task(unit, self.spec.seed)
+        return unit.task(self.spec.seed)
 
     def _requeue(self, unit: WorkUnit) -> None:
         self.queues.setdefault(unit.model, deque()).appendleft(unit)
@@ -442,7 +443,7 @@ class Scheduler:
         self._write(unit, table, table.num_rows, 0.0)
 
     def _write(self, unit: WorkUnit, table: pa.Table, n_errors: int, seconds: float) -> None:
-        self.store.write_unit(unit_entry(unit, table, n_errors, seconds), table)
+        self.store.write_unit(unit.manifest_entry(table, n_errors, seconds), table)
         self.cache.add(self.models[unit.model], table)
         self.stats.computed.append(unit.key)
         self.stats.error_rows += n_errors

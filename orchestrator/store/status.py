@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 from rmorch.core.errors import UserError
 from rmorch.orchestrator.store.results import ResultStore
+from rmorch.orchestrator.store.run_record import RunRecord, read_run
 
 PLAN_FILE = "plan.json"
 
@@ -82,7 +83,7 @@ def read_status(out: str) -> SweepStatus:
         if not store.exists(PLAN_FILE):
             raise UserError(f"{out}: no {PLAN_FILE} here; is this the `out` of a sweep (of rmorch 0.1 or later)?")
         plan = store.read_json(PLAN_FILE)
-        run = store.read_json("run.json") if store.exists("run.json") else {}
+        run = read_run(store) or RunRecord()
     except (OSError, ValueError) as e:
         raise UserError(f"{out}: cannot read the sweep's plan or run metadata: {e}") from None
     owner = {key: (model, suite) for model, suites in plan.get("units", {}).items()
@@ -102,12 +103,12 @@ def read_status(out: str) -> SweepStatus:
     pairs = [PairStatus(model, suite, done[(model, suite)], len(keys),
                         plan.get("requests", {}).get(model, {}).get(suite, 0), errors[(model, suite)])
              for model, suites in plan.get("units", {}).items() for suite, keys in suites.items()]
-    finished = run.get("run_id") == plan.get("run_id") and "last_run" in run
+    last = run.last_run if run.run_id == plan.get("run_id") else None  # written when the planned run ended
     return SweepStatus(
-        out=out, run_id=plan.get("run_id"), started=plan.get("started"), finished=finished, pairs=pairs,
+        out=out, run_id=plan.get("run_id"), started=plan.get("started"), finished=last is not None, pairs=pairs,
         last_update=max(landed) if landed else None,
-        failed_models=dict(run.get("last_run", {}).get("failed_models", {})) if finished else {},
-        stopped=run["last_run"].get("stopped") if finished else None,
+        failed_models=dict(last.failed_models) if last is not None else {},
+        stopped=last.stopped if last is not None else None,
         other_units=other, problems=list(store.problems),
     )
 
