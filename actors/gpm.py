@@ -35,14 +35,22 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 from rmorch.actors import register_kind
-from rmorch.actors.backends.text import encode, render, setup_chat_template, token_budget_batches
 from rmorch.actors.backends.model_files import check_model_files, safetensors_only
+from rmorch.actors.backends.text import encode, render, setup_chat_template, token_budget_batches
 from rmorch.actors.base import (
-    ActorContext, Capabilities, CompareRequest, InferenceSettings, ModelKind, Presentation, Request, ScoreOutcome,
+    ActorContext,
+    Capabilities,
+    CompareRequest,
+    InferenceSettings,
+    ModelKind,
+    Presentation,
+    Request,
+    ScoreOutcome,
 )
 from rmorch.actors.config import BatchingConfig, ChatTemplateConfig, WeightsConfig
 from rmorch.core.errors import SpecError, UserError
@@ -113,7 +121,7 @@ def read_head_tensors(model_dir: str, names: Sequence[str]) -> dict[str, Any]:
     for name, files in where.items():
         for file in files:
             with safe_open(os.path.join(model_dir, file), framework="pt") as f:
-                if name in f.keys():
+                if name in f.keys():  # noqa: SIM118 -- safe_open has keys(), no __contains__
                     out[name] = f.get_tensor(name).to(torch.float32)
                     break
     return out

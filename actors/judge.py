@@ -28,14 +28,15 @@ from rmorch.actors.backends.generation import Generation, Generator, SamplingCon
 from rmorch.actors.base import (
     ActorContext,
     Capabilities,
-    content_key,
     InferenceSettings,
     ModelKind,
     Presentation,
     Request,
     ScoreOutcome,
     ScoreRequest,
+    content_key,
 )
+from rmorch.actors.config import ChatTemplateConfig, VllmEngineConfig, WeightsConfig
 from rmorch.actors.judge_prompts import (
     ImageInput,
     Template,
@@ -49,7 +50,6 @@ from rmorch.actors.judge_prompts import (
     render_question,
     shorten,
 )
-from rmorch.actors.config import ChatTemplateConfig, VllmEngineConfig, WeightsConfig
 from rmorch.core.errors import SpecError, UserError
 from rmorch.core.model_spec import NOT_SCORING
 from rmorch.core.permutations import Permutations

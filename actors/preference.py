@@ -22,7 +22,13 @@ from typing import Literal
 from rmorch.actors import register_kind
 from rmorch.actors.backends.text import encode, token_budget_batches
 from rmorch.actors.base import (
-    ActorContext, Capabilities, CompareRequest, InferenceSettings, ModelKind, Presentation, ScoreOutcome,
+    ActorContext,
+    Capabilities,
+    CompareRequest,
+    InferenceSettings,
+    ModelKind,
+    Presentation,
+    ScoreOutcome,
 )
 from rmorch.actors.config import BatchingConfig, WeightsConfig
 from rmorch.actors.judge_prompts import fill, render_question

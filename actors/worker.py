@@ -22,11 +22,18 @@ from typing import Any
 import pyarrow as pa
 
 from rmorch.actors import get_kind
-from rmorch.actors.base import ActorContext, CompareRequest, InferenceSettings, Presentation, Request, ScoreOutcome, ScoreRequest
+from rmorch.actors.base import (
+    ActorContext,
+    CompareRequest,
+    InferenceSettings,
+    Presentation,
+    Request,
+    ScoreOutcome,
+    ScoreRequest,
+)
+from rmorch.core.model_spec import ModelSpec
 from rmorch.core.permutations import item_orders
 from rmorch.core.schema import results_table
-from rmorch.core.model_spec import ModelSpec
-
 
 MEMO_ENTRIES = 200_000  # outcomes a replica remembers for reuse (then it starts afresh)
 
@@ -54,7 +61,10 @@ class ShardResult:
     engine_starts: int = 0  # engines this replica has started so far (must stay 1 for engine-backed kinds)
 
 
-def shard_requests(items: pa.Table, presentation: Presentation = Presentation(),
+POINTWISE = Presentation()  # one request per candidate
+
+
+def shard_requests(items: pa.Table, presentation: Presentation = POINTWISE,
                    task: ShardTask | None = None) -> list[Request]:
     """The requests of one unit: per item, one pointwise request per candidate (permutation 0 only), or the
     comparison in the item's order number `task.permutation` (items with fewer orders have none in this unit)."""

@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import bench.simulated_model  # noqa: E402,F401  (registers the kind)
-from bench.scheduler import GPUS, lower_bound, model_entries, write_suites  # noqa: E402
-from rmorch.orchestrator.plan.costs import CostModel  # noqa: E402
-from rmorch.orchestrator.schedule.placement import ModelDemand, NodeFree, plan_starts  # noqa: E402
-from rmorch.orchestrator.plan.units import load_suite, make_units  # noqa: E402
-from rmorch.orchestrator.spec.parse import spec_from_dict  # noqa: E402
+import bench.simulated_model  # noqa: F401  (registers the kind)
+from bench.scheduler import GPUS, lower_bound, model_entries, write_suites
+from rmorch.orchestrator.plan.costs import CostModel
+from rmorch.orchestrator.plan.units import load_suite, make_units
+from rmorch.orchestrator.schedule.placement import ModelDemand, NodeFree, plan_starts
+from rmorch.orchestrator.spec.parse import spec_from_dict
 
 
 @dataclass

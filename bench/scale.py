@@ -30,7 +30,7 @@ SUBSETS = ["alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-
            "llmbar-adver-GPTInst", "llmbar-adver-GPTOut", "llmbar-adver-manual", "xstest-should-refuse",
            "xstest-should-respond", "donotanswer", "hep-cpp", "hep-go", "hep-java", "hep-js", "hep-python",
            "hep-rust", "math-prm"]
-WORDS = np.array("the a model answer because that is it we so then fine works reward helpful response question "
+WORDS = np.array("the a model answer because that is it we so then fine works reward helpful response question "  # noqa: SIM905
                  "code math safe refuse explain step result value".split())
 
 DRIVER = """
@@ -107,7 +107,7 @@ def main() -> None:
            "suites": [{"name": "big", "kind": "file", "data": data,
                        "columns": {"prompt": "prompt", "chosen": "chosen", "rejected": "rejected",
                                    "subset": "subset", "id": "id"}}]}
-    proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(doc)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(doc)], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         sys.exit(f"sweep failed:\n{proc.stderr[-4000:]}")
     sweep = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -115,7 +115,7 @@ def main() -> None:
     print(f"sweep: {sweep['seconds']:.1f} s for {args.items} items ({sweep['units']} units), "
           f"{args.items / sweep['seconds']:.0f} items/s, driver peak RSS {rss:.2f} GiB")
     print(f"store: {du(out) / 2**20:.0f} MiB on disk ({out})")
-    rep = subprocess.run([sys.executable, "-c", REPORT, "report", out], capture_output=True, text=True)
+    rep = subprocess.run([sys.executable, "-c", REPORT, "report", out], capture_output=True, text=True, check=False)
     line = [x for x in rep.stdout.splitlines() if x.startswith("REPORT ")]
     if not line or line[-1].split()[3] != "0":
         sys.exit(f"report failed:\n{rep.stdout[-2000:]}\n{rep.stderr[-4000:]}")

@@ -31,12 +31,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
 
-import ray  # noqa: E402
+import ray
 
-import bench.simulated_model  # noqa: E402,F401  (registers the kind)
-from rmorch.orchestrator.plan.units import load_suite, make_units  # noqa: E402
-from rmorch.orchestrator.spec.parse import spec_from_dict  # noqa: E402
-from rmorch.orchestrator.sweep import run_sweep  # noqa: E402
+import bench.simulated_model  # noqa: F401  (registers the kind)
+from rmorch.orchestrator.plan.units import load_suite, make_units
+from rmorch.orchestrator.spec.parse import spec_from_dict
+from rmorch.orchestrator.sweep import run_sweep
 
 GPUS = 64
 SUITES = {  # name -> (items, mean characters per response)

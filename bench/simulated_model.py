@@ -17,7 +17,15 @@ import time
 from dataclasses import dataclass
 
 from rmorch.actors import register_kind
-from rmorch.actors.base import ActorContext, Capabilities, InferenceSettings, ModelKind, Request, ScoreOutcome, ScoreRequest
+from rmorch.actors.base import (
+    ActorContext,
+    Capabilities,
+    InferenceSettings,
+    ModelKind,
+    Request,
+    ScoreOutcome,
+    ScoreRequest,
+)
 from rmorch.orchestrator.plan.costs import CHARS_PER_TOKEN
 
 

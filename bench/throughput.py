@@ -23,7 +23,8 @@ import os
 import platform
 import random
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -191,10 +192,11 @@ def main() -> None:
 
     for eager in ([] if args.skip_vllm else [True] if args.quick else [False, True]):
         name = "vllm eager" if eager else "vllm"
-        vl, load_vl = timed(lambda: worker_for("vllm", "bfloat16", args.max_length, threads, enforce_eager=eager))
+        vl, load_vl = timed(lambda eager=eager: worker_for("vllm", "bfloat16", args.max_length, threads,
+                                                           enforce_eager=eager))
         print(f"load: {name} engine start {load_vl:.1f} s")
         score_with_worker(vl, items, 0, n_warm)
-        res_vl, t_vl = timed(lambda: score_with_worker(vl, items, n_warm, items.num_rows))
+        res_vl, t_vl = timed(lambda vl=vl: score_with_worker(vl, items, n_warm, items.num_rows))
         mfu_vl = report(f"rmorch {name} (pooling)", t_vl)
         vl_scores = res_vl.table.column("score").to_pylist()
         print(f"  max |{name} - transformers| = {max(abs(a - b) for a, b in zip(vl_scores, tf_scores)):.4f} logit; "

@@ -22,7 +22,7 @@ import time
 import yaml
 
 sys.path.insert(0, os.path.dirname(__file__))
-from throughput import reward_model_checkpoint, sample_pairs  # noqa: E402
+from throughput import reward_model_checkpoint, sample_pairs
 
 RAY_DATA_LLM = r"""
 import json, os, sys, time
@@ -57,8 +57,9 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=4096)  # no RewardBench sequence is cut at 4096
     ap.add_argument("--eager", action="store_true", help="rmorch with enforce_eager (no torch.compile warm-up)")
     args = ap.parse_args()
-    from rmorch.actors.backends.text import render
     from transformers import AutoTokenizer
+
+    from rmorch.actors.backends.text import render
 
     path = reward_model_checkpoint()
     tok = AutoTokenizer.from_pretrained(path)
@@ -75,7 +76,7 @@ def main() -> None:
                 f.write(json.dumps({"key": f"{r['id']}/{c}", "text": render(tok, messages, "tokenizer")}) + "\n")
     t = time.perf_counter()
     rdl = subprocess.run([sys.executable, "-c", RAY_DATA_LLM, path, seqs, os.path.join(work, "rdl"),
-                          str(args.max_length)], env=env, capture_output=True, text=True, timeout=3600)
+                          str(args.max_length)], env=env, capture_output=True, text=True, timeout=3600, check=False)
     t_rdl = time.perf_counter() - t
     if rdl.returncode != 0:
         sys.exit(f"Ray Data LLM failed:\n{rdl.stderr[-3000:]}")
@@ -98,11 +99,12 @@ def main() -> None:
     rmorch = os.path.join(os.path.dirname(sys.executable), "rmorch")
     t = time.perf_counter()
     rm = subprocess.run([rmorch, "sweep", spec_file, "--quiet", "--num-cpus", "2"], env=env, capture_output=True,
-                        text=True, timeout=3600)
+                        text=True, timeout=3600, check=False)
     t_rm = time.perf_counter() - t
     if rm.returncode != 0:
         sys.exit(f"rmorch failed:\n{rm.stderr[-3000:]}")
-    run = json.load(open(os.path.join(work, "rmorch", "run.json")))["last_run"]
+    with open(os.path.join(work, "rmorch", "run.json")) as f:
+        run = json.load(f)["last_run"]
     print(f"{2 * len(rows)} sequences ({len(rows)} pairs), max_length {args.max_length}, work dir {work}")
     print(f"Ray Data LLM (vLLM classify, batch 64): {t_rdl:.1f} s end to end")
     print(f"rmorch sweep{' (enforce_eager)' if args.eager else ''}: {t_rm:.1f} s end to end "

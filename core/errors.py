@@ -6,7 +6,8 @@ Anything else that escapes is a bug in rmorch and keeps its traceback.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import yaml
 

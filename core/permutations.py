@@ -36,7 +36,7 @@ class Permutations:
     k: int = 0  # random:K only
 
     @classmethod
-    def parse(cls, text: str) -> "Permutations":
+    def parse(cls, text: str) -> Permutations:
         """Parse a spec value; raises ValueError with the accepted forms."""
         if text in MODES:
             return cls(text)

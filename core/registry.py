@@ -7,9 +7,10 @@ the registry does not know is a UserError with a did-you-mean.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
-from typing import Generic, Iterator, TypeVar
+from typing import Generic, TypeVar
 
 from rmorch.core.errors import SpecError, UserError, did_you_mean
 

@@ -1,4 +1,8 @@
-"""`rmorch`: a thin CLI. Options become a spec; one function runs it."""
+"""`rmorch`: a thin CLI. Options become a spec; one function runs it.
+
+Each command imports the stages it runs when it runs (late, by design), so that `rmorch --help` imports neither
+Ray nor matplotlib nor the scheduler.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,8 @@ import functools
 import logging
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 from rich.console import Console
@@ -145,7 +150,6 @@ def report(dirs: tuple[str, ...], target: str | None, resamples: int, export: bo
     {json,csv,md}, stats.json, bon.json, plots/, report.html."""
     from rmorch.orchestrator.report.compute import build_report
     from rmorch.orchestrator.report.render import print_leaderboard, write_report
-
     from rmorch.orchestrator.store.storage import is_uri
 
     for d in dirs:

@@ -21,16 +21,23 @@ from ray._private import ray_constants
 from rmorch.actors import get_kind
 from rmorch.core.errors import UserError
 from rmorch.orchestrator.plan.items import spool_directory
+from rmorch.orchestrator.plan.score_cache import ScoreCache
 from rmorch.orchestrator.plan.units import LoadedSuite, WorkUnit, load_suite, make_units
 from rmorch.orchestrator.progress import Display, QuietDisplay
 from rmorch.orchestrator.report.compute import LeaderboardEntry, build_report
 from rmorch.orchestrator.report.render import write_report
 from rmorch.orchestrator.schedule.scheduler import RunStats, Scheduler, gpus_per_replica, tensor_parallel_size
-from rmorch.orchestrator.plan.score_cache import ScoreCache
 from rmorch.orchestrator.spec.sweep_spec import SweepSpec
-from rmorch.orchestrator.store.status import new_run_id, write_plan
 from rmorch.orchestrator.store.results import ResultStore
-from rmorch.orchestrator.store.run_record import LastRun, ModelRecord, RunRecord, UnreadableRunRecord, read_run, write_run
+from rmorch.orchestrator.store.run_record import (
+    LastRun,
+    ModelRecord,
+    RunRecord,
+    UnreadableRunRecord,
+    read_run,
+    write_run,
+)
+from rmorch.orchestrator.store.status import new_run_id, write_plan
 
 log = logging.getLogger(__name__)
 

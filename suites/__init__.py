@@ -13,7 +13,7 @@ get_suite_class = SUITES.get
 suite_names = SUITES.names
 
 # Built-in suites (imported for their registration side effect).
-from rmorch.suites import (  # noqa: E402,F401
+from rmorch.suites import (  # noqa: F401
     gsm8kbon,
     longrewardbench,
     mrewardbench,

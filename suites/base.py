@@ -11,8 +11,9 @@ import json
 import math
 import zlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterable, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa

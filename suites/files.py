@@ -11,8 +11,9 @@ import csv
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from rmorch.core.errors import DataError, UserError
 
@@ -162,7 +163,7 @@ def _read_parquet(file: str) -> Iterator[Record]:
 
     try:
         pf = pq.ParquetFile(file)
-    except Exception as e:  # pyarrow raises ArrowInvalid and friends for corrupt files
+    except Exception as e:  # noqa: BLE001 -- pyarrow raises ArrowInvalid and friends for corrupt files
         raise DataError(file, f"not a readable parquet file: {e}") from None
     row = 0
     batches = pf.iter_batches(batch_size=4096)
@@ -170,7 +171,7 @@ def _read_parquet(file: str) -> Iterator[Record]:
         try:  # a damaged page fails here, mid-file: ArrowInvalid, OSError, or bad UTF-8 in a string column
             batch = next(batches, None)
             recs = [] if batch is None else batch.to_pylist()
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 -- whatever a damaged page raises becomes a DataError
             raise DataError(file, f"not a readable parquet file (in the rows after row {row}): "
                                   f"{type(e).__name__}: {e}") from None
         if batch is None:
@@ -210,7 +211,7 @@ def read_hub(hub_id: str, split: str, name: str | None = None, data_files: str |
         import datasets
 
         ds = datasets.load_dataset(hub_id, name, data_files=data_files, split=split)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 -- any failure of the hub or the loader is the user's to fix
         raise UserError(
             f"cannot load Hugging Face dataset {what}: {type(e).__name__}: {e}. "
             "Offline? Give the suite a local copy with `data: PATH`."

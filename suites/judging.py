@@ -21,8 +21,9 @@ gives the ratings with unparsed ones as -1 (official) and errors as NaN.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc

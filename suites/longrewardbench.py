@@ -40,14 +40,23 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pyarrow as pa
 
 from rmorch.core.errors import DataError
 from rmorch.suites import register_suite
-from rmorch.suites.base import (Suite, SuiteScore, optional_fields, plain, require_messages, require_str,
-                                require_str_list, subset_means)
+from rmorch.suites.base import (
+    Suite,
+    SuiteScore,
+    optional_fields,
+    plain,
+    require_messages,
+    require_str,
+    require_str_list,
+    subset_means,
+)
 from rmorch.suites.files import Record, read_hub
 from rmorch.suites.judging import judge_metrics, official_credits
 

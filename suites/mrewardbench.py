@@ -25,16 +25,25 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from rmorch.core.errors import DataError, SpecError
 from rmorch.suites import register_suite
-from rmorch.suites.base import (Suite, SuiteOptions, SuiteScore, optional_fields, pairwise_credit, require, require_str,
-                                subset_means)
+from rmorch.suites.base import (
+    Suite,
+    SuiteOptions,
+    SuiteScore,
+    optional_fields,
+    pairwise_credit,
+    require,
+    require_str,
+    subset_means,
+)
 from rmorch.suites.files import EXTENSIONS, Record, data_files, read_file, read_hub
 from rmorch.suites.judging import judge_metrics, official_credits, pairwise_rating_credit
 from rmorch.suites.rewardbench import SECTIONS, SUBSET_WEIGHTS, final_score, section_scores

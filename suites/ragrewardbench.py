@@ -32,7 +32,8 @@ RewardBench v1's pairwise rule.
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
 

@@ -13,16 +13,26 @@ Then the same aggregation.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from rmorch.core.errors import DataError
 from rmorch.suites import register_suite
-from rmorch.suites.base import (Suite, SuiteOptions, SuiteScore, optional_fields, pairwise_credit, require,
-                                require_messages, require_str, subset_means)
+from rmorch.suites.base import (
+    Suite,
+    SuiteOptions,
+    SuiteScore,
+    optional_fields,
+    pairwise_credit,
+    require,
+    require_messages,
+    require_str,
+    subset_means,
+)
 from rmorch.suites.files import Record, read_hub, read_local
 from rmorch.suites.judging import judge_metrics, official_credits, pairwise_rating_credit
 

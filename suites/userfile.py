@@ -35,15 +35,25 @@ import math
 import os
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 
 from rmorch.core.errors import DataError, SpecError, UserError
 from rmorch.suites import register_suite
-from rmorch.suites.base import (Suite, SuiteOptions, SuiteScore, candidate_scores, item_mean, plain, require_messages,
-                                require_str, subset_means)
+from rmorch.suites.base import (
+    Suite,
+    SuiteOptions,
+    SuiteScore,
+    candidate_scores,
+    item_mean,
+    plain,
+    require_messages,
+    require_str,
+    subset_means,
+)
 from rmorch.suites.files import EXTENSIONS, Record, data_files, read_file
 from rmorch.suites.judging import judge_metrics, official_credits, pairwise_rating_credit, rating_credit
 

@@ -39,15 +39,26 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 
 from rmorch.core.errors import DataError
 from rmorch.suites import register_suite
-from rmorch.suites.base import (Suite, SuiteOptions, SuiteScore, optional_fields, pairwise_credit, plain, require,
-                                require_str, require_str_list, subset_means)
+from rmorch.suites.base import (
+    Suite,
+    SuiteOptions,
+    SuiteScore,
+    optional_fields,
+    pairwise_credit,
+    plain,
+    require,
+    require_str,
+    require_str_list,
+    subset_means,
+)
 from rmorch.suites.files import Record
 from rmorch.suites.judging import judge_metrics, official_credits, pairwise_rating_credit
 

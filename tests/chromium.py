@@ -39,10 +39,11 @@ class Chromium:
             os.close(100)
             os.close(101)
 
-        self.log = open(profile.parent / "chromium.log", "wb")
+        self.log = open(profile.parent / "chromium.log", "wb")  # noqa: SIM115 -- open while chromium runs; close()
         self.proc = subprocess.Popen(
             [binary, *CHROMIUM_FLAGS, "--remote-debugging-pipe", f"--user-data-dir={profile}", "about:blank"],
-            preexec_fn=wire_fds, close_fds=False, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+            preexec_fn=wire_fds, close_fds=False,  # noqa: PLW1509 -- the pipe must become fds 3 and 4 in the child
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
         )
         os.close(to_browser_r)
         os.close(from_browser_w)

@@ -14,7 +14,8 @@ import random
 import pytest
 
 from rmorch.actors.base import ActorContext, ScoreRequest
-from rmorch.actors.backends.text import padded_width, width_batches
+
+# The fast-tier half (no Ray, no vLLM engine, no child process): tests/unit/test_batch_invariance.py
 
 TOLERANCE = 1e-6
 
@@ -46,16 +47,6 @@ def _assert_invariant(model, reqs):
         got = _score_in_chunks(model, reqs, size, shuffle)
         worst = max(abs(got[k] - ref[k]) for k in ref)
         assert worst <= TOLERANCE, f"batch size {size}, shuffled {shuffle}: scores moved by {worst}"
-
-
-def test_padded_width_depends_on_the_length_alone():
-    assert [padded_width(n) for n in (1, 15, 16, 17, 31, 32)] == [16, 16, 32, 32, 32, 48]
-    assert padded_width(510, limit=512) == 512 and padded_width(512, limit=512) == 512
-    batches = width_batches([5, 40, 33, 47, 3, 100], budget=100)
-    assert batches == [(112, [5]), (48, [1, 2, 3]), (16, [0, 4])] or batches == [(112, [5]), (48, [1, 2]), (48, [3]),
-                                                                                  (16, [0, 4])]
-    assert sorted(i for _, b in batches for i in b) == list(range(6))
-    assert all(w * len(b) <= 100 or len(b) == 1 for w, b in batches)
 
 
 @pytest.mark.slow

@@ -36,7 +36,7 @@ def rmorch(*args: str, cwd: Path | None = None, timeout: float = 300) -> subproc
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", COLUMNS="200", NO_COLOR="1")
     env.pop("RAY_ADDRESS", None)
     return subprocess.run([RMORCH, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd,
-                          timeout=timeout)
+                          timeout=timeout, check=False)
 
 
 def assert_user_error(p: subprocess.CompletedProcess[str], *needles: str) -> None:

@@ -258,7 +258,7 @@ def _kill_mid_sweep(spec: Path, out: str, gpus: int) -> set[str]:
 
 def _status(out: str) -> dict[str, Any]:
     done = subprocess.run(_rmorch("status", out, "--json"), cwd=REPO, env=_env(), capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -272,7 +272,7 @@ def _kill_then_resume(tmp: Path, out: str, data: Path) -> dict[str, Any]:
     assert not status["finished"] and status["units_done"] == len(finished) and status["units_planned"] == 46
 
     resumed = subprocess.run(_rmorch("sweep", str(spec), "--quiet", "--num-cpus", "2", "--num-gpus", "1"),
-                             cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
+                             cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600, check=False)
     assert resumed.returncode == 0, resumed.stderr
     run = ResultStore(out).read_json("run.json")
     plan = ResultStore(out).read_json("plan.json")

@@ -18,6 +18,8 @@ from rmorch.actors.implicit import Implicit, ImplicitConfig
 from rmorch.actors.worker import shard_requests
 from rmorch.suites import get_suite_class
 
+# The fast-tier half (no Ray, no vLLM engine, no child process): tests/unit/test_implicit_vllm.py
+
 N_REQUESTS = 12
 SUM_TOL = 1e-3  # DPO scores: sums of log-prob differences over up to ~500 tokens
 AVG_TOL = 1e-4  # avg scores and single tokens
@@ -59,11 +61,6 @@ def vllm_avg(lms):
     model = Implicit(_cfg(lms, "vllm", "avg"), ActorContext(seed=0, threads=2), "avg-vllm")
     yield model
     model.close()
-
-
-def test_backend_key():
-    assert ImplicitConfig(path="p", mode="sum").backend == "transformers"
-    assert ImplicitConfig(path="p", mode="sum", backend="vllm").backend == "vllm"
 
 
 @pytest.mark.slow

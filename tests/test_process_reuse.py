@@ -9,22 +9,11 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from rmorch.actors import get_kind
 from rmorch.orchestrator.spec.parse import spec_from_dict
 from rmorch.orchestrator.sweep import run_sweep
 from tests.tiny_models import build_tiny_classifier
 
-
-def test_which_models_may_reuse_a_process():
-    from rmorch.actors.classifier import ClassifierConfig
-    from rmorch.actors.judge import JudgeConfig
-
-    classifier = get_kind("classifier")
-    assert classifier.reusable_process(ClassifierConfig(path="m"))
-    assert not classifier.reusable_process(ClassifierConfig(path="m", backend="vllm"))
-    assert not classifier.reusable_process(ClassifierConfig(path="m", trust_remote_code=True))
-    assert not get_kind("judge").reusable_process(JudgeConfig(path="m"))
-    assert get_kind("length").reusable_process(None)
+# The fast-tier half (no Ray, no vLLM engine, no child process): tests/unit/test_process_reuse.py
 
 
 @pytest.fixture(scope="module")

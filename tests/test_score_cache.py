@@ -8,10 +8,10 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from rmorch.actors import get_kind
-from rmorch.actors.base import CompareRequest, ScoreRequest, content_key
 from rmorch.orchestrator.spec.parse import spec_from_dict
 from rmorch.orchestrator.sweep import run_sweep
+
+# The fast-tier half (no Ray, no vLLM engine, no child process): tests/unit/test_score_cache.py
 
 
 def _rows(out) -> list[dict]:
@@ -42,30 +42,6 @@ def duplicates(tmp_path, rewardbench_file):
     path.write_text("".join(json.dumps({"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]}) + "\n"
                             for r in picked))
     return path
-
-
-def test_content_key_is_what_the_model_is_shown():
-    a = ScoreRequest("x", 0, [{"role": "user", "content": "hi"}], "hello")
-    b = ScoreRequest("y", 1, [{"role": "user", "content": "hi"}], "hello")
-    assert content_key(a) == content_key(b)
-    assert content_key(a) != content_key(ScoreRequest("x", 0, [{"role": "user", "content": "hi"}], "hello!"))
-    assert content_key(a) != content_key(ScoreRequest("x", 0, [{"role": "user", "content": "hi"}], "hello",
-                                                      [{"kind": "document", "content": "d"}]))
-    assert content_key(a, identity=True) != content_key(b, identity=True)
-    ab = CompareRequest("x", (0, 1), 0, [], ("p", "q"))
-    assert content_key(ab) != content_key(CompareRequest("x", (1, 0), 1, [], ("q", "p")))
-    assert content_key(ab) == content_key(CompareRequest("z", (1, 0), 1, [], ("p", "q")))
-
-
-def test_which_kinds_are_cached():
-    from rmorch.actors.judge import JudgeConfig
-
-    r = CompareRequest("x", (0, 1), 0, [], ("p", "q"))
-    assert get_kind("length").cache_key(None, ScoreRequest("x", 0, [], "p")) is None
-    assert get_kind("random").cache_key(None, ScoreRequest("x", 0, [], "p")) is None
-    judge = get_kind("judge")
-    assert judge.cache_key(JudgeConfig(path="m"), r) == content_key(r)
-    assert judge.cache_key(JudgeConfig(path="m", temperature=0.7), r) == content_key(r, identity=True)
 
 
 @pytest.mark.slow

@@ -18,6 +18,8 @@ from rmorch.orchestrator.spec.parse import spec_from_dict
 from rmorch.orchestrator.sweep import run_sweep
 from rmorch.suites import get_suite_class
 
+# The fast-tier half (no Ray, no vLLM engine, no child process): tests/unit/test_vllm_classifier.py
+
 
 
 @pytest.fixture(scope="module")
@@ -101,14 +103,3 @@ def test_vllm_classifier_sweep_on_local_ray(local_ray, tiny_classifier, rewardbe
     ref = {(r["item_id"], r["candidate"]): r["score"]
            for r in pq.read_table(tmp_path / "t" / "results" / "tiny-rm").to_pylist()}
     assert max(abs(r["score"] - ref[(r["item_id"], r["candidate"])]) for r in rows) < 1e-3
-
-
-def test_vllm_spec_keys_are_validated():
-    from rmorch.core.errors import SpecError
-
-    cfg = ClassifierConfig(path="x", backend="vllm", tensor_parallel_size=2)
-    assert (cfg.backend, cfg.tensor_parallel_size) == ("vllm", 2)
-    with pytest.raises(SpecError, match="tensor_parallel_size"):
-        ClassifierConfig(path="x", tensor_parallel_size=2)  # transformers has no tensor parallelism
-    with pytest.raises(SpecError, match="tensor_parallel_size"):
-        ClassifierConfig(path="x", backend="vllm", tensor_parallel_size=0)

@@ -16,7 +16,10 @@ import time
 import pytest
 
 from rmorch.actors.backends.generation import SamplingConfig
-from rmorch.core.errors import UserError
+from tests.unit import test_vllm_generate as fast
+
+# The fast-tier half (no Ray, no vLLM engine, no child process): tests/unit/test_vllm_generate.py
+tiny_lm = fast.tiny_lm  # a fixture shared with the fast tier
 
 MAX_MODEL_LEN = 256
 GREEDY = SamplingConfig(temperature=0.0, max_tokens=24)
@@ -33,13 +36,6 @@ QUESTIONS = [
 CONVS = [[{"role": "user", "content": q}] for q in QUESTIONS]
 CONVS[5] = [{"role": "system", "content": "You are a helpful assistant."}] + CONVS[5]
 CONVS[6] = CONVS[6] + [{"role": "assistant", "content": "5 6 7"}, {"role": "user", "content": "and then?"}]
-
-
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory) -> str:
-    from tests.tiny_models import build_tiny_causal_lm
-
-    return build_tiny_causal_lm(str(tmp_path_factory.mktemp("tiny-lm")), seed=0, varied=True)
 
 
 @pytest.fixture(scope="module")
@@ -214,38 +210,3 @@ def test_tensor_parallel_2_equals_tp_1(tiny_lm, greedy_base):
         assert _summary(g.generate(CONVS, GREEDY, seeds=list(range(len(CONVS))))) == greedy_base
     finally:
         g.close()
-
-
-# -- no engine -------------------------------------------------------------------------------------------------------
-
-
-def test_omp_threads_bind_splits_cores_into_contiguous_groups():
-    from rmorch.actors.backends.vllm_engine import omp_threads_bind
-
-    assert omp_threads_bind([1, 0], 2) == "0|1"
-    assert omp_threads_bind([0, 1, 2, 3, 4], 2) == "0,1,2|3,4"
-    assert omp_threads_bind([4, 5, 6, 7], 4) == "4|5|6|7"
-    assert omp_threads_bind([0, 1, 2], 1) == "0,1,2"
-    with pytest.raises(UserError, match="tensor_parallel_size 4 needs at least 4 CPU cores"):
-        omp_threads_bind([0, 1], 4)
-
-
-def test_lora_rank_and_adapter_checks(tiny_lm, tmp_path):
-    from rmorch.actors.backends.vllm_engine import engine_starts
-    from rmorch.actors.backends.vllm_generate import VllmGenerator, lora_max_rank
-
-    from tests.tiny_models import build_tiny_lora_adapter
-
-    assert lora_max_rank(build_tiny_lora_adapter(tmp_path / "r4", tiny_lm, rank=4)) == 8
-    assert lora_max_rank(build_tiny_lora_adapter(tmp_path / "r16", tiny_lm, rank=16)) == 16
-    assert lora_max_rank(build_tiny_lora_adapter(tmp_path / "r1", tiny_lm, rank=1)) == 1
-    before = engine_starts()
-    with pytest.raises(UserError, match="adapter_config.json"):
-        VllmGenerator(tiny_lm, model_name="m", lora=str(tmp_path / "missing"))
-    (tmp_path / "broken").mkdir()
-    (tmp_path / "broken" / "adapter_config.json").write_text("{}")
-    with pytest.raises(UserError, match="cannot read the rank"):
-        VllmGenerator(tiny_lm, model_name="m", lora=str(tmp_path / "broken"))
-    with pytest.raises(UserError, match="no chat template|neither"):
-        VllmGenerator(tiny_lm, model_name="m", chat_template="no-such-template.jinja")
-    assert engine_starts() == before  # no engine was started for any of them

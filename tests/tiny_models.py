@@ -29,12 +29,13 @@ directory holding a complete build with the same arguments is reused as it is.
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 MARKER = "tiny-model.json"
 BUILD_VERSION = 1
@@ -89,7 +90,7 @@ chicken cross the road? To get to the other side.
 def _training_corpus() -> list[str]:
     lines = [ln for ln in _CORPUS.splitlines() if ln.strip()]
     # Chat-formatted copies so the markup's pieces ("user\n", "assistant\n") become tokens too.
-    chats = [f"{IM_START}user\n{a}{IM_END}\n{IM_START}assistant\n{b}{IM_END}\n" for a, b in zip(lines, lines[1:])]
+    chats = [f"{IM_START}user\n{a}{IM_END}\n{IM_START}assistant\n{b}{IM_END}\n" for a, b in itertools.pairwise(lines)]
     return lines + chats
 
 

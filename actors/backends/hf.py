@@ -15,9 +15,9 @@ import torch
 
 from rmorch.actors.backends.builtin import resolve_model_path
 from rmorch.actors.backends.model_files import LoadOptIns, check_model_files, safetensors_only
-from rmorch.actors.config import WeightsConfig
 from rmorch.actors.backends.text import Encoded, encode_request, setup_chat_template, width_batches
 from rmorch.actors.base import ActorContext, ScoreOutcome, ScoreRequest
+from rmorch.actors.config import WeightsConfig
 from rmorch.core.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,8 @@ def resolve_dtype(name: str, device: str) -> str:
 
 def _cpu_has_native_bf16() -> bool:
     try:
-        flags = open("/proc/cpuinfo").read()
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
@@ -93,7 +94,8 @@ class TransformersClassifier:
     `chat=False` is for callers that build the input ids themselves (cross-encoders, `forward_ids` only): no chat
     template is installed, so their config needs no `chat_template` (recorded as "none")."""
 
-    def __init__(self, config: Any, ctx: ActorContext, model_name: str, *, chat: bool = True):
+    def __init__(self, config: Any, ctx: ActorContext, model_name: str, *, chat: bool = True,
+                 objective: int | str | None = None):
         from transformers import AutoModelForSequenceClassification
 
         self.config = config
@@ -119,7 +121,7 @@ class TransformersClassifier:
             raise UserError(f"model '{model_name}': cannot load '{config.path}': {e}{offline_hint(path)}") from None
         self.model.to(self.device).eval()
         n_out = int(getattr(self.model.config, "num_labels", 1))
-        objective = getattr(config, "objective", None)
+        self.objective = objective
         if n_out > 1 and objective is None:
             raise UserError(f"model '{model_name}' has {n_out} outputs (a multi-objective RM): set `objective: INDEX` "
                             f"or `objective: mean` for the scalar reward; all outputs are kept in `scores`")
@@ -165,7 +167,7 @@ class TransformersClassifier:
         logits = output.logits.float()
         if logits.shape[-1] == 1:
             return [(v, None) for v in logits[:, 0].cpu().tolist()]
-        objective = self.config.objective
+        objective = self.objective
         scalar = logits.mean(-1) if objective == "mean" else logits[:, objective]
         return list(zip(scalar.cpu().tolist(), logits.cpu().tolist()))
 

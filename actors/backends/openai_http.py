@@ -36,8 +36,8 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -104,7 +104,7 @@ def _validate_base_url(base_url: Any, model_name: str) -> tuple[str, str]:
     url = base_url.strip()
     try:
         parts = urlsplit(url)
-        parts.port  # raises ValueError for a bad port
+        _ = parts.port  # raises ValueError for a bad port
     except ValueError as e:
         raise UserError(f"{where} {_display_url(url)!r} is not a valid URL ({e})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -171,8 +171,8 @@ def _parse_retry_after(headers: httpx.Headers) -> float | None:
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 class OpenAIChatBackend:
@@ -286,7 +286,7 @@ class OpenAIChatBackend:
         if client is not None:
             client.close()
 
-    def __enter__(self) -> OpenAIChatBackend:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -384,7 +384,7 @@ class OpenAIChatBackend:
         """A short, redacted message from an error response: OpenAI-style {"error": {"message": ...}} or text."""
         try:
             text = resp.text
-        except Exception:  # undecodable body
+        except Exception:  # noqa: BLE001 -- an undecodable body, whatever httpx raises for it
             return "(unreadable body)"
         msg = None
         try:

@@ -10,8 +10,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from rmorch.core.errors import UserError
 
@@ -44,7 +45,7 @@ def setup_chat_template(tokenizer: Any, source: str, model: str) -> str:
                         ) from None
     try:  # a template that cannot render a conversation would make every request an error row: refuse it now
         render(tokenizer, [{"role": "user", "content": "?"}, {"role": "assistant", "content": "!"}], "file")
-    except Exception as e:  # jinja2 syntax and undefined errors, raise_exception(), ...
+    except Exception as e:  # noqa: BLE001 -- jinja2 syntax and undefined errors, raise_exception(), ...
         raise UserError(f"model '{model}': chat_template {source} does not render a conversation: "
                         f"{type(e).__name__}: {e}") from None
     return f"file:{os.path.basename(source)}"

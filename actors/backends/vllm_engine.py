@@ -20,11 +20,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
-from rmorch.core.errors import UserError
 from rmorch.actors.backends.hf import offline_hint, resolve_dtype
 from rmorch.actors.backends.model_files import vllm_load_format
+from rmorch.core.errors import UserError
 
 log = logging.getLogger(__name__)
 

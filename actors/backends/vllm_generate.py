@@ -40,10 +40,10 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from rmorch.actors.backends.generation import Generation, Message, SamplingConfig
+from rmorch.actors.backends.hf import load_tokenizer, offline_hint
 from rmorch.actors.backends.text import encode, render, setup_chat_template
 from rmorch.actors.backends.vllm_engine import engine_dtype, shutdown, start_engine
 from rmorch.core.errors import UserError
-from rmorch.actors.backends.hf import load_tokenizer, offline_hint
 
 if TYPE_CHECKING:
     from rmorch.actors.judge_prompts import ImageInput

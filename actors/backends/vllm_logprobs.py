@@ -22,12 +22,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from rmorch.actors.backends.hf import load_tokenizer, local_model_dir, offline_hint
 from rmorch.actors.backends.hf_logprobs import ResponseTokens, TransformersLogprobs
+from rmorch.actors.backends.text import setup_chat_template
 from rmorch.actors.backends.vllm_engine import engine_dtype, shutdown, start_engine
 from rmorch.actors.base import ActorContext
 from rmorch.core.errors import UserError
-from rmorch.actors.backends.hf import load_tokenizer, local_model_dir, offline_hint
-from rmorch.actors.backends.text import setup_chat_template
 
 
 class VllmLogprobs:

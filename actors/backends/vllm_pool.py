@@ -23,12 +23,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from rmorch.actors.backends.hf import load_tokenizer, local_model_path, offline_hint
 from rmorch.actors.backends.text import Encoded, encode_request, setup_chat_template
 from rmorch.actors.backends.vllm_engine import engine_dtype, shutdown, start_engine
 from rmorch.actors.base import ActorContext, ScoreOutcome, ScoreRequest
 from rmorch.core.errors import UserError
-from rmorch.actors.backends.hf import load_tokenizer, local_model_path, offline_hint
-
 
 PROB_EPS = 1e-12
 
@@ -71,7 +70,7 @@ class VllmClassifier:
         from vllm import PoolingParams
 
         self.llm = start_engine(model_name, path, runner="pooling", dtype=config.dtype,
-                                tensor_parallel_size=getattr(config, "tensor_parallel_size", 1),
+                                tensor_parallel_size=config.tensor_parallel_size,
                                 max_model_len=self.max_length, seed=ctx.seed,
                                 trust_remote_code=config.trust_remote_code, revision=config.revision,
                                 **({"enforce_eager": True} if config.enforce_eager else {}))

@@ -21,7 +21,7 @@ import shutil
 import socket
 import tempfile
 from collections import OrderedDict
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa

@@ -15,8 +15,8 @@ Rows computed during the sweep join the cache as they are written. Error rows ar
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,9 +24,9 @@ import pyarrow.compute as pc
 from rmorch.actors import get_kind
 from rmorch.actors.base import InferenceSettings, ScoreOutcome
 from rmorch.actors.worker import result_rows, shard_requests
+from rmorch.core.model_spec import ModelSpec
 from rmorch.orchestrator.plan.items import ItemFile, item_rows
 from rmorch.orchestrator.plan.units import WorkUnit
-from rmorch.core.model_spec import ModelSpec
 from rmorch.orchestrator.spec.sweep_spec import SweepSpec
 from rmorch.orchestrator.store.results import ResultStore
 

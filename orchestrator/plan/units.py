@@ -14,20 +14,20 @@ import json
 import os
 import tempfile
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import pyarrow as pa
 
 from rmorch.actors import get_kind
 from rmorch.actors.base import Presentation
 from rmorch.actors.worker import ShardTask
-from rmorch.orchestrator.plan.costs import CHARS_PER_TOKEN, param_hint_b
 from rmorch.core.errors import SpecError
-from rmorch.orchestrator.plan.items import ItemFile, narrow_columns, spool_directory
-from rmorch.core.permutations import Permutations
 from rmorch.core.hashing import stable_hash
 from rmorch.core.model_spec import ModelSpec
+from rmorch.core.permutations import Permutations
+from rmorch.orchestrator.plan.costs import CHARS_PER_TOKEN, param_hint_b
+from rmorch.orchestrator.plan.items import ItemFile, narrow_columns, spool_directory
 from rmorch.orchestrator.spec.parse import suite_class
 from rmorch.orchestrator.spec.sweep_spec import SuiteSpec, SweepSpec
 from rmorch.orchestrator.store.results import ManifestEntry, ResultStore

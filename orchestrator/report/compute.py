@@ -28,16 +28,16 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from rmorch.orchestrator.report import stats as st
+
 from rmorch.core.errors import UserError
+from rmorch.orchestrator.report import stats as st
+from rmorch.orchestrator.report.ensembles import ensemble_results
+from rmorch.orchestrator.spec.parse import suite_class
+from rmorch.orchestrator.spec.sweep_spec import EnsembleSpec
 from rmorch.orchestrator.store.results import ResultStore
 from rmorch.orchestrator.store.run_record import RUN_FILE, LastRun, RunRecord, read_run
-from rmorch.orchestrator.report.ensembles import ensemble_results
-from rmorch.orchestrator.spec.sweep_spec import EnsembleSpec
-from rmorch.orchestrator.spec.parse import suite_class
 from rmorch.suites.bestofn import BonCurve, is_pool, pool_curve
 from rmorch.suites.judging import judge_metrics
-
 
 # What the metrics read of the result rows (suites' score, judge metrics, statistics, ensembles): the report reads
 # only these columns of the results files.

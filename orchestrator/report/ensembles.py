@@ -19,12 +19,14 @@ suite like any model's; they are computed at report time and never stored as uni
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from rmorch.core.schema import candidate_counts, results_table
 from rmorch.orchestrator.spec.sweep_spec import EnsembleSpec
+
 
 def standardised(results: pa.Table) -> dict[tuple[str, int], float]:
     """(item_id, candidate) -> z-score of one member's valid pointwise scores (NaN where errored or missing)."""

@@ -46,9 +46,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rmorch.actors import KINDS
+from rmorch.orchestrator.report.compute import LeaderboardEntry, build_leaderboard
 from rmorch.orchestrator.report.ensembles import ensemble_results
 from rmorch.orchestrator.spec.sweep_spec import EnsembleSpec
-from rmorch.orchestrator.report.compute import LeaderboardEntry, build_leaderboard
 from rmorch.orchestrator.store.results import ResultStore
 from rmorch.orchestrator.store.run_record import RunRecord, read_run
 from rmorch.suites.base import candidate_scores

@@ -25,8 +25,9 @@ import logging
 import math
 import pathlib
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from rmorch.orchestrator.store.results import ResultStore
 from rmorch.orchestrator.store.run_record import LastRun, ModelRecord, RunRecord
@@ -217,11 +218,11 @@ def leaderboard_section(inputs: ReportInputs) -> str:
             '<span class="badge best">best</span> marks rank 1, <span class="badge tied">tied</span> a model whose '
             "difference from the best is not statistically significant. "
         )
-    parts = [
+    parts = [(
         f'<p class="lead">Scores in %. {uncertainty}The highlighted <b>length</b> row (score = response length) is '
         "the bar every reward model should clear; <i>Δ vs length</i> is the difference in points, with * when "
         "stats.json's paired test finds it significant. Click a column header to sort.</p>"
-    ]
+    )]
     suites = [str(s) for s in inputs.run.suites] if inputs.run is not None else []
     paired = [p for p in as_list(as_dict(inputs.stats).get("paired")) if isinstance(p, dict)]
     for suite, rows in by_suite(entries, suites).items():
@@ -349,7 +350,7 @@ def judge_section(inputs: ReportInputs) -> str:
             + cell(esc(e.get("suite", "?")), str(e.get("suite", "")))
             + num_cell(j.get("official", e.get("score"))) + num_cell(j.get("both_orders_accuracy"))
             + num_cell(j.get("position_consistency"))
-            + num_cell(j.get("first_position_rate"), lambda v: pct(v) + chance)
+            + num_cell(j.get("first_position_rate"), lambda v, chance=chance: pct(v) + chance)
             + cell(esc(by_position), None, "num") + num_cell(j.get("parse_failure_rate"))
             + num_cell(j.get("error_rate")) + num_cell(j.get("n_comparisons"), count)
             + num_cell(j.get("n_orders"), count) + "</tr>"
@@ -398,10 +399,10 @@ def bon_section(inputs: ReportInputs) -> str:
     groups: dict[str, list[dict[str, Any]]] = {}
     for c in curves:
         groups.setdefault(str(c.get("suite", "?")), []).append(c)
-    parts = [
+    parts = [(
         '<p class="lead">Expected quality of the candidate a model picks among k drawn at random (best-of-k), '
         "beside the oracle (always the best of the k) and random choice. The table gives k = N.</p>"
-    ]
+    )]
     for suite, rows in groups.items():
         body = []
         for c in rows:
@@ -548,7 +549,7 @@ def guarded(render: Callable[[ReportInputs], str], inputs: ReportInputs) -> str:
     """One section; data in a shape nobody foresaw costs that section (with a note), not the whole report."""
     try:
         return render(inputs)
-    except Exception as exc:  # noqa: BLE001 - the report is the last step of a long sweep; keep the rest
+    except Exception as exc:
         logger.warning("report.html: section %s failed", render.__name__, exc_info=True)
         return note(f"This section could not be drawn from the data ({type(exc).__name__}: {exc}).")
 

@@ -12,7 +12,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # before pyplot: files only, never a window
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def plot_name(*parts: str) -> str:
@@ -46,7 +46,7 @@ def correlation_plot(corr: dict[str, Any], path: str) -> None:
         ax.annotate(m, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
     r = corr["pearson"]["r"]
     rho = corr["spearman"]["r"]
-    fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
+    fmt = lambda v: "n/a" if v is None else f"{v:.2f}"
     ax.set_title(f"{corr['benchmark']} vs best-of-N gain on {corr['pool']}\n"
                  f"Pearson r = {fmt(r)}, Spearman rho = {fmt(rho)} (n = {corr['n']})", fontsize=9)
     ax.set_xlabel(f"{corr['benchmark']} score")

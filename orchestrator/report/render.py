@@ -115,8 +115,8 @@ def _judge_cells(judge: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def _fmt_num(v: float | int | None) -> str:
-    if isinstance(v, bool) or isinstance(v, int):
+def _fmt_num(v: float | None) -> str:
+    if isinstance(v, (bool, int)):
         return str(int(v))
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.6f}"
 

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -125,7 +126,7 @@ def bootstrap_scores(suite: Any, items: pa.Table, results: pa.Table, observed: A
 
 
 def _fast_path_ok(suite: Any, observed: Any, draws: Draws) -> bool:
-    credits = getattr(observed, "item_credits", None)
+    credits = observed.item_credits
     if credits is None or any(len(g) != 1 for gs in draws.groups.values() for g in gs):
         return False
     try:  # the suite's combine must reproduce its own observed numbers, else the exact path is used

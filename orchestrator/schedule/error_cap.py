@@ -35,9 +35,9 @@ class ErrorCapStop:
 
     def message(self) -> str:
         """What the user reads: the cap, the rate, the worst models and their commonest error, how to go on."""
-        lines = [f"sweep stopped: {self.error_rows} of the {self.rows} result rows written in this run "
-                 f"({self.rate:.1%}) are errors, above max_error_rate {self.max_error_rate:g} (checked from "
-                 f"{ERROR_CAP_MIN_ROWS} rows on, over all models and suites)."]
+        lines = [(f"sweep stopped: {self.error_rows} of the {self.rows} result rows written in this run "
+                  f"({self.rate:.1%}) are errors, above max_error_rate {self.max_error_rate:g} (checked from "
+                  f"{ERROR_CAP_MIN_ROWS} rows on, over all models and suites).")]
         for i, m in enumerate(self.models[:3]):
             worst = "worst model" if i == 0 else "then"
             lines.append(f"  {worst} {m['model']}: {m['error_rows']} error rows of {m['rows']} "

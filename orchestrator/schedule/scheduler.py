@@ -36,8 +36,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any
 
 import pyarrow as pa
 import ray
@@ -47,16 +48,16 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from rmorch.actors import get_kind
 from rmorch.actors.worker import ModelWorker, ShardResult, ShardTask, error_table
-from rmorch.orchestrator.plan.costs import CostModel
-from rmorch.orchestrator.schedule.error_cap import ErrorCapStop, ErrorTally
 from rmorch.core.errors import UserError
-from rmorch.orchestrator.schedule.nodes import ClusterView, packed_group, pin_to_node
-from rmorch.orchestrator.schedule.placement import ModelDemand, plan_starts
-from rmorch.orchestrator.plan.units import WorkUnit
-from rmorch.orchestrator.progress import Display
+from rmorch.core.model_spec import ModelSpec
+from rmorch.orchestrator.plan.costs import CostModel
 from rmorch.orchestrator.plan.items import ItemFile, item_rows
 from rmorch.orchestrator.plan.score_cache import ScoreCache
-from rmorch.core.model_spec import ModelSpec
+from rmorch.orchestrator.plan.units import WorkUnit
+from rmorch.orchestrator.progress import Display
+from rmorch.orchestrator.schedule.error_cap import ErrorCapStop, ErrorTally
+from rmorch.orchestrator.schedule.nodes import ClusterView, packed_group, pin_to_node
+from rmorch.orchestrator.schedule.placement import ModelDemand, plan_starts
 from rmorch.orchestrator.spec.sweep_spec import SweepSpec
 from rmorch.orchestrator.store.results import ResultStore
 

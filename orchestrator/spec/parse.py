@@ -27,17 +27,22 @@ import dataclasses
 import re
 import types
 import typing
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from rmorch.actors import KINDS, infer_kind
 from rmorch.core.errors import SpecError, UserError, did_you_mean, read_yaml
 from rmorch.core.model_spec import ModelSpec, ResourceSpec
 from rmorch.orchestrator.spec.sweep_spec import (
-    SCALAR_KEYS, SUITE_KEYS, TOP_KEYS, EnsembleSpec, SuiteSpec, SweepSpec,
+    SCALAR_KEYS,
+    SUITE_KEYS,
+    TOP_KEYS,
+    EnsembleSpec,
+    SuiteSpec,
+    SweepSpec,
 )
 from rmorch.suites import SUITES
-
 
 # ---- building dataclasses from YAML mappings, with key-naming errors -----------------------------------------
 

@@ -25,15 +25,16 @@ import logging
 import posixpath
 import shutil
 import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rmorch.core.errors import UserError
-from rmorch.orchestrator.plan.items import read_scoring_view
 from rmorch.core.schema import RESULT_SCHEMA, empty_results
+from rmorch.orchestrator.plan.items import read_scoring_view
 from rmorch.orchestrator.store.storage import FileStat, open_files
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from rmorch.core.errors import UserError
 from rmorch.orchestrator.store.results import ResultStore

@@ -19,9 +19,10 @@ import os
 import posixpath
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import pyarrow as pa
 
@@ -220,7 +221,7 @@ class UriFiles:
             if info.type != pafs.FileType.File:
                 continue
             path = info.path.lstrip("/") if not self.base.startswith("/") else info.path
-            rel = path[len(prefix):] if path.startswith(prefix) else path
+            rel = path.removeprefix(prefix)
             out[rel] = FileStat(int(info.size or 0), info.mtime.timestamp() if info.mtime else None)
         return out
 

@@ -13,8 +13,10 @@ import copy
 import re
 import shlex
 import sys
+import tomllib
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator
+from typing import Any
 
 import jsonschema
 import pytest
@@ -23,7 +25,7 @@ import yaml
 from rmorch.actors import get_kind
 from rmorch.orchestrator.spec.parse import load_spec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "cluster"
 APP = PurePosixPath("/app")  # the image's WORKDIR: /app/X is the repository's X
 
@@ -214,7 +216,7 @@ def schema_errors(doc: dict[str, Any]) -> list[str]:
 
 # ---- rmorch's rules ------------------------------------------------------------------------------------------
 
-SECRETISH = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|CREDENTIAL", re.I)
+SECRETISH = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
 LITERAL_SECRET = re.compile(r"\bhf_[A-Za-z0-9]{20,}|\bsk-[A-Za-z0-9_-]{20,}|\bAKIA[0-9A-Z]{16}\b")
 REQUIRED_ENV = {"HF_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "OPENAI_API_KEY"}
 
@@ -380,21 +382,21 @@ def test_no_literal_secret_anywhere() -> None:
 
 def test_dockerfile_builds_what_the_cluster_runs(raycluster: dict[str, Any]) -> None:
     text, copies = _dockerfile()
-    args = dict(re.findall(r"^ARG (\w+)=(\S+)", text, re.M))
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)", text, re.MULTILINE))
     assert args["RAY_VERSION"] == raycluster["spec"]["rayVersion"], "image Ray != rayVersion"
-    assert re.search(r"^FROM \S+", text, re.M)
-    assert re.search(r"^WORKDIR /app\s*$", text, re.M)
-    users = re.findall(r"^USER (\S+)", text, re.M)
+    assert re.search(r"^FROM \S+", text, re.MULTILINE)
+    assert re.search(r"^WORKDIR /app\s*$", text, re.MULTILINE)
+    users = re.findall(r"^USER (\S+)", text, re.MULTILINE)
     assert users and users[-1].split(":")[0] not in ("root", "0"), "the image must end as a non-root user"
     pip = [line for line in text.splitlines() if "pip install" in line]
     assert any(re.search(r"""["']?\.\[vllm[^\]]*\]["']?""", line) for line in pip), "pip install .[vllm]"
     assert any("ray[default]==${RAY_VERSION}" in line for line in pip), "pin the Ray of the base image"
     # what `pip install .` reads, and the packages pyproject names
-    for needed in ("pyproject.toml", "README.md", "orchestrator/cli.py", "actors/__init__.py",
-                   "suites/__init__.py"):
+    package_dirs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    for needed in ("pyproject.toml", "README.md", *(f"{d}/__init__.py" for d in package_dirs.values())):
         assert _in_image(needed, copies), f"the Dockerfile does not copy {needed}"
     # nothing secret baked in
-    for key in re.findall(r"^(?:ENV|ARG)\s+(\w+)", text, re.M):
+    for key in re.findall(r"^(?:ENV|ARG)\s+(\w+)", text, re.MULTILINE):
         assert not SECRETISH.search(key), f"{key} must not be set in the image"
     # the BuildKit ignore file lets every COPY source through
     ignore = (CLUSTER / "Dockerfile.dockerignore").read_text(encoding="utf-8").splitlines()

@@ -11,8 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from rmorch.orchestrator.report import stats as st
 from rmorch.core.schema import items_table, results_table
+from rmorch.orchestrator.report import stats as st
 from rmorch.suites.rewardbench import RewardBench
 from rmorch.suites.userfile import FileSuite
 

@@ -13,7 +13,7 @@ from rmorch.core.schema import results_table
 from rmorch.suites import get_suite_class
 from rmorch.suites.rewardbench2 import RewardBench2, best_of_n_credit, ties_score
 
-FIXTURE = Path(__file__).parent / "fixtures" / "rewardbench2" / "sample.jsonl"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "rewardbench2" / "sample.jsonl"
 
 
 def _rows() -> list[dict]:

@@ -18,16 +18,16 @@ import pyarrow.compute as pc
 import pytest
 from rich.console import Console
 
+from rmorch.core.schema import results_table
 from rmorch.orchestrator.report.compute import build_leaderboard, score_entry
 from rmorch.orchestrator.report.render import print_leaderboard, write_leaderboard
-from rmorch.core.schema import results_table
 from rmorch.orchestrator.store.results import ManifestEntry, ResultStore
 from rmorch.suites import get_suite_class
 from rmorch.suites.base import candidate_scores
 from rmorch.suites.judging import INVALID_RATING, judge_metrics, pairwise_rating_credit, rating_credit
 from rmorch.suites.rewardbench import SECTIONS, SUBSET_WEIGHTS
 
-RB2_FIXTURE = Path(__file__).parent / "fixtures" / "rewardbench2" / "sample.jsonl"
+RB2_FIXTURE = Path(__file__).parents[1] / "fixtures" / "rewardbench2" / "sample.jsonl"
 E = "E"  # marker in hand-written rating lists: this candidate's request failed
 M = "M"  # marker: no row for this candidate
 
@@ -407,7 +407,7 @@ def test_always_first_pairwise_judge(rb_items):
     assert j["position_consistency"] == 0.0 and j["both_orders_accuracy"] == 0.0
     assert j["parse_failure_rate"] == 0.0 and j["error_rate"] == 0.0
     credit = {iid: float(order[0] == 0) for iid, order in bases.items()}
-    acc, sections, final = rb_expected(items, credit)
+    acc, _sections, final = rb_expected(items, credit)
     assert s.subsets == pytest.approx(acc)
     for subset, value in acc.items():  # per subset: the share of items whose base order shows the chosen first
         shown_first = [bases[it["item_id"]][0] == 0 for it in items if it["subset"] == subset]

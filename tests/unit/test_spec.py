@@ -333,7 +333,7 @@ def test_example_specs_are_valid() -> None:
 
     from rmorch.orchestrator.schedule.scheduler import tensor_parallel_size
 
-    examples = sorted((Path(__file__).parent.parent / "examples").glob("*.yaml"))
+    examples = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
     assert examples
     for path in examples:
         load_spec(str(path))

@@ -51,7 +51,7 @@ def test_round_trip(store: ResultStore) -> None:
     store.write_json("run.json", {"x": [1, "é"]})
     assert store.read_json("run.json") == {"x": [1, "é"]} and store.exists("run.json")
     assert not store.exists("nope.json")
-    store.write_atomic("plots/p.png", lambda path: open(path, "wb").write(b"\x89PNG"))
+    store.write_atomic("plots/p.png", lambda path: open(path, "wb").write(b"\x89PNG"))  # noqa: SIM115
     assert store.read_bytes("plots/p.png") == b"\x89PNG"
     assert set(store.listing("")) >= {"run.json", "plots/p.png", a.file, "manifest/k1.json"}
     assert store.path("run.json").endswith("/run.json") and store.root in store.path("run.json")
@@ -124,7 +124,7 @@ def test_local_write_is_all_or_nothing(tmp_path) -> None:
     store.write_text("a.txt", "first")
 
     def fails(path: str) -> None:
-        open(path, "w").write("half")
+        open(path, "w").write("half")  # noqa: SIM115
         raise RuntimeError("crash mid-write")
 
     with pytest.raises(RuntimeError):
@@ -151,8 +151,8 @@ def _filled(root: str, rewardbench_file) -> ResultStore:
     from rmorch.actors.worker import ModelWorker, ShardTask
     from rmorch.orchestrator.plan.units import load_suite, make_units
     from rmorch.orchestrator.spec.parse import spec_from_dict
-    from rmorch.orchestrator.store.status import write_plan
     from rmorch.orchestrator.store.run_record import LastRun, write_run
+    from rmorch.orchestrator.store.status import write_plan
     from rmorch.orchestrator.sweep import _run_metadata
 
     spec = spec_from_dict({"out": root, "shard_size": 16, "resamples": 0, "models": ["length"],
