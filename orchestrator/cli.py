@@ -6,6 +6,7 @@ Ray nor matplotlib nor the scheduler.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from rmorch.core.errors import UserError
+from rmorch.orchestrator.generate import GenerateConfig
 from rmorch.orchestrator.spec.sweep_spec import DEFAULT_RESAMPLES
 
 console = Console()
@@ -180,25 +182,29 @@ def report(dirs: tuple[str, ...], target: str | None, resamples: int, export: bo
                           f"{os.path.join(d, 'export', 'reward-bench')}[/dim]")
 
 
+GENERATE_DEFAULTS = {f.name: f.default for f in dataclasses.fields(GenerateConfig)}  # the options' one home
+
+
 @main.command()
 @click.option("--model", required=True, help="Policy model: a local directory, a hub id or builtin:NAME.")
 @click.option("--data", required=True, type=click.Path(exists=True),
               help="GSM8K test.jsonl (question, answer ending in '#### N'), or the directory holding it.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The pool file to write (.jsonl).")
-@click.option("--n", "n", type=int, default=4, show_default=True, help="Samples per problem.")
+@click.option("--n", "n", type=int, default=GENERATE_DEFAULTS["n"], show_default=True, help="Samples per problem.")
 @click.option("--limit", type=int, help="Only the first N problems.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Global seed; each sample's seed derives from it.")
-@click.option("--temperature", type=float, default=0.7, show_default=True)
-@click.option("--top-p", type=float, default=1.0, show_default=True)
-@click.option("--max-tokens", type=int, default=256, show_default=True, help="Generated tokens per sample.")
-@click.option("--dtype", default="float32", show_default=True,
+@click.option("--seed", type=int, default=GENERATE_DEFAULTS["seed"], show_default=True,
+              help="Global seed; each sample's seed derives from it.")
+@click.option("--temperature", type=float, default=GENERATE_DEFAULTS["temperature"], show_default=True)
+@click.option("--top-p", type=float, default=GENERATE_DEFAULTS["top_p"], show_default=True)
+@click.option("--max-tokens", type=int, default=GENERATE_DEFAULTS["max_tokens"], show_default=True, help="Generated tokens per sample.")
+@click.option("--dtype", default=GENERATE_DEFAULTS["dtype"], show_default=True,
               help="float32 | auto | bfloat16 | float16 (float32: samples independent of the batch; auto: faster).")
 @user_errors
 def generate(model: str, data: str, out: str, n: int, limit: int | None, seed: int, temperature: float,
              top_p: float, max_tokens: int, dtype: str) -> None:
     """Sample a best-of-N pool: N solutions per GSM8K problem from MODEL (vLLM), each checked against the
     reference answer, written to OUT for the gsm8k-bon suite."""
-    from rmorch.orchestrator.generate import GenerateConfig, generate_pool, spec_snippet
+    from rmorch.orchestrator.generate import generate_pool, spec_snippet
 
     config = GenerateConfig(model=model, data=data, out=out, n=n, limit=limit, seed=seed, temperature=temperature,
                             top_p=top_p, max_tokens=max_tokens, dtype=dtype)
