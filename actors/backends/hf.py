@@ -15,7 +15,14 @@ import torch
 
 from rmorch.actors.backends.builtin import resolve_model_path
 from rmorch.actors.backends.model_files import LoadOptIns, check_model_files, safetensors_only
-from rmorch.actors.backends.text import Encoded, encode_request, setup_chat_template, width_batches
+from rmorch.actors.backends.text import (
+    Encoded,
+    encode_request,
+    pass_tensors,
+    rows_per_pass,
+    setup_chat_template,
+    width_batches,
+)
 from rmorch.actors.base import ActorContext, ScoreOutcome, ScoreRequest
 from rmorch.actors.config import WeightsConfig
 from rmorch.core.errors import UserError
@@ -142,29 +149,29 @@ class TransformersClassifier:
         encoded = [self.encode(r) for r in requests]
         out: list[ScoreOutcome | None] = [None] * len(requests)
         limit = getattr(self.model.config.get_text_config(), "max_position_embeddings", None)
-        for width, batch in width_batches([len(e.ids) for e in encoded], self.config.batch_tokens, limit):
-            for i, (v, vec) in zip(batch, self.forward_ids([encoded[i].ids for i in batch], width)):
+        budget = self.config.batch_tokens
+        for width, batch in width_batches([len(e.ids) for e in encoded], budget, limit):
+            rows = rows_per_pass(width, budget)
+            for i, (v, vec) in zip(batch, self.forward_ids([encoded[i].ids for i in batch], width, rows)):
                 out[i] = ScoreOutcome(score=v, scores=vec, n_tokens=len(encoded[i].ids), truncated=encoded[i].truncated)
         return out  # type: ignore[return-value]
 
-    def forward_ids(self, seqs: list[list[int]], width: int | None = None) -> list[tuple[float, list[float] | None]]:
-        """(scalar reward, all outputs or None) per sequence, right-padded to `width` (default: the longest).
-        Models whose remote code returns `score` and `rewards` (ArmoRM style: a gated preference score over
-        per-objective rewards) use those."""
+    def forward_ids(self, seqs: list[list[int]], width: int | None = None,
+                    rows: int = 0) -> list[tuple[float, list[float] | None]]:
+        """(scalar reward, all outputs or None) per sequence, right-padded to `width` (default: the longest), in a
+        pass of `rows` rows at least (text.pass_tensors). Models whose remote code returns `score` and `rewards`
+        (ArmoRM style: a gated preference score over per-objective rewards) use those."""
         width = max(width or 0, max(len(s) for s in seqs))
         pad = self._pad_id(seqs)
-        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for row, s in enumerate(seqs):  # right padding keeps position ids right for every architecture
-            ids[row, : len(s)] = torch.tensor(s, dtype=torch.long)
-            mask[row, : len(s)] = 1
+        ids, mask = pass_tensors(seqs, width, rows, pad)
+        n = len(seqs)
         text_config = self.model.config.get_text_config()
         text_config.pad_token_id = pad
         output = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
         if getattr(output, "score", None) is not None and getattr(output, "rewards", None) is not None:
-            scalar = output.score.reshape(len(seqs), -1)[:, 0].float().cpu().tolist()
-            return list(zip(scalar, output.rewards.float().cpu().tolist()))
-        logits = output.logits.float()
+            scalar = output.score.reshape(len(ids), -1)[:n, 0].float().cpu().tolist()
+            return list(zip(scalar, output.rewards[:n].float().cpu().tolist()))
+        logits = output.logits[:n].float()
         if logits.shape[-1] == 1:
             return [(v, None) for v in logits[:, 0].cpu().tolist()]
         objective = self.objective

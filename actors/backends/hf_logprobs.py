@@ -14,7 +14,7 @@ import torch
 
 from rmorch.actors.backends.hf import DTYPES, load_tokenizer, local_model_dir, offline_hint, resolve_dtype
 from rmorch.actors.backends.model_files import safetensors_only
-from rmorch.actors.backends.text import encode, render, setup_chat_template, width_batches
+from rmorch.actors.backends.text import encode, pass_tensors, render, rows_per_pass, setup_chat_template, width_batches
 from rmorch.actors.base import ActorContext, ScoreRequest
 from rmorch.core.errors import UserError
 
@@ -80,13 +80,9 @@ class TransformersLogprobs:
     def token_logprobs(self, encoded: list[ResponseTokens]) -> list[list[float]]:
         out: list[list[float]] = [[] for _ in encoded]
         limit = getattr(self.model.config.get_text_config(), "max_position_embeddings", None)
-        for width, batch in width_batches([len(e.ids) for e in encoded], self.config.batch_tokens, limit):
-            ids = torch.zeros((len(batch), width), dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                seq = encoded[i].ids
-                ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-                mask[row, : len(seq)] = 1
+        budget = self.config.batch_tokens
+        for width, batch in width_batches([len(e.ids) for e in encoded], budget, limit):
+            ids, mask = pass_tensors([encoded[i].ids for i in batch], width, rows_per_pass(width, budget), pad=0)
             logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
             logp = torch.log_softmax(logits.float(), dim=-1)
             for row, i in enumerate(batch):

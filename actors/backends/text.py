@@ -81,33 +81,59 @@ def encode_request(tokenizer: Any, template: str, request: Any, max_length: int,
 
 
 PAD_MULTIPLE = 16  # padded widths are multiples of this (see padded_width)
+ROWS_PER_PASS = 8  # rows of every forward pass of a width, at most (see width_batches)
 
 
 def padded_width(n: int, limit: int | None = None) -> int:
     """The width a sequence of `n` tokens is padded to: a function of `n` alone, never of its batch companions.
 
     Matrix kernels round differently for different shapes: in bf16, padding the same sequence to another width
-    moves its score by up to ~0.05 logit (SmolLM2-135M), while the number of rows in the batch does not matter. So
-    every sequence is padded to the next multiple of PAD_MULTIPLE with at least one pad position (the attention mask
-    then always takes the same, masked, code path), capped at `limit` (the model's position limit), and batches
-    hold sequences of one width (`width_batches`): scores do not depend on batch size, shard size or order.
+    moves its score by up to ~0.05 logit (SmolLM2-135M). So every sequence is padded to the next multiple of
+    PAD_MULTIPLE with at least one pad position (the attention mask then always takes the same, masked, code path),
+    capped at `limit` (the model's position limit), and batches hold sequences of one width, in passes of one
+    number of rows (`width_batches`): scores do not depend on batch size, shard size or order.
     """
     width = (n // PAD_MULTIPLE + 1) * PAD_MULTIPLE
     return max(n, min(width, limit)) if limit else width
 
 
+def rows_per_pass(width: int, budget: int) -> int:
+    """The rows of every forward pass over sequences padded to `width`: ROWS_PER_PASS, fewer where `budget`
+    padded tokens do not hold them (at least one). A pass with fewer sequences is filled up with masked rows.
+
+    Why fixed: bf16 matrix kernels on CPUs with AMX (oneDNN) block their sums differently for different row counts,
+    so the same sequence's score moved by up to 0.045 logit between batches of 1, 7 and 64 sequences (SmolLM2-135M,
+    measured); at a fixed row count a sequence's numbers do not depend on its batch companions or its row."""
+    return max(1, min(ROWS_PER_PASS, budget // width))
+
+
 def width_batches(lengths: Sequence[int], budget: int, limit: int | None = None) -> list[tuple[int, list[int]]]:
-    """(padded width, indices) batches: sequences grouped by `padded_width`, widest first, each batch within
-    `budget` padded tokens (at least one sequence)."""
+    """(padded width, indices) batches: sequences grouped by `padded_width`, widest first, each batch of at most
+    `rows_per_pass(width, budget)` sequences (callers fill a pass up to that many rows: `pad_rows`)."""
     groups: dict[int, list[int]] = {}
     for i, n in enumerate(lengths):
         groups.setdefault(padded_width(n, limit), []).append(i)
     batches = []
     for width in sorted(groups, reverse=True):
         members = groups[width]
-        size = max(1, budget // width)
+        size = rows_per_pass(width, budget)
         batches.extend((width, members[j : j + size]) for j in range(0, len(members), size))
     return batches
+
+
+def pass_tensors(seqs: Sequence[Sequence[int]], width: int, rows: int, pad: int) -> tuple[Any, Any]:
+    """(input ids, attention mask) of one forward pass: `seqs` right-padded to `width` (right padding keeps position
+    ids right for every architecture), then filled up to `rows` rows with masked rows (one attended pad token each:
+    a row attending nothing would make softmax over no keys)."""
+    import torch  # late: torch only with a model
+
+    ids = torch.full((max(rows, len(seqs)), width), pad, dtype=torch.long)
+    mask = torch.zeros((max(rows, len(seqs)), width), dtype=torch.long)
+    mask[len(seqs):, 0] = 1
+    for row, s in enumerate(seqs):
+        ids[row, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[row, : len(s)] = 1
+    return ids, mask
 
 
 def token_budget_batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
