@@ -38,6 +38,7 @@ from rmorch.actors.base import (
 )
 from rmorch.actors.config import ChatTemplateConfig, VllmEngineConfig, WeightsConfig
 from rmorch.actors.judge_prompts import (
+    Echo,
     ImageInput,
     Template,
     comparison_values,
@@ -46,6 +47,7 @@ from rmorch.actors.judge_prompts import (
     messages,
     parse_choice,
     parse_rating,
+    prompt_echo,
     read_image,
     render_question,
     shorten,
@@ -55,6 +57,16 @@ from rmorch.core.model_spec import NOT_SCORING
 from rmorch.core.permutations import Permutations
 
 DEFAULT_PERMUTATIONS = {"pairwise": "both", "nway": "cyclic", "rating": "single"}
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One request as the judge is shown it: its messages, whether texts were shortened to fit, and what of it the
+    judge might echo back (never read as a verdict)."""
+
+    messages: list[dict[str, str]]
+    truncated: bool
+    echo: Echo
 FIT_ATTEMPTS = 6
 MARKER_TOKENS = 24  # room for each "[... N characters omitted ...]" marker
 
@@ -68,6 +80,9 @@ class JudgeConfig(WeightsConfig, ChatTemplateConfig, VllmEngineConfig):
     permutations: str | None = None  # single | both | cyclic | all | random:K (default: pairwise both, nway cyclic)
     backend: Literal["vllm", "openai"] = "vllm"
     template: str | None = None  # YAML file {system, user} in the protocol's placeholders; default: built in
+    # strict: only the protocol's marks ([[A]], [[7]]), exactly one; lenient: also verdict phrases where the output
+    # holds no mark (rmorch.actors.judge_prompts "parsing")
+    parser: Literal["strict", "lenient"] = "strict"
     system_role: Literal["system", "merge"] = "system"  # merge: system text into the user turn
     temperature: float = 0.0  # 0: greedy
     top_p: float = 1.0
@@ -168,9 +183,9 @@ class Judge(ModelKind):
         todo = [i for i in range(len(requests)) if i not in failed]
         prompts = {i: self._fit(requests[i], images[i]) for i in todo}
         extra = {"images": [images[i] for i in todo]} if self.show_images else {}
-        gens = iter(self.generator.generate([prompts[i][0] for i in todo], self.sampling,
+        gens = iter(self.generator.generate([prompts[i].messages for i in todo], self.sampling,
                                             [self._seed(requests[i]) for i in todo], **extra))
-        return [ScoreOutcome(error=failed[i]) if i in failed else self._outcome(r, next(gens), prompts[i][1])
+        return [ScoreOutcome(error=failed[i]) if i in failed else self._outcome(r, next(gens), prompts[i])
                 for i, r in enumerate(requests)]
 
     # ---- internals ---------------------------------------------------------------------------------------------
@@ -191,20 +206,21 @@ class Judge(ModelKind):
         paths = image_paths(r.context)
         return [read_image(p) for p in paths]
 
-    def _fit(self, r: Request, images: list[ImageInput]) -> tuple[list[dict[str, str]], bool]:
+    def _fit(self, r: Request, images: list[ImageInput]) -> Prompt:
         """The request's messages, shortened (head and tail of every text) until they fit the context window
         (image tokens included, where the backend counts them)."""
         question = render_question(r.prompt, r.context, images_shown=self.show_images)
         responses = [r.response] if isinstance(r, ScoreRequest) else list(r.responses)
         template = self._template(r)
-        msgs = messages(template, self._values(r, question, responses), self.config.system_role)
+        values = self._values(r, question, responses)
+        msgs = messages(template, values, self.config.system_role)
         limit = self.generator.max_model_len
         if limit is None:
-            return msgs, False
+            return Prompt(msgs, False, prompt_echo(template, values))
         budget = limit - self.config.max_tokens
         n = self._prompt_tokens(msgs, images)
         if n is None or n <= budget:
-            return msgs, False
+            return Prompt(msgs, False, prompt_echo(template, values))
         texts = [question, *responses]
         empty = self._values(r, "", [""] * len(responses))
         overhead = self._prompt_tokens(messages(template, empty, self.config.system_role), images) or 0
@@ -214,11 +230,12 @@ class Judge(ModelKind):
                 break  # the template alone does not fit
             factor = room / max(n - overhead, 1) * 0.9  # every text keeps the same share of itself
             texts = [shorten(t, int(len(t) * factor)) for t in texts]
-            msgs = messages(template, self._values(r, texts[0], texts[1:]), self.config.system_role)
+            values = self._values(r, texts[0], texts[1:])
+            msgs = messages(template, values, self.config.system_role)
             n = self._prompt_tokens(msgs, images) or 0
             if n <= budget:
                 break
-        return msgs, True  # if still too long, the backend reports it as this request's error
+        return Prompt(msgs, True, prompt_echo(template, values))  # still too long: the backend says so, per request
 
     def _prompt_tokens(self, msgs: list[dict[str, str]], images: list[ImageInput]) -> int | None:
         if images:
@@ -231,14 +248,15 @@ class Judge(ModelKind):
         digest = hashlib.sha256(f"{self.ctx.seed}\x00{r.item_id}\x00{which}".encode()).digest()
         return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
-    def _outcome(self, r: Request, g: Generation, truncated: bool) -> ScoreOutcome:
+    def _outcome(self, r: Request, g: Generation, prompt: Prompt) -> ScoreOutcome:
+        truncated = prompt.truncated
         if g.error is not None:
             return ScoreOutcome(error=g.error, raw_output=g.text, n_tokens=g.n_prompt_tokens, truncated=truncated)
         if isinstance(r, ScoreRequest):
-            rating = parse_rating(g.text)
+            rating = parse_rating(g.text, self.config.parser, prompt.echo)
             return ScoreOutcome(score=rating, raw_output=g.text, parsed=rating is not None,
                                 n_tokens=g.n_prompt_tokens, truncated=truncated)
-        choice = parse_choice(g.text, len(r.responses))
+        choice = parse_choice(g.text, len(r.responses), self.config.parser, prompt.echo)
         return ScoreOutcome(choice=choice, raw_output=g.text, parsed=choice is not None, n_tokens=g.n_prompt_tokens,
                             truncated=truncated)
 

@@ -207,11 +207,24 @@ def shorten(text: str, keep: int) -> str:
 
 
 # ---- parsing ---------------------------------------------------------------------------------------------------
-
+#
+# A verdict is read only where the judge gave one. The default parser (`parser: strict`) reads the protocol's
+# explicit marks alone: [[A]], [[B]], ... for comparisons, [[N]] (N in 1-10) for ratings. An output holding two
+# different marks (or a mark that is no label of the request) is ambiguous and gives no verdict, the rule of
+# arena-hard and JudgeBench; the same mark twice is one verdict. Before anything is read, the parts of the prompt
+# that hold a mark are cut out of the output (the template's instruction "Reply with [[A]] or [[B]] only.", a
+# response that quotes "[[B]]"): a prompt echoed back never gives a verdict.
+# `parser: lenient` also reads, in an output with no mark at all and with every word of the prompt cut out,
+# verdict phrases ("Winner: B", "my final verdict is Assistant A") or a bare label on the last line; never a phrase
+# that is one of the template's own answer labels ("Answer B"), and two different phrases are ambiguous too.
+#
 # No two `\s*` may meet (an optional part between them being absent): a long run of whitespace would then be split
 # between them in every possible way, and a 1 MB judge output of spaces would take hours. Each optional part
 # carries its own trailing whitespace instead.
+PARSERS = ("strict", "lenient")
 _VERDICT = re.compile(r"\[\[\s*([A-Za-z])\s*\]\]")
+_MARK = re.compile(r"\[\[([^\[\]\n]{1,24})\]\]")  # any [[...]]: a rating mark, or a mark that is no rating
+_CUT = "\x00"  # what a cut-out echo leaves: no mark or phrase is formed across it
 _VERDICT_PHRASE = re.compile(
     r"(?:final\s+verdict|verdict|winner|answer|better\s+response|best\s+response)\s*(?:(?:is|:)\s*)?(?:[:\-]\s*)?"
     r"(?:\*\*\s*)?(?:(?:assistant|response)\s*)?(?:\(\[?\s*|\[\s*)?(?-i:([A-Z]))\b",
@@ -220,17 +233,67 @@ _VERDICT_PHRASE = re.compile(
 _LAST_LINE_LABEL = re.compile(r"^[\s\*\"'(\[]*(?:assistant\s+|response\s+)?(?-i:([A-Z]))[\s\*\"')\].]*$", re.IGNORECASE)
 
 
-def parse_choice(text: str | None, n: int) -> int | None:
-    """The position (0 = A) the judge picked among n responses, or None."""
+@dataclass(frozen=True)
+class Echo:
+    """What a judge's prompt says, which its output must never be read as saying: the prompt's texts that hold a
+    mark (`marked`, cut out by every parser), the template's words and every inserted text (`words`, cut out by the
+    lenient parser too: "The winner is B" inside a response is no verdict) and the template's labels of the answers
+    (`labels`: "Answer A", never read as a verdict phrase)."""
+
+    marked: tuple[str, ...] = ()
+    words: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+
+
+NO_ECHO = Echo()
+
+
+def prompt_echo(template: Template, values: dict[str, str]) -> Echo:
+    """The Echo of the prompt `messages(template, values, ...)` renders."""
+    literal: list[str] = []
+    labels: list[str] = []
+    for text in (template.system, template.user):
+        parts = _PLACEHOLDER.split(text)  # literal, name, literal, name, ..., literal
+        literal += parts[0::2]
+        for before, name in zip(parts[0::2], parts[1::2]):
+            lines = [ln.strip() for ln in before.splitlines() if ln.strip()]
+            if name.startswith("response_") and lines:
+                labels.append(lines[-1].rstrip(":").strip())
+            if name == "responses":  # comparison_values writes "Answer A:\n..." blocks
+                labels += [f"Answer {c}" for c in LABELS if f"response_{c.lower()}" in values]
+    pieces = literal + list(values.values())
+    marked = {p for p in pieces if "[[" in p}
+    marked |= {ln.strip() for p in marked for ln in p.splitlines() if "[[" in ln}  # a line echoed on its own
+    words = {t.strip() for t in (*literal, *values.values()) if t.strip()}
+    longest_first = lambda texts: tuple(sorted(texts, key=lambda t: (-len(t), t)))
+    return Echo(longest_first(marked), longest_first(words), tuple(dict.fromkeys(lb for lb in labels if lb)))
+
+
+def _cut(text: str, pieces: tuple[str, ...]) -> str:
+    for piece in pieces:
+        if piece:
+            text = text.replace(piece, _CUT)
+    return text
+
+
+def parse_choice(text: str | None, n: int, parser: str = "strict", echo: Echo = NO_ECHO) -> int | None:
+    """The position (0 = A) the judge picked among n responses, or None (no verdict, or an ambiguous one)."""
     if not text:
         return None
+    text = _cut(text, echo.marked)
     valid = LABELS[:n]
-    tokens = [m.upper() for m in _VERDICT.findall(text) if m.upper() in valid]
-    if tokens:
-        return valid.index(tokens[-1])
-    phrases = [m for m in _VERDICT_PHRASE.findall(text) if m in valid]
+    marks = {m.upper() for m in _VERDICT.findall(text)}
+    if marks:  # only the protocol's marks count, and only one of them
+        (mark,) = marks if len(marks) == 1 else (None,)
+        return valid.index(mark) if mark is not None and mark in valid else None
+    if parser != "lenient":
+        return None
+    text = _cut(text, echo.words)
+    own = {label.lower() for label in echo.labels}
+    phrases = {m.group(1) for m in _VERDICT_PHRASE.finditer(text)
+               if m.group(1) in valid and " ".join(m.group(0).rstrip(":").split()).lower() not in own}
     if phrases:
-        return valid.index(phrases[-1])
+        return valid.index(phrases.pop()) if len(phrases) == 1 else None
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     if lines:
         m = _LAST_LINE_LABEL.match(lines[-1])
@@ -240,21 +303,31 @@ def parse_choice(text: str | None, n: int) -> int | None:
 
 
 _NUM = r"(10(?:\.0+)?|[1-9](?:\.[0-9]+)?)"
+_RATING = re.compile(_NUM)
+_NUMBER = re.compile(r"[0-9.]+")
 _RATING_PATTERNS = (
-    re.compile(r"\[\[\s*" + _NUM + r"\s*\]\]"),
     re.compile(r"rating\s*(?:(?:is|:)\s*)?(?:[:\-]\s*)?(?:\*+\s*)?" + _NUM + r"\b", re.IGNORECASE),
     re.compile(r"\b" + _NUM + r"\s*/\s*10\b"),
 )
 _TRAILING_INT = re.compile(r"\b([1-9]|10)\b\s*$")
 
 
-def parse_rating(text: str | None) -> float | None:
-    """A rating in [1, 10], or None."""
+def parse_rating(text: str | None, parser: str = "strict", echo: Echo = NO_ECHO) -> float | None:
+    """A rating in [1, 10], or None (no rating, or an ambiguous one)."""
     if not text:
         return None
+    text = _cut(text, echo.marked)
+    marks = [m.strip() for m in _MARK.findall(text)]
+    numbers = [m for m in marks if _NUMBER.fullmatch(m)]  # [[N]]: a rating mark, in range or not
+    if numbers:  # only [[N]] with N in 1-10 counts, and only one value
+        values = {float(m) for m in numbers if _RATING.fullmatch(m)}
+        return values.pop() if len(values) == 1 and all(_RATING.fullmatch(m) for m in numbers) else None
+    if parser != "lenient":
+        return None
+    text = _cut(text, echo.words)
     for pattern in _RATING_PATTERNS:
-        found = pattern.findall(text)
+        found = {float(v) for v in pattern.findall(text)}
         if found:
-            return float(found[-1])
+            return found.pop() if len(found) == 1 else None
     m = _TRAILING_INT.search(text.strip().rstrip(".").strip())
     return float(m.group(1)) if m else None

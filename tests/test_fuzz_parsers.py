@@ -20,12 +20,14 @@ from rmorch.actors.backends.text import encode, encode_request, render
 from rmorch.actors.base import ScoreRequest
 from rmorch.actors.judge_prompts import (
     LABELS,
+    PARSERS,
     comparison_values,
     fill,
     load_template,
     messages,
     parse_choice,
     parse_rating,
+    prompt_echo,
     render_question,
     shorten,
 )
@@ -57,13 +59,15 @@ judge_text = st.one_of(st.none(), st.text(), near_miss, hostile_text,
 @example(text="Verdict: C", n=2)
 @example(text="\u212a", n=26)
 def test_parse_choice_is_in_range_or_none(text: str | None, n: int) -> None:
-    choice = parse_choice(text, n)
-    assert choice is None or (isinstance(choice, int) and 0 <= choice < min(n, len(LABELS)))
-    assert parse_choice(text, n) == choice  # deterministic
-    if text:
-        tokens = [t.upper() for t in re.findall(r"\[\[\s*([A-Za-z])\s*\]\]", text) if t.upper() in LABELS[:n]]
-        if tokens:  # the last valid [[X]] always wins
-            assert choice == LABELS.index(tokens[-1])
+    for parser in PARSERS:
+        choice = parse_choice(text, n, parser)
+        assert choice is None or (isinstance(choice, int) and 0 <= choice < min(n, len(LABELS)))
+        assert parse_choice(text, n, parser) == choice  # deterministic
+        marks = {t.upper() for t in re.findall(r"\[\[\s*([A-Za-z])\s*\]\]", text or "")}
+        if len(marks) == 1 and marks <= set(LABELS[:n]):  # exactly one mark, a label: that is the verdict
+            assert choice == LABELS.index(marks.pop())
+        elif marks or parser == "strict":  # two marks, or one that is no label: ambiguous, never a guess
+            assert choice is None
 
 
 @fuzz(300)
@@ -78,9 +82,10 @@ def test_a_final_verdict_token_is_found_after_any_text(text: str, label: str) ->
 @example(text="[[10.0000]]")
 @example(text="1" * 5000)
 def test_parse_rating_is_in_range_or_none(text: str | None) -> None:
-    rating = parse_rating(text)
-    assert rating is None or (isinstance(rating, float) and 1.0 <= rating <= 10.0)
-    assert parse_rating(text) == rating
+    for parser in PARSERS:
+        rating = parse_rating(text, parser)
+        assert rating is None or (isinstance(rating, float) and 1.0 <= rating <= 10.0)
+        assert parse_rating(text, parser) == rating
 
 
 @fuzz(300)
@@ -175,6 +180,47 @@ def test_user_template_with_hostile_literal_text(tmp_path_factory, literal: list
     filled = "".join(literal) + f"{question}|{response}" + "".join(reversed(literal))
     assert msgs[-1]["content"].endswith(filled)
     assert fill(user, {}) == user  # nothing to fill: unchanged
+
+
+mark = st.sampled_from(["[[A]]", "[[B]]", "[[C]]", "[[ a ]]", "[[7]]", "[[10]]", "[[N]]", "Answer A:", "Verdict: B",
+                        "Winner: A", "\nB\n", "Rating: 6", "8/10"])
+template_text = st.lists(st.one_of(hostile_fragment, st.text(max_size=12), mark), max_size=6).map("".join).filter(
+    lambda t: not re.search(r"\{\{\s*[a-z_]+\s*\}\}", t))
+inserted = st.lists(st.one_of(st.text(max_size=20), mark), max_size=3).map("".join)
+
+
+@fuzz(300)
+@given(protocol=st.sampled_from(["pairwise", "nway", "rating"]), parts=st.lists(template_text, min_size=4, max_size=4),
+       question=inserted, responses=st.lists(inserted, min_size=2, max_size=4), system_role=st.sampled_from(
+           ["system", "merge"]), default=st.booleans(), whole=st.booleans())
+def test_an_echoed_template_never_gives_a_verdict(tmp_path_factory, protocol: str, parts: list[str], question: str,
+                                                  responses: list[str], system_role: str, default: bool,
+                                                  whole: bool) -> None:
+    """Any template (the default or a user's whose own words hold marks, labels and verdict phrases), any inserted
+    texts (marks included): the judge echoing its prompt back, and adding nothing, gets no verdict from either
+    parser."""
+    if protocol == "pairwise":
+        responses, user = responses[:2], f"{parts[1]}{{{{question}}}}{parts[2]}{{{{response_a}}}}{parts[3]}{{{{response_b}}}}"
+    elif protocol == "nway":
+        user = f"{parts[1]}{{{{question}}}}{parts[2]}{{{{responses}}}}{parts[3]}{{{{verdicts}}}}"
+    else:
+        responses, user = responses[:1], f"{parts[1]}{{{{question}}}}{parts[2]}{{{{response}}}}{parts[3]}"
+    if default:
+        template = load_template(protocol, None, "judge")
+    else:
+        path = tmp_path_factory.mktemp("tpl") / "t.yaml"
+        path.write_text(yaml.safe_dump({"system": parts[0], "user": user}), encoding="utf-8")
+        template = load_template(protocol, str(path), "judge")
+    values = ({"question": question, "response": responses[0]} if protocol == "rating"
+              else comparison_values(question, responses))
+    msgs = messages(template, values, system_role)
+    output = "\n".join(m["content"] for m in msgs) if whole else msgs[-1]["content"]
+    echo = prompt_echo(template, values)
+    for parser in PARSERS:
+        if protocol == "rating":
+            assert parse_rating(output, parser, echo) is None
+        else:
+            assert parse_choice(output, len(responses), parser, echo) is None
 
 
 message = st.fixed_dictionaries({"role": st.one_of(st.sampled_from(["user", "assistant", "system"]), texts),

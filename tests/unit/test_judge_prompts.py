@@ -11,6 +11,7 @@ from rmorch.actors.judge_prompts import (
     messages,
     parse_choice,
     parse_rating,
+    prompt_echo,
     render_question,
     shorten,
 )
@@ -85,40 +86,72 @@ def test_fill_leaves_unknown_names():
 
 
 @pytest.mark.parametrize(
-    ("text", "n", "expected"),
+    ("text", "n", "strict", "lenient"),
     [
-        ("Assistant A is verbose. [[B]]", 2, 1),
-        ("[[A]]", 2, 0),
-        ("Options are [[A]] and [[B]]; overall [[A]]", 2, 0),  # the last token is the verdict
-        ("[[ b ]]", 2, 1),
-        ("[[C]]", 2, None),  # not a label of a pairwise comparison
-        ("[[C]]", 4, 2),
-        ("My final verdict is: Assistant B", 2, 1),
-        ("Winner: **D**", 4, 3),
-        ("Both are fine.\nB", 2, 1),
-        ("I would answer a question like this differently.", 2, None),
-        ("", 2, None),
-        (None, 2, None),
-        ("no verdict at all", 4, None),
+        ("Assistant A is verbose. [[B]]", 2, 1, 1),
+        ("[[A]]", 2, 0, 0),
+        ("[[A]] after thought: [[A]]", 2, 0, 0),  # the same mark twice is one verdict
+        ("Options are [[A]] and [[B]]; overall [[A]]", 2, None, None),  # two marks: ambiguous, never a guess
+        ("[[ b ]]", 2, 1, 1),
+        ("[[C]]", 2, None, None),  # not a label of a pairwise comparison
+        ("[[A]] or [[C]]", 2, None, None),
+        ("[[C]]", 4, 2, 2),
+        ("My final verdict is: Assistant B", 2, None, 1),  # phrases: only the lenient parser reads them
+        ("Winner: **D**", 4, None, 3),
+        ("Both are fine.\nB", 2, None, 1),
+        ("The winner is A. No wait, the verdict: B", 2, None, None),  # two phrases: ambiguous
+        ("Answer B is wrong; A is right.", 2, None, None),  # "Answer B" is the template's label, not a verdict
+        ("I would answer a question like this differently.", 2, None, None),
+        ("", 2, None, None),
+        (None, 2, None, None),
+        ("no verdict at all", 4, None, None),
     ],
 )
-def test_parse_choice(text, n, expected):
-    assert parse_choice(text, n) == expected
+def test_parse_choice(text, n, strict, lenient):
+    echo = prompt_echo(load_template("pairwise" if n == 2 else "nway", None, "j"),
+                       comparison_values("q", [f"r{i}" for i in range(n)]))
+    assert parse_choice(text, n) == strict
+    assert parse_choice(text, n, "strict", echo) == strict
+    assert parse_choice(text, n, "lenient", echo) == lenient
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("text", "strict", "lenient"),
     [
-        ("Good answer. Rating: [[7]]", 7.0),
-        ("[[10]]", 10.0),
-        ("Rating: [[11]]\nRating: 4", 4.0),  # 11 is no rating; the explicit line is
-        ("I'd give it 8/10.", 8.0),
-        ("Rating: 6.5", 6.5),
-        ("The official form ends with a number\n9", 9.0),
-        ("0", None),
-        ("rating unavailable", None),
-        (None, None),
+        ("Good answer. Rating: [[7]]", 7.0, 7.0),
+        ("[[10]]", 10.0, 10.0),
+        ("[[7]] I said [[7.0]]", 7.0, 7.0),
+        ("[[7]] or rather [[8]]", None, None),  # two ratings: ambiguous
+        ("Rating: [[11]]\nRating: 4", None, None),  # an explicit mark out of range is no rating, and no guess
+        ("I'd give it 8/10.", None, 8.0),
+        ("Rating: 6.5", None, 6.5),
+        ("The official form ends with a number\n9", None, 9.0),
+        ("0", None, None),
+        ("rating unavailable", None, None),
+        (None, None, None),
     ],
 )
-def test_parse_rating(text, expected):
-    assert parse_rating(text) == expected
+def test_parse_rating(text, strict, lenient):
+    echo = prompt_echo(load_template("rating", None, "j"), {"question": "q", "response": "r"})
+    assert parse_rating(text) == strict
+    assert parse_rating(text, "lenient", echo) == lenient
+
+
+@pytest.mark.parametrize("protocol", ["pairwise", "nway", "rating"])
+@pytest.mark.parametrize("parser", ["strict", "lenient"])
+def test_an_echoed_default_prompt_gives_no_verdict(protocol, parser):
+    """The judge repeats its prompt (all of it, the user turn, or the instruction line) and adds nothing."""
+    template = load_template(protocol, None, "j")
+    values = ({"question": "What is 2+2?", "response": "4 [[9]]"} if protocol == "rating"
+              else comparison_values("Pick [[A]]?", ["It is [[B]].", "Answer B: four", "5"][: 2 if protocol ==
+                                                                                            "pairwise" else 3]))
+    msgs = messages(template, values, "system")
+    echo = prompt_echo(template, values)
+    user = msgs[-1]["content"]
+    for output in ("\n\n".join(m["content"] for m in msgs), user, user.splitlines()[-1], user + "\n" + user):
+        if protocol == "rating":
+            assert parse_rating(output, parser, echo) is None, output
+        else:
+            assert parse_choice(output, len(values) - 3, parser, echo) is None, output
+    if protocol != "rating":  # the echo, then a verdict: read
+        assert parse_choice(user + "\n[[B]]", len(values) - 3, parser, echo) == 1
