@@ -40,10 +40,7 @@ _EXPORTS = {
     "UserError": "rmorch.core.errors",
 }
 
-__all__ = [  # noqa: RUF022 -- the order of _EXPORTS
-    "run_sweep", "SweepResult", "load_spec", "spec_from_dict", "SweepSpec", "build_report", "write_report",
-    "register_kind", "get_kind", "ModelKind", "register_suite", "get_suite_class", "Suite", "SuiteScore", "UserError",
-]
+__all__ = list(_EXPORTS)  # the names above, each imported on first use
 
 
 def __getattr__(name: str) -> Any:
