@@ -81,7 +81,7 @@ def encode_request(tokenizer: Any, template: str, request: Any, max_length: int,
 
 
 PAD_MULTIPLE = 16  # padded widths are multiples of this (see padded_width)
-ROWS_PER_PASS = 8  # rows of every forward pass of a width, at most (see width_batches)
+ROWS_PER_PASS = 1  # rows of every forward pass (see rows_per_pass; bench/fixed_rows.py measured 1 fastest)
 
 
 def padded_width(n: int, limit: int | None = None) -> int:
@@ -103,7 +103,8 @@ def rows_per_pass(width: int, budget: int) -> int:
 
     Why fixed: bf16 matrix kernels on CPUs with AMX (oneDNN) block their sums differently for different row counts,
     so the same sequence's score moved by up to 0.045 logit between batches of 1, 7 and 64 sequences (SmolLM2-135M,
-    measured); at a fixed row count a sequence's numbers do not depend on its batch companions or its row."""
+    measured); at a fixed row count a sequence's numbers do not depend on its batch companions or its row. One row
+    per pass was the fastest fixed count (filler rows cost more than larger passes gain: bench/fixed_rows.py)."""
     return max(1, min(ROWS_PER_PASS, budget // width))
 
 
