@@ -17,6 +17,7 @@ from rmorch.core.errors import DataError, SpecError
 from rmorch.core.schema import results_table
 from rmorch.orchestrator.spec.parse import spec_from_dict
 from rmorch.suites import get_suite_class
+from tests.unit.test_userfile import length_results  # the same length-baseline rows
 
 # The full-tier half (Ray, a vLLM engine or a child process): tests/test_mrewardbench.py
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "m-rewardbench"
@@ -65,15 +66,6 @@ def independent(rows: list[dict], correct) -> dict:
 
 def by_length(r: dict) -> bool:
     return len(r["chosen"]) > len(r["rejected"])
-
-
-def length_results(items: pa.Table) -> pa.Table:
-    rows = []
-    for it in items.select(["suite", "subset", "item_id", "candidates"]).to_pylist():
-        for k, c in enumerate(it["candidates"]):
-            rows.append({"unit_key": "u", "model": "length", "suite": it["suite"], "subset": it["subset"],
-                         "item_id": it["item_id"], "candidate": k, "score": float(len(c)), "settings_hash": "h"})
-    return results_table(rows)
 
 
 # ---- loading -------------------------------------------------------------------------------------------------
