@@ -22,6 +22,7 @@ class ScoreRequest:
     prompt: list[dict[str, str]]
     response: str
     context: list[dict[str, str]] | None = None
+    subset: str | None = None  # the item's subset (a built-in judge template may render some subsets apart)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class CompareRequest:
     prompt: list[dict[str, str]]
     responses: tuple[str, ...]
     context: list[dict[str, str]] | None = None
+    subset: str | None = None  # the item's subset
 
 
 Request = ScoreRequest | CompareRequest
@@ -47,11 +49,13 @@ class ScoreOutcome:
 
     Pointwise: `score` (a judge's rating; None when not parsed). Comparisons: `choice`, the position in the
     presented order the model picked (None when not parsed). Generative kinds also fill `raw_output` and `parsed`.
+    `probs` (probability verdicts): comparisons, per presented position; ratings, per rating 1..10.
     """
 
     score: float | None = None
     scores: list[float] | None = None
     choice: int | None = None
+    probs: list[float] | None = None
     raw_output: str | None = None
     parsed: bool | None = None
     n_tokens: int | None = None
@@ -110,6 +114,10 @@ class Capabilities:
     trust_remote_code: bool = False  # the spec's opt-in to a checkpoint's own code
     allow_pickle: bool = False  # the spec's opt-in to pickle weights
     param_count: float | None = None  # parameters, when the kind knows them without reading the model's files
+    # whether every output is the same whatever the batching (shard size, replicas, what store and caches hold):
+    # True where the kind's backend guarantees it for this config, False where it does not, None where unstated.
+    # Recorded per model in run.json and shown in the report.
+    batch_invariant: bool | None = None
 
 
 @dataclass(frozen=True)

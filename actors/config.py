@@ -49,9 +49,12 @@ class WeightsConfig(KindConfig):
 
     def weights_capabilities(self, backend: str, tensor_parallel_size: int = 1) -> Capabilities:
         """The capabilities of a kind whose replica loads these weights on `backend`."""
+        # transformers backends run fixed-row forward passes (rmorch.actors.backends.text.rows_per_pass)
+        invariant = True if backend == "transformers" else None
         return Capabilities(backend=backend, tensor_parallel_size=tensor_parallel_size, weights=self.weight_paths(),
                             adapters=self.adapter_paths(), revision=self.revision,
-                            trust_remote_code=self.trust_remote_code, allow_pickle=self.allow_pickle)
+                            trust_remote_code=self.trust_remote_code, allow_pickle=self.allow_pickle,
+                            batch_invariant=invariant)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,12 +19,14 @@ must be said. A judge that is not shown images sees each image as an "[Image k: 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
 from rmorch.actors import register_kind
 from rmorch.actors.backends.generation import Generation, Generator, SamplingConfig
+from rmorch.actors.backends.verdict_probs import RATING_LABELS, LabelProbs, describe, verdict_from_probs
 from rmorch.actors.base import (
     ActorContext,
     Capabilities,
@@ -38,9 +40,12 @@ from rmorch.actors.base import (
 )
 from rmorch.actors.config import ChatTemplateConfig, VllmEngineConfig, WeightsConfig
 from rmorch.actors.judge_prompts import (
+    BUILTIN,
+    LABELS,
     Echo,
     ImageInput,
     Template,
+    check_template_name,
     comparison_values,
     image_paths,
     load_template,
@@ -48,15 +53,19 @@ from rmorch.actors.judge_prompts import (
     parse_choice,
     parse_rating,
     prompt_echo,
+    question_parts,
     read_image,
-    render_question,
     shorten,
+    uses_ties_variant,
 )
 from rmorch.core.errors import SpecError, UserError
 from rmorch.core.model_spec import NOT_SCORING
 from rmorch.core.permutations import Permutations
 
 DEFAULT_PERMUTATIONS = {"pairwise": "both", "nway": "cyclic", "rating": "single"}
+# What a built-in template changes in the defaults: `rewardbench` runs as the official scripts do (one order per
+# item: the seeded base order, permutation 0; their verdict rule; up to 2048 generated tokens). Given keys stay.
+TEMPLATE_DEFAULTS = {"rewardbench": {"permutations": "single", "parser": "rewardbench", "max_tokens": 2048}}
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,7 @@ class Prompt:
     truncated: bool
     echo: Echo
 FIT_ATTEMPTS = 6
+VERDICT_REPLY_TOKENS = 16  # room a probability verdict's prefix and label take
 MARKER_TOKENS = 24  # room for each "[... N characters omitted ...]" marker
 
 
@@ -77,17 +87,28 @@ class JudgeConfig(WeightsConfig, ChatTemplateConfig, VllmEngineConfig):
     # tokenizer | PATH to a Jinja template. tensor_parallel_size, enforce_eager, trust_remote_code, allow_pickle:
     # vllm only
     protocol: Literal["pairwise", "nway", "rating"] = "pairwise"
-    permutations: str | None = None  # single | both | cyclic | all | random:K (default: pairwise both, nway cyclic)
+    # single | both | cyclic | all | random:K (default: pairwise both, nway cyclic; single with template rewardbench)
+    permutations: str | None = None
     backend: Literal["vllm", "openai"] = "vllm"
-    template: str | None = None  # YAML file {system, user} in the protocol's placeholders; default: built in
+    # a built-in template by name (rewardbench: allenai/reward-bench's own prompts), or a YAML file {system, user}
+    # in the protocol's placeholders; default: rmorch's own short prompts
+    template: str | None = None
     # strict: only the protocol's marks ([[A]], [[7]]), exactly one; lenient: also verdict phrases where the output
-    # holds no mark (rmorch.actors.judge_prompts "parsing")
-    parser: Literal["strict", "lenient"] = "strict"
+    # holds no mark; rewardbench: the official rule (rmorch.actors.judge_prompts "parsing"). Default: rewardbench with
+    # template rewardbench, else strict. The values are judge_prompts.PARSERS.
+    parser: Literal["strict", "lenient", "rewardbench"] | None = None
+    # text: generate a reply and parse it; logprobs: start the reply with `verdict_prefix` and read the labels'
+    # probabilities there, one prefill pass (rmorch.actors.backends.verdict_probs)
+    verdict: Literal["text", "logprobs"] = "text"
+    verdict_prefix: str = "[["  # logprobs: what the reply starts with before the label (the templates ask [[X]])
     system_role: Literal["system", "merge"] = "system"  # merge: system text into the user turn
     temperature: float = 0.0  # 0: greedy
     top_p: float = 1.0
-    max_tokens: int = 512  # generated tokens per request
+    max_tokens: int | None = None  # generated tokens per request (default 512; 2048 with template rewardbench)
     max_model_len: int = 4096  # prompt + output tokens (vllm)
+    # vllm: outputs that do not depend on batching (rmorch.actors.backends.vllm_engine.batch_invariance); false
+    # trades that for speed (bf16 on CPU, no batch-invariant kernels on GPU), recorded in run.json and the report
+    deterministic: bool = True
     distributed_executor_backend: Literal["mp", "ray"] | None = None  # vllm, TP > 1: default mp on CPU, vLLM's choice on GPU
     lora: str | None = None  # vllm: a PEFT LoRA adapter directory applied to every request
     # auto: show images to vision-language models (vllm: iff vLLM loads the model as multimodal; openai: off)
@@ -104,8 +125,16 @@ class JudgeConfig(WeightsConfig, ChatTemplateConfig, VllmEngineConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.permutations is None:
-            object.__setattr__(self, "permutations", DEFAULT_PERMUTATIONS[self.protocol])
+        if self.template is not None:
+            try:
+                check_template_name(self.template)
+            except ValueError as e:
+                raise SpecError("template", str(e)) from None
+        defaults = {"permutations": DEFAULT_PERMUTATIONS[self.protocol], "parser": "strict", "max_tokens": 512,
+                    **TEMPLATE_DEFAULTS.get(self.template or "", {})}
+        for key, value in defaults.items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)
         try:
             perms = Permutations.parse(self.permutations)
         except ValueError as e:
@@ -114,9 +143,15 @@ class JudgeConfig(WeightsConfig, ChatTemplateConfig, VllmEngineConfig):
             raise SpecError("permutations", "ratings see one response at a time: leave it out (or `single`)")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise SpecError("temperature", "temperature must be >= 0 and top_p in (0, 1]")
+        if self.verdict == "logprobs" and self.temperature != 0:
+            raise SpecError("temperature", "`verdict: logprobs` reads probabilities, it samples nothing: leave "
+                            "temperature at 0")
         if self.max_tokens < 1 or self.max_model_len <= self.max_tokens:
             raise SpecError("max_tokens", f"must be >= 1 and below max_model_len ({self.max_model_len})")
         if self.backend == "openai":
+            if self.verdict == "logprobs" and self.protocol == "rating":
+                raise SpecError("verdict", "ratings by `verdict: logprobs` need `backend: vllm` (a server returns "
+                                "one token's alternatives; 10 takes two)")
             if not self.base_url:
                 raise SpecError("base_url", "required with `backend: openai`")
             for name in ("lora", "distributed_executor_backend"):
@@ -145,18 +180,26 @@ class Judge(ModelKind):
     @classmethod
     def capabilities(cls, config: JudgeConfig) -> Capabilities:
         if config.backend == "openai":  # `path` names the model on a server: nothing is loaded here
-            return Capabilities(backend="openai")
-        return config.weights_capabilities("vllm", config.tensor_parallel_size)
+            return Capabilities(backend="openai", batch_invariant=False)
+        caps = config.weights_capabilities("vllm", config.tensor_parallel_size)
+        return dataclasses.replace(caps, batch_invariant=config.deterministic)
 
     @classmethod
     def cache_key(cls, config: JudgeConfig, request: Request) -> str | None:
         """Greedy judges: by content. Sampling judges draw with a seed from the item and order (`_seed`), so the
-        item's identity is part of the key too."""
-        return content_key(request, identity=config.temperature > 0)
+        item's identity is part of the key too. A rating rendered with a built-in template's Ties variant (chosen
+        by the item, not the content) is keyed apart."""
+        key = content_key(request, identity=config.temperature > 0)
+        if isinstance(request, ScoreRequest) and uses_ties_variant(config.template, request.subset):
+            key = hashlib.sha256(f"{key}\x00ties".encode()).hexdigest()[:32]
+        return key
 
     def __init__(self, config: JudgeConfig, ctx: ActorContext, name: str):
         super().__init__(config, ctx, name)
-        self.templates = {p: load_template(p, config.template if p == config.protocol else None, name)
+        # a file replaces the protocol's own template; a built-in one (rewardbench) every protocol's, so that items
+        # rated under a comparing protocol (RewardBench 2 Ties) get its rating prompt too
+        own = {p for p in ("pairwise", "nway", "rating") if p == config.protocol or config.template in BUILTIN}
+        self.templates = {p: load_template(p, config.template if p in own else None, name)
                           for p in ("pairwise", "nway", "rating")}
         self.sampling = SamplingConfig(config.temperature, config.top_p, config.max_tokens)
         self.generator: Generator = _make_generator(config, ctx, name)
@@ -182,22 +225,45 @@ class Judge(ModelKind):
                 images.append([])
         todo = [i for i in range(len(requests)) if i not in failed]
         prompts = {i: self._fit(requests[i], images[i]) for i in todo}
-        extra = {"images": [images[i] for i in todo]} if self.show_images else {}
-        gens = iter(self.generator.generate([prompts[i].messages for i in todo], self.sampling,
-                                            [self._seed(requests[i]) for i in todo], **extra))
-        return [ScoreOutcome(error=failed[i]) if i in failed else self._outcome(r, next(gens), prompts[i])
-                for i, r in enumerate(requests)]
+        if self.config.verdict == "logprobs":
+            outcomes = self._probability_verdicts(requests, todo, prompts, images)
+        else:
+            extra = {"images": [images[i] for i in todo]} if self.show_images else {}
+            gens = self.generator.generate([prompts[i].messages for i in todo], self.sampling,
+                                           [self._seed(requests[i]) for i in todo], **extra)
+            outcomes = {i: self._outcome(requests[i], g, prompts[i]) for i, g in zip(todo, gens, strict=True)}
+        return [ScoreOutcome(error=failed[i]) if i in failed else outcomes[i] for i in range(len(requests))]
+
+    def _probability_verdicts(self, requests: list[Request], todo: list[int], prompts: dict[int, Prompt],
+                              images: list[list[ImageInput]]) -> dict[int, ScoreOutcome]:
+        """`verdict: logprobs`: one backend call per label set (ratings 1-10; comparisons of n responses)."""
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i in todo:
+            r = requests[i]
+            labels = RATING_LABELS if isinstance(r, ScoreRequest) else tuple(LABELS[: len(r.responses)])
+            groups.setdefault(labels, []).append(i)
+        outcomes: dict[int, ScoreOutcome] = {}
+        for labels, idx in groups.items():
+            extra = {"images": [images[i] for i in idx]} if self.show_images else {}
+            found = self.generator.verdict_probs([prompts[i].messages for i in idx], self.config.verdict_prefix,
+                                                 list(labels), **extra)
+            for i, lp in zip(idx, found, strict=True):
+                outcomes[i] = _probability_outcome(requests[i], lp, labels, prompts[i].truncated)
+        return outcomes
 
     # ---- internals ---------------------------------------------------------------------------------------------
     def _template(self, r: Request) -> Template:
+        """The template of this request, in the variant it needs (`Template.for_request`: built-in templates)."""
         if isinstance(r, ScoreRequest):
-            return self.templates["rating"]
-        return self.templates["pairwise" if self.config.protocol == "pairwise" else "nway"]
+            return self.templates["rating"].for_request(r.prompt, r.subset, 1)
+        template = self.templates["pairwise" if self.config.protocol == "pairwise" else "nway"]
+        return template.for_request(r.prompt, r.subset, len(r.responses))
 
-    def _values(self, r: Request, question: str, responses: list[str]) -> dict[str, str]:
+    def _values(self, r: Request, parts: dict[str, str], responses: list[str]) -> dict[str, str]:
+        """The placeholders' values: the conversation's parts (`question_parts`) and the responses."""
         if isinstance(r, ScoreRequest):
-            return {"question": question, "response": responses[0]}
-        return comparison_values(question, responses)
+            return {**parts, "response": responses[0]}
+        return {**comparison_values(parts.get("question", ""), responses), **parts}
 
     def _images(self, r: Request) -> list[ImageInput]:
         """The images of the request's context, read and checked (ValueError naming the file), if shown."""
@@ -209,20 +275,20 @@ class Judge(ModelKind):
     def _fit(self, r: Request, images: list[ImageInput]) -> Prompt:
         """The request's messages, shortened (head and tail of every text) until they fit the context window
         (image tokens included, where the backend counts them)."""
-        question = render_question(r.prompt, r.context, images_shown=self.show_images)
         responses = [r.response] if isinstance(r, ScoreRequest) else list(r.responses)
         template = self._template(r)
-        values = self._values(r, question, responses)
+        parts = question_parts(template, r.prompt, r.context, images_shown=self.show_images)
+        values = self._values(r, parts, responses)
         msgs = messages(template, values, self.config.system_role)
         limit = self.generator.max_model_len
         if limit is None:
             return Prompt(msgs, False, prompt_echo(template, values))
-        budget = limit - self.config.max_tokens
+        budget = limit - self._reply_tokens()
         n = self._prompt_tokens(msgs, images)
         if n is None or n <= budget:
             return Prompt(msgs, False, prompt_echo(template, values))
-        texts = [question, *responses]
-        empty = self._values(r, "", [""] * len(responses))
+        texts = [*parts.values(), *responses]
+        empty = self._values(r, dict.fromkeys(parts, ""), [""] * len(responses))
         overhead = self._prompt_tokens(messages(template, empty, self.config.system_role), images) or 0
         for _ in range(FIT_ATTEMPTS):
             room = budget - overhead - MARKER_TOKENS * len(texts)
@@ -230,12 +296,16 @@ class Judge(ModelKind):
                 break  # the template alone does not fit
             factor = room / max(n - overhead, 1) * 0.9  # every text keeps the same share of itself
             texts = [shorten(t, int(len(t) * factor)) for t in texts]
-            values = self._values(r, texts[0], texts[1:])
+            values = self._values(r, dict(zip(parts, texts)), texts[len(parts):])
             msgs = messages(template, values, self.config.system_role)
             n = self._prompt_tokens(msgs, images) or 0
             if n <= budget:
                 break
         return Prompt(msgs, True, prompt_echo(template, values))  # still too long: the backend says so, per request
+
+    def _reply_tokens(self) -> int:
+        """Tokens the reply may take: max_tokens, or for probability verdicts the prefix and a label."""
+        return VERDICT_REPLY_TOKENS if self.config.verdict == "logprobs" else self.config.max_tokens
 
     def _prompt_tokens(self, msgs: list[dict[str, str]], images: list[ImageInput]) -> int | None:
         if images:
@@ -259,6 +329,23 @@ class Judge(ModelKind):
         choice = parse_choice(g.text, len(r.responses), self.config.parser, prompt.echo)
         return ScoreOutcome(choice=choice, raw_output=g.text, parsed=choice is not None, n_tokens=g.n_prompt_tokens,
                             truncated=truncated)
+
+
+def _probability_outcome(r: Request, lp: LabelProbs, labels: tuple[str, ...], truncated: bool) -> ScoreOutcome:
+    """A probability verdict as an outcome: the labels' probabilities kept (`probs`), the verdict their argmax (the
+    expected rating for ratings). `parsed` only where the judge's own most likely next token starts a label: asked
+    for its verdict, it would have given one."""
+    if lp.error is not None or lp.probs is None:
+        return ScoreOutcome(error=lp.error or "no probabilities", n_tokens=lp.n_prompt_tokens, truncated=truncated)
+    parsed = bool(lp.greedy_label)
+    raw = describe(labels, lp.probs, lp.mass or 0.0, lp.greedy_label)
+    if isinstance(r, ScoreRequest):
+        rating = sum(float(lb) * p for lb, p in zip(labels, lp.probs))
+        return ScoreOutcome(score=rating if parsed else None, probs=lp.probs, raw_output=raw, parsed=parsed,
+                            n_tokens=lp.n_prompt_tokens, truncated=truncated)
+    choice = verdict_from_probs(lp.probs) if parsed else None
+    return ScoreOutcome(choice=choice, probs=lp.probs, raw_output=raw, parsed=choice is not None,
+                        n_tokens=lp.n_prompt_tokens, truncated=truncated)
 
 
 def _shows_images(config: JudgeConfig, generator: Generator, name: str) -> bool:
@@ -291,4 +378,4 @@ def _make_generator(config: JudgeConfig, ctx: ActorContext, name: str) -> Genera
                          lora=config.lora, chat_template=config.chat_template,
                          trust_remote_code=config.trust_remote_code, revision=config.revision, seed=ctx.seed,
                          distributed_executor_backend=config.distributed_executor_backend,
-                         enforce_eager=config.enforce_eager)
+                         enforce_eager=config.enforce_eager, deterministic=config.deterministic)

@@ -7,17 +7,23 @@ A template is a system text and a user text with `{{placeholders}}`:
     responses         nway: all responses as labelled blocks
     verdicts          nway: the verdict tokens the judge may answer with ("[[A]], [[B]], [[C]] or [[D]]")
     response          rating: the one response to rate
+    first_question, first_answer, second_question
+                      the built-in two-turn pairwise prompt (`template: rewardbench`) only: a conversation of user,
+                      assistant, user shown apart (then `question` is not used)
 Rendering is one pass of substitution: text inserted from an item is never read as template syntax again, so
 braces, `{{...}}` or Jinja in a response are shown as they are.
 
 Users give their own template as a YAML file `{system: ..., user: ...}` (system may be empty); it is checked when
-the judge loads: unknown placeholders and missing required ones are errors.
+the judge loads: unknown placeholders and missing required ones are errors. `template: NAME` picks a built-in
+template instead (`BUILTIN`): `rewardbench`, allenai/reward-bench's own generative-judge prompts (see "RewardBench's
+official prompts" below), with per-item variants: its two-turn pairwise prompt for a conversation of user,
+assistant, user, and its Ties rating prompt for RewardBench 2's Ties items.
 
-Verdicts: the judge is asked to end with `[[X]]`. The LAST valid `[[X]]` in the output is the verdict (judges often
-restate the options before concluding; the official RewardBench parser takes A whenever "[[A]]" appears anywhere,
-a bias we do not copy). Without one, an explicit "verdict/winner/answer: X" or a final line that is only a label is
-accepted. Ratings: the last `[[N]]` with 1 <= N <= 10, else "Rating: N", else "N/10", else a trailing integer 1-10
-(the official rule). Anything else is unparsed: the raw output is kept and `parsed` is False.
+Verdicts and ratings (see "parsing" below): `parser: strict` (the default) reads the protocol's explicit marks alone,
+`[[X]]` or `[[N]]`, and only exactly one distinct mark, after cutting out whatever the judge may echo of its prompt;
+`parser: lenient` also reads verdict phrases and rating forms where the output holds no mark; `parser: rewardbench`
+is the official RewardBench rule (the first of "[[A]]", "[[B]]", ... found anywhere; a trailing integer 1-10), the
+default of `template: rewardbench` only. Anything else is unparsed: the raw output is kept and `parsed` is False.
 
 Images (vision-language judges): an item's context may hold image parts ({"kind": "image", "content": PATH}). A
 text-only judge sees them as "[Image k: PATH]" lines. A judge that is shown the images gets them as `ImageInput`s
@@ -28,10 +34,21 @@ backend puts the images at the start of the first user turn (as vLLM's chat path
 from __future__ import annotations
 
 import io
+import os
 import re
 import string
 from dataclasses import dataclass, field
 
+from rmorch.actors.judge_official_prompts import (
+    RB_FOUR_SYSTEM,
+    RB_FOUR_USER,
+    RB_MULTI_SYSTEM,
+    RB_MULTI_USER,
+    RB_PAIR_SYSTEM,
+    RB_PAIR_USER,
+    RB_RATINGS,
+    RB_RATINGS_TIES,
+)
 from rmorch.core.errors import UserError, read_yaml
 
 LABELS = string.ascii_uppercase
@@ -82,17 +99,49 @@ REQUIRED = {
 class Template:
     system: str
     user: str
-    source: str  # "default" or "file:NAME"
+    source: str  # "default", "file:NAME" or "builtin:NAME"
+    # built-in templates only (`for_request` picks the variant of a request):
+    n_responses: int | None = None  # comparisons: the number of responses the template shows (None: any)
+    two_turn: Template | None = None  # the variant for a conversation of user, assistant, user
+    ties: Template | None = None  # ratings: the variant for RewardBench 2's Ties items
 
     def placeholders(self) -> set[str]:
         return set(_PLACEHOLDER.findall(self.system)) | set(_PLACEHOLDER.findall(self.user))
 
+    def for_request(self, prompt: list[dict[str, str]], subset: str | None, n_responses: int) -> Template:
+        """The variant that renders this request: the two-turn one for a conversation of user, assistant, user,
+        the Ties one for an item of RewardBench 2's Ties subset (TIES_SUBSET), else this template. ValueError where
+        the template shows a fixed number of responses and the request has another."""
+        if self.n_responses is not None and n_responses != self.n_responses:
+            raise ValueError(f"template {self.source} shows exactly {self.n_responses} responses (the official "
+                             f"prompt's), this request has {n_responses}")
+        if self.two_turn is not None and two_turn_split(prompt) is not None:
+            return self.two_turn
+        if self.ties is not None and subset == TIES_SUBSET:
+            return self.ties
+        return self
+
+
+def check_template_name(name: str) -> None:
+    """ValueError for a bare name (no folder, no extension) that is neither a built-in template nor a file."""
+    if name in BUILTIN or os.path.exists(name) or any(c in name for c in "/\\."):
+        return
+    raise ValueError(f"{name!r:.80} is neither a built-in template ({', '.join(BUILTIN)}) nor a file (a template "
+                     f"file is a YAML path such as my-template.yaml)")
+
 
 def load_template(protocol: str, path: str | None, model: str) -> Template:
-    """The protocol's default template, or the user's YAML file, checked against the protocol's placeholders."""
+    """The protocol's default template, a built-in one by name (`BUILTIN`), or the user's YAML file, checked
+    against the protocol's placeholders."""
     if path is None:
         d = DEFAULTS[protocol]
         return Template(d["system"], d["user"], "default")
+    if path in BUILTIN:
+        return BUILTIN[path][protocol]
+    try:
+        check_template_name(path)
+    except ValueError as e:
+        raise UserError(f"model '{model}': template {e}") from None
     data = read_yaml(path, f"model '{model}': template {path}")
     if not isinstance(data, dict) or not isinstance(data.get("user"), str) or set(data) - {"system", "user"}:
         raise UserError(f"model '{model}': template {path} must be a mapping with a `user` text and an optional "
@@ -117,6 +166,89 @@ def load_template(protocol: str, path: str | None, model: str) -> Template:
 def fill(text: str, values: dict[str, str]) -> str:
     """Substitute `{{name}}` in one pass; inserted values are never re-scanned. Unknown names stay as they are."""
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+# ---- RewardBench's official prompts (`template: rewardbench`) --------------------------------------------------
+#
+# The texts are reward-bench's own, verbatim, in rmorch.actors.judge_official_prompts (source and licence there).
+# They keep their own `{name}` fields; `_official` turns each field into our `{{placeholder}}`, so rendering stays
+# one-pass safe (`fill`). How reward-bench fills them (format_judge_answers, get_single_rating):
+#   pairwise   system prompt_v2; user MTBENCH_V2 with question = the user turn, answer_a / answer_b = the responses
+#              in presented order. A conversation of user, assistant, user (text_chosen has 4 messages) gets
+#              prompt_multi_v2 and MTBENCH_MULTI_V2: question_1 = the first user turn, answer_a_1 = answer_b_1 = the
+#              shared first assistant turn, question_2 = the second user turn, answer_a_2 / answer_b_2 = responses.
+#   nway       (RewardBench 2, run_judge_four) the four-way system prompt and user text, exactly 4 responses.
+#   rating     no system prompt; user ratings_prompt with prompt = the user turn, completion = the response;
+#              RewardBench 2's Ties items get ratings_prompt_ties.
+# What the official scripts never show is rendered as the default templates render it (`render_question`): any
+# context documents before the (first) question; a conversation of another shape (their scripts drop longer ones,
+# and rate single-turn items only) as a User:/Assistant: transcript in `question`.
+
+# reward-bench's format fields -> our placeholders (answer_a_1 and answer_b_1 are the same shared first answer;
+# placeholder names hold no digits)
+_RB_FIELDS = {
+    "question": "question", "prompt": "question", "completion": "response",
+    "answer_a": "response_a", "answer_b": "response_b", "answer_c": "response_c", "answer_d": "response_d",
+    "question_1": "first_question", "answer_a_1": "first_answer", "answer_b_1": "first_answer",
+    "question_2": "second_question",
+    "answer_a_2": "response_a", "answer_b_2": "response_b",
+}
+# the conversation's parts a two-turn template shows apart (`question_parts`)
+TURN_PLACEHOLDERS = ("first_question", "first_answer", "second_question")
+
+
+def _official(text: str) -> str:
+    """A reward-bench format string with its `{field}`s as our `{{placeholder}}`s (every brace must be a field)."""
+    out = re.sub(r"\{([a-z_0-9]+)\}", lambda m: "{{" + _RB_FIELDS[m.group(1)] + "}}", text)
+    rest = _PLACEHOLDER.sub("", out)
+    if "{" in rest or "}" in rest:
+        raise AssertionError("a reward-bench prompt holds a brace that is no field")
+    return out
+
+
+def _rewardbench() -> dict[str, Template]:
+    src = "builtin:rewardbench"
+    pair_two_turn = Template(RB_MULTI_SYSTEM, _official(RB_MULTI_USER), src, n_responses=2)
+    ties = Template("", _official(RB_RATINGS_TIES), src)
+    return {
+        "pairwise": Template(RB_PAIR_SYSTEM, _official(RB_PAIR_USER), src, n_responses=2, two_turn=pair_two_turn),
+        "nway": Template(RB_FOUR_SYSTEM, _official(RB_FOUR_USER), src, n_responses=4),
+        "rating": Template("", _official(RB_RATINGS), src, ties=ties),
+    }
+
+
+BUILTIN: dict[str, dict[str, Template]] = {"rewardbench": _rewardbench()}
+
+TIES_SUBSET = "Ties"  # RewardBench 2's subset whose items are rated with the Ties variant of a built-in template
+
+
+def uses_ties_variant(template: str | None, subset: str | None) -> bool:
+    """Whether a rating request of an item of this subset is rendered with the Ties variant of the named built-in
+    template."""
+    rating = BUILTIN.get(template or "", {}).get("rating")
+    return rating is not None and rating.ties is not None and subset == TIES_SUBSET
+
+
+def two_turn_split(prompt: list[dict[str, str]]) -> tuple[str, str, str] | None:
+    """(first user turn, assistant turn, second user turn) of a conversation that is exactly these three turns
+    (system messages aside), the shape of reward-bench's two-turn items; None for any other conversation."""
+    turns = [m for m in prompt if m["role"] != "system"]
+    if [m["role"] for m in turns] != ["user", "assistant", "user"]:
+        return None
+    return turns[0]["content"], turns[1]["content"], turns[2]["content"]
+
+
+def question_parts(template: Template, prompt: list[dict[str, str]], context: list[dict[str, str]] | None,
+                   images_shown: bool = False) -> dict[str, str]:
+    """The texts of the conversation being judged, by placeholder: `question` (`render_question`), or for a
+    template that shows the turns apart (the two-turn official prompt) first_question (any documents first),
+    first_answer and second_question."""
+    split = two_turn_split(prompt) if template.placeholders() & set(TURN_PLACEHOLDERS) else None
+    if split is None:
+        return {"question": render_question(prompt, context, images_shown)}
+    first, answer, second = split
+    return {"first_question": render_question([{"role": "user", "content": first}], context, images_shown),
+            "first_answer": answer, "second_question": second}
 
 
 @dataclass(frozen=True)
@@ -217,11 +349,18 @@ def shorten(text: str, keep: int) -> str:
 # `parser: lenient` also reads, in an output with no mark at all and with every word of the prompt cut out,
 # verdict phrases ("Winner: B", "my final verdict is Assistant A") or a bare label on the last line; never a phrase
 # that is one of the template's own answer labels ("Answer B"), and two different phrases are ambiguous too.
+# `parser: rewardbench` is the official RewardBench rule (allenai/reward-bench process_judgement and the rating
+# parse of get_single_rating), reproduced as it is, biases included, for numbers that must stand beside the
+# leaderboard: a comparison's verdict is the first label, in label order, whose exact "[[X]]" appears anywhere in
+# the output ("[[A]] ... [[B]]" is A: its A-first bias), else none; a rating is a trailing integer 1-10 of the
+# stripped output (r"\b([1-9]|10)\b\s*$": "... 9" is 9, "Rating: 7." is none, "8/10" is 10), else none. Nothing
+# echoed is cut out: an echo of the official system prompt ("[[A]]" if assistant A is better, ...) reads as A, as it
+# does there. It is the default of `template: rewardbench` only, never of other templates.
 #
 # No two `\s*` may meet (an optional part between them being absent): a long run of whitespace would then be split
 # between them in every possible way, and a 1 MB judge output of spaces would take hours. Each optional part
 # carries its own trailing whitespace instead.
-PARSERS = ("strict", "lenient")
+PARSERS = ("strict", "lenient", "rewardbench")  # JudgeConfig.parser lists the same
 _VERDICT = re.compile(r"\[\[\s*([A-Za-z])\s*\]\]")
 _MARK = re.compile(r"\[\[([^\[\]\n]{1,24})\]\]")  # any [[...]]: a rating mark, or a mark that is no rating
 _CUT = "\x00"  # what a cut-out echo leaves: no mark or phrase is formed across it
@@ -280,6 +419,8 @@ def parse_choice(text: str | None, n: int, parser: str = "strict", echo: Echo = 
     """The position (0 = A) the judge picked among n responses, or None (no verdict, or an ambiguous one)."""
     if not text:
         return None
+    if parser == "rewardbench":
+        return next((k for k, label in enumerate(LABELS[:n]) if f"[[{label}]]" in text), None)
     text = _cut(text, echo.marked)
     valid = LABELS[:n]
     marks = {m.upper() for m in _VERDICT.findall(text)}
@@ -316,6 +457,9 @@ def parse_rating(text: str | None, parser: str = "strict", echo: Echo = NO_ECHO)
     """A rating in [1, 10], or None (no rating, or an ambiguous one)."""
     if not text:
         return None
+    if parser == "rewardbench":
+        m = _TRAILING_INT.search(text.strip())
+        return float(m.group(1)) if m else None
     text = _cut(text, echo.marked)
     marks = [m.strip() for m in _MARK.findall(text)]
     numbers = [m for m in marks if _NUMBER.fullmatch(m)]  # [[N]]: a rating mark, in range or not

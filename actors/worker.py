@@ -50,6 +50,8 @@ class ShardTask:
     permutation: int = 0
     rated_subsets: tuple[str, ...] = ()  # subsets the suite always has rated (never compared)
     seed: int = 0
+    # only these of the unit's requests, by position (the error rows of its earlier result, redone); None: all
+    requests: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -67,7 +69,8 @@ POINTWISE = Presentation()  # one request per candidate
 def shard_requests(items: pa.Table, presentation: Presentation = POINTWISE,
                    task: ShardTask | None = None) -> list[Request]:
     """The requests of one unit: per item, one pointwise request per candidate (permutation 0 only), or the
-    comparison in the item's order number `task.permutation` (items with fewer orders have none in this unit)."""
+    comparison in the item's order number `task.permutation` (items with fewer orders have none in this unit); only
+    those at the positions `task.requests`, when given."""
     p = task.permutation if task else 0
     rated = set(task.rated_subsets) if task else set()
     seed = task.seed if task else 0
@@ -78,12 +81,14 @@ def shard_requests(items: pa.Table, presentation: Presentation = POINTWISE,
                              seed, row["suite"], row["item_id"])
         if orders is None:
             if p == 0:
-                reqs.extend(ScoreRequest(row["item_id"], c, row["prompt"], r, row["context"])
+                reqs.extend(ScoreRequest(row["item_id"], c, row["prompt"], r, row["context"], row["subset"])
                             for c, r in enumerate(cands))
         elif p < len(orders):
             order = orders[p]
             reqs.append(CompareRequest(row["item_id"], order, p, row["prompt"], tuple(cands[i] for i in order),
-                                       row["context"]))
+                                       row["context"], row["subset"]))
+    if task is not None and task.requests is not None:
+        reqs = [reqs[i] for i in task.requests]
     return reqs
 
 
@@ -123,8 +128,11 @@ def result_rows(
             row["permutation"] = req.permutation
             if out.choice is not None and out.error is None:
                 row["verdict"] = req.order[out.choice]
+            if out.probs is not None and out.error is None:  # per presented position -> per candidate
+                row["probs"] = [out.probs[req.order.index(c)] for c in range(len(req.order))]
         else:
             row["candidate"] = req.candidate
+            row["probs"] = out.probs if out.error is None else None
         rows.append(row)
     return results_table(rows)
 

@@ -27,6 +27,10 @@ Results: one row per scored unit.
     score         the scalar reward (pointwise) or null
     scores        optional vector of per-objective scores (multi-objective reward models)
     verdict       for comparisons: index into candidates of the winner the model chose; null if unparsed
+    probs         probability verdicts of generative judges (`verdict: logprobs`): comparisons, the judge's
+                  probability of choosing each candidate (indexed like candidates, normalised over the labels
+                  shown); ratings, the probability of each rating 1..10 (then `score` is the expected rating);
+                  null for text verdicts and other kinds
     raw_output    for generative judges: the text the model produced
     parsed        for generative judges: whether a verdict (comparisons) or a rating (pointwise judge scores, then
                   `score` is the rating; null score when not parsed) could be parsed; null for non-generative kinds
@@ -90,6 +94,7 @@ RESULT_SCHEMA = pa.schema(
         pa.field("score", pa.float64()),
         pa.field("scores", pa.list_(pa.float64())),
         pa.field("verdict", pa.int32()),
+        pa.field("probs", pa.list_(pa.float64())),
         pa.field("raw_output", pa.string()),
         pa.field("parsed", pa.bool_()),
         pa.field("error", pa.string()),

@@ -62,6 +62,9 @@ def main(verbose: bool) -> None:
 @click.option("--max-error-rate", metavar="RATE|none",
               help="Stop once more than this share of the result rows are errors (overrides the spec's "
                    "`max_error_rate`, default 0.5); none: never stop.")
+@click.option("--keep-errors", is_flag=True,
+              help="Keep the error rows of finished units as final (the spec's `keep_errors`); by default a rerun "
+                   "computes them again, and only them.")
 @click.option("--dashboard", is_flag=True, help="Start Ray's dashboard with the local Ray instance (off by default).")
 @click.option("--dashboard-host", default="127.0.0.1", show_default=True,
               help="Where the dashboard listens; 0.0.0.0 opens it to the network.")
@@ -69,8 +72,8 @@ def main(verbose: bool) -> None:
 @user_errors
 def sweep(spec_file: str | None, suites: tuple[str, ...], models: tuple[str, ...], data_dir: str | None,
           limit_per_subset: int | None, out: str | None, seed: int | None, address: str | None,
-          num_cpus: int | None, num_gpus: int | None, max_error_rate: str | None, dashboard: bool,
-          dashboard_host: str, quiet: bool) -> None:
+          num_cpus: int | None, num_gpus: int | None, max_error_rate: str | None, keep_errors: bool,
+          dashboard: bool, dashboard_host: str, quiet: bool) -> None:
     """Run a sweep: every model of SPEC_FILE (or --model) on every suite (or --suite)."""
     from rmorch.orchestrator.progress import QuietDisplay, RichDisplay
     from rmorch.orchestrator.report.render import print_leaderboard
@@ -98,6 +101,8 @@ def sweep(spec_file: str | None, suites: tuple[str, ...], models: tuple[str, ...
         doc["seed"] = seed
     if max_error_rate is not None:
         doc["max_error_rate"] = _rate_option(max_error_rate)
+    if keep_errors:
+        doc["keep_errors"] = True
     spec = spec_from_dict(doc, source=spec_file)
     display = QuietDisplay() if quiet else RichDisplay(err_console)
     ray_options = RayOptions(address=address, num_cpus=num_cpus, num_gpus=num_gpus, dashboard=dashboard,
@@ -105,9 +110,10 @@ def sweep(spec_file: str | None, suites: tuple[str, ...], models: tuple[str, ...
     result = run_sweep(spec, ray_options, display)
     print_leaderboard(result.leaderboard, console)
     last = result.stats
+    redone = f" ({result.errors_redone} earlier error rows redone)" if result.errors_redone else ""
     console.print(
         f"{result.n_units} units planned, {result.n_skipped} already in the store, {len(last.computed)} computed; "
-        f"model loads: {dict(last.loads) or 'none'}; {last.error_rows} error rows; {result.seconds:.1f} s. "
+        f"model loads: {dict(last.loads) or 'none'}; {last.error_rows} error rows{redone}; {result.seconds:.1f} s. "
         f"Report: {result.out}/report.html (and leaderboard.json, stats.json, bon.json)"
     )
     for model, reason in last.failed_models.items():
@@ -224,7 +230,8 @@ def generate(model: str, data: str, out: str, n: int, limit: int | None, seed: i
 @user_errors
 def status(out: str, as_json: bool) -> None:
     """Progress of a running or finished sweep, read from its store OUT (a directory or a URI such as s3://...):
-    units done / planned and error rows per model and suite, when the last unit landed, whether it finished."""
+    units done / planned, error rows (and the units with error rows, which a rerun redoes) per model and suite, when
+    the last unit landed, whether it finished."""
     import json as json_module
 
     from rich.table import Table
@@ -237,11 +244,12 @@ def status(out: str, as_json: bool) -> None:
         return
     t = Table(title=f"{out} (run {st.run_id})", title_justify="left")
     for name, justify in (("model", "left"), ("suite", "left"), ("units", "right"), ("done", "right"),
-                          ("error rows", "right")):
+                          ("error rows", "right"), ("units to redo", "right")):
         t.add_column(name, justify=justify)  # type: ignore[arg-type]
     for p in st.pairs:
         pct = f"{100.0 * p.units_done / p.units_planned:.0f} %" if p.units_planned else "-"
-        t.add_row(escape(p.model), escape(p.suite), f"{p.units_done}/{p.units_planned}", pct, str(p.error_rows))
+        t.add_row(escape(p.model), escape(p.suite), f"{p.units_done}/{p.units_planned}", pct, str(p.error_rows),
+                  str(p.units_with_errors))
     console.print(t)
     console.print(escape(describe_state(st)), highlight=False, soft_wrap=True)
     for model, reason in st.failed_models.items():

@@ -1,6 +1,7 @@
 """`run_sweep(spec)`: the one function behind `rmorch sweep`, callable from a notebook too.
 
-spec -> load suites (fails fast on bad data) -> plan units -> subtract the store -> schedule on Ray -> report.
+spec -> load suites (fails fast on bad data) -> plan units -> subtract the store (a unit with error rows stays, for
+those rows: rmorch.orchestrator.plan.redo) -> schedule on Ray -> report.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ray._private import ray_constants
 from rmorch.actors import get_kind
 from rmorch.core.errors import UserError
 from rmorch.orchestrator.plan.items import spool_directory
+from rmorch.orchestrator.plan.redo import pending_units
 from rmorch.orchestrator.plan.score_cache import ScoreCache
 from rmorch.orchestrator.plan.units import LoadedSuite, WorkUnit, load_suite, make_units
 from rmorch.orchestrator.progress import Display, QuietDisplay
@@ -28,7 +30,7 @@ from rmorch.orchestrator.report.compute import LeaderboardEntry, build_report
 from rmorch.orchestrator.report.render import write_report
 from rmorch.orchestrator.schedule.scheduler import RunStats, Scheduler, gpus_per_replica, tensor_parallel_size
 from rmorch.orchestrator.spec.sweep_spec import SweepSpec
-from rmorch.orchestrator.store.results import ResultStore
+from rmorch.orchestrator.store.results import ManifestEntry, ResultStore
 from rmorch.orchestrator.store.run_record import (
     LastRun,
     ModelRecord,
@@ -50,6 +52,7 @@ class SweepResult:
     n_units: int  # units in the plan
     n_skipped: int  # already in the store
     seconds: float
+    errors_redone: int = 0  # error rows of earlier runs computed again (rmorch.orchestrator.plan.redo)
 
     @property
     def ok(self) -> bool:
@@ -79,20 +82,26 @@ def run_sweep(spec: SweepSpec, ray_options: RayOptions | None = None, display: D
         _check_model_paths(spec)
         units = make_units(spec, suites)
         done, run = _start_store(store, spec, suites, units)
-        pending = [u for u in units if u.key not in done]
+        pending = pending_units(units, done, store, spec.keep_errors)
+        redo = {u.key: u.n_requests for u in pending if u.requests is not None}  # unit -> its error rows to redo
         cache = ScoreCache.from_store(store, spec, pending)
         n_pending = len(pending)
-        pending = cache.resolve(spec, pending, {ls.name: ls.file for ls in suites}, store)
+        left = cache.resolve(spec, pending, {ls.name: ls.file for ls in suites}, store)
+        written = {u.key for u in pending} - {u.key for u in left}  # answered whole by the cache
+        pending = left
 
         stats = RunStats()
         if pending:
             stats = _schedule(spec, suites, units, pending, store, display, ray_options or RayOptions(), run, cache)
+        written.update(stats.computed)
+        errors_redone = sum(n for key, n in redo.items() if key in written)
     run.last_run = LastRun(
         units_planned=len(units),
         units_skipped=len(units) - len(pending),
         units_computed=len(stats.computed),
         units_from_cache=n_pending - len(pending),
         requests_from_cache=cache.reused_requests,
+        errors_redone=errors_redone,
         loads=stats.loads,
         engine_starts=stats.engine_starts,
         processes_started=stats.processes_started,
@@ -115,7 +124,8 @@ def run_sweep(spec: SweepSpec, ray_options: RayOptions | None = None, display: D
     del suites, cache  # the report reads what it needs back from the store
     report = build_report([spec.out], resamples=spec.resamples)
     write_report(spec.out, report)
-    return SweepResult(spec.out, report.entries, stats, len(units), len(units) - len(pending), time.perf_counter() - t0)
+    return SweepResult(spec.out, report.entries, stats, len(units), len(units) - len(pending), time.perf_counter() - t0,
+                       errors_redone)
 
 
 def _schedule(spec: SweepSpec, suites: list[LoadedSuite], units: list[WorkUnit], pending: list[WorkUnit],
@@ -130,12 +140,11 @@ def _schedule(spec: SweepSpec, suites: list[LoadedSuite], units: list[WorkUnit],
         _check_resources(spec, autoscaling=bool(ray_options.address or os.environ.get("RAY_ADDRESS")))
         run.hardware = _hardware()
         totals: dict[tuple[str, str], list[int]] = {}
-        pending_keys = {u.key for u in pending}
+        left = {u.key: u.n_requests for u in pending}  # a unit redone for its error rows: those only
         for u in units:
             t = totals.setdefault((u.model, u.suite), [0, 0])
             t[1] += u.n_requests
-            if u.key not in pending_keys:
-                t[0] += u.n_requests
+            t[0] += u.n_requests - left.get(u.key, 0)
         display.start({k: (v[0], v[1]) for k, v in totals.items() if v[0] < v[1]})
         if dashboard:
             display.note(f"Ray dashboard: {dashboard}")
@@ -211,11 +220,11 @@ def _check_resources(spec: SweepSpec, autoscaling: bool = False) -> None:
 
 
 def _start_store(store: ResultStore, spec: SweepSpec, suites: list[LoadedSuite],
-                 units: list[WorkUnit]) -> tuple[set[str], RunRecord]:
-    """Before anything is scheduled: the verified finished units (unusable files are reported and their units
+                 units: list[WorkUnit]) -> tuple[dict[str, ManifestEntry], RunRecord]:
+    """Before anything is scheduled: the verified finished units by key (unusable files are reported and their units
     recomputed), then items, spec, plan (for `rmorch status`) and run metadata written to the store."""
     try:
-        done = store.done_keys()
+        done = {e.key: e for e in store.manifest(verify=True)}
         for ls in suites:
             store.write_items_file(ls.name, ls.file.path)
         store.write_text("spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False, allow_unicode=True))
@@ -245,7 +254,8 @@ def _run_metadata(store: ResultStore, spec: SweepSpec, suites: list[LoadedSuite]
     models = dict(previous.models)
     for m in spec.models:  # merged over runs: the latest settings of each model name win
         models[m.name] = ModelRecord(kind=m.kind, settings_hash=m.settings_hash, settings=m.settings(),
-                                     resources=asdict(m.resources))
+                                     resources=asdict(m.resources),
+                                     batch_invariant=get_kind(m.kind).capabilities(m.config).batch_invariant)
     suite_names = list(previous.suites)
     suite_kinds = dict(previous.suite_kinds)
     for ls in suites:

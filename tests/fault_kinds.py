@@ -7,8 +7,12 @@ for a GPU like a real model, so replicas land on GPU nodes (logical GPUs on a te
 - `delay_s`: sleep this long per shard (the sweep lasts long enough for a fault to land in the middle);
 - `raise_on`: item ids whose requests raise ValueError (a poison item: the worker bisects the batch);
 - `crash_on`: item ids whose shard kills the replica's own process with SIGKILL, at most `crash_times` times in
-  all (counted by files in `crash_dir`, so the count holds across replicas and nodes of one machine).
+  all (counted by files in `crash_dir`, so the count holds across replicas and nodes of one machine);
+- `flaky_on`: item ids whose requests raise ValueError while the file `flaky_while` exists (a transient fault:
+  remove the file and the same spec, same unit keys, scores them);
+- `log_dir`: every request scored is logged there, one line `model<TAB>item_id<TAB>candidate` (a file per process).
 Scores are exactly the `length` baseline's, so a run with faults can be compared with a fault-free `length` run.
+`test-faulty-uncached` is the same kind never cached (`cacheable = False`, like length, random and published).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from rmorch.actors.base import InferenceSettings, ModelKind, ScoreOutcome, Score
 from rmorch.core.model_spec import NOT_SCORING
 
 KIND = "test-faulty"
+KIND_UNCACHED = "test-faulty-uncached"
 
 
 @dataclass(frozen=True)
@@ -33,10 +38,24 @@ class FaultyConfig:
     crash_on: tuple[str, ...] = field(default=(), metadata=NOT_SCORING)
     crash_times: int = field(default=1, metadata=NOT_SCORING)
     crash_dir: str = field(default="", metadata=NOT_SCORING)
+    flaky_on: tuple[str, ...] = field(default=(), metadata=NOT_SCORING)
+    flaky_while: str = field(default="", metadata=NOT_SCORING)
+    log_dir: str = field(default="", metadata=NOT_SCORING)
 
 
 def crashes_so_far(crash_dir: str) -> int:
     return len(os.listdir(crash_dir)) if crash_dir and os.path.isdir(crash_dir) else 0
+
+
+def scored_so_far(log_dir: str) -> list[tuple[str, str, int]]:
+    """(model, item id, candidate) of every request scored with this `log_dir`, all processes together."""
+    out = []
+    for name in sorted(os.listdir(log_dir)) if os.path.isdir(log_dir) else []:
+        with open(os.path.join(log_dir, name), encoding="utf-8") as f:
+            for line in f:
+                model, item_id, candidate = line.rstrip("\n").split("\t")
+                out.append((model, item_id, int(candidate)))
+    return out
 
 
 @register_kind
@@ -60,6 +79,21 @@ class Faulty(ModelKind):
             os.kill(os.getpid(), signal.SIGKILL)  # the replica's process dies mid-shard
         if ids & set(cfg.raise_on):
             raise ValueError(f"poison item in batch: {sorted(ids & set(cfg.raise_on))}")
+        if ids & set(cfg.flaky_on) and cfg.flaky_while and os.path.exists(cfg.flaky_while):
+            raise ValueError(f"flaky item in batch: {sorted(ids & set(cfg.flaky_on))}")
         if cfg.delay_s:
             time.sleep(cfg.delay_s)
+        if cfg.log_dir:
+            os.makedirs(cfg.log_dir, exist_ok=True)
+            with open(os.path.join(cfg.log_dir, f"{os.getpid()}.log"), "a", encoding="utf-8") as f:
+                f.write("".join(f"{self.name}\t{r.item_id}\t{r.candidate}\n" for r in requests))
         return [ScoreOutcome(score=float(len(r.response))) for r in requests]
+
+
+@register_kind
+class FaultyUncached(Faulty):
+    """TEST AID: test-faulty, never cached."""
+
+    kind = KIND_UNCACHED
+    cacheable = False
+    description = "TEST AID (tests/fault_kinds.py): test-faulty, never cached"

@@ -4,9 +4,10 @@ For real: a generated 150-pair file suite (300 result rows per scorer, 20 per un
 `test-faulty` test aid (tests/fault_kinds.py) told to raise on every item, so every one of its rows is an error
 row. Through the CLI with `max_error_rate: 0.3` the sweep stops with exit 1 and a message naming the cap, the rate,
 the worst model and its commonest error and how to raise the cap; what was written is in the store, verified and
-readable. A rerun with the cap raised resumes from it and finishes, error rows included. In process: with the cap
-off (null) the same sweep finishes; fewer than ERROR_CAP_MIN_ROWS rows never stop a sweep. The counting and the
-message are checked on their own too (ErrorTally).
+readable. A rerun with the cap raised and `--keep-errors` resumes from it and finishes, error rows included
+(without the flag it would redo them too: tests/test_redo.py). In process: with the cap off (null) the same sweep
+finishes; fewer than ERROR_CAP_MIN_ROWS rows never stop a sweep. The counting and the message are checked on their
+own too (ErrorTally).
 """
 
 from __future__ import annotations
@@ -124,7 +125,8 @@ def test_status_counts_the_units_not_done(stopped: dict[str, Any]) -> None:
 
 
 def test_rerun_with_the_cap_raised_resumes_and_finishes(stopped: dict[str, Any]) -> None:
-    done = _rmorch("sweep", str(stopped["spec"]), "--quiet", "--num-cpus", "2", "--max-error-rate", "1")
+    done = _rmorch("sweep", str(stopped["spec"]), "--quiet", "--num-cpus", "2", "--max-error-rate", "1",
+                   "--keep-errors")
     assert done.returncode == 0, done.stderr[-3000:]
     n_before = len(stopped["entries"])
     assert f"{UNITS} units planned, {n_before} already in the store" in " ".join(done.stdout.split())
@@ -135,6 +137,8 @@ def test_rerun_with_the_cap_raised_resumes_and_finishes(stopped: dict[str, Any])
     assert sum(r["error"] is not None for r in rows) == 2 * N_ITEMS  # all of faulty's
     run = json.loads((stopped["out"] / "run.json").read_text())
     assert run["last_run"]["stopped"] is None and run["last_run"]["units_skipped"] == n_before
+    assert run["last_run"]["errors_redone"] == 0 and yaml.safe_load((stopped["out"] / "spec.yaml").read_text())[
+        "keep_errors"] is True
     board = {e["model"]: e for e in json.loads((stopped["out"] / "leaderboard.json").read_text())}
     assert board["faulty"]["n_errors"] == N_ITEMS and board["length"]["n_errors"] == 0
 

@@ -63,6 +63,9 @@ def test_parse_choice_is_in_range_or_none(text: str | None, n: int) -> None:
         choice = parse_choice(text, n, parser)
         assert choice is None or (isinstance(choice, int) and 0 <= choice < min(n, len(LABELS)))
         assert parse_choice(text, n, parser) == choice  # deterministic
+        if parser == "rewardbench":  # the official rule: the first label, in label order, whose exact mark appears
+            assert choice == next((k for k, c in enumerate(LABELS[:n]) if f"[[{c}]]" in (text or "")), None)
+            continue
         marks = {t.upper() for t in re.findall(r"\[\[\s*([A-Za-z])\s*\]\]", text or "")}
         if len(marks) == 1 and marks <= set(LABELS[:n]):  # exactly one mark, a label: that is the verdict
             assert choice == LABELS.index(marks.pop())
@@ -118,7 +121,8 @@ FILLERS = [" ", "\n", "\t", "\u3000", "*", "[", "(", ",", "1", "A", "verdict ", 
 @example(keyword="rating", filler=" ", tail="!")
 def test_parsers_take_linear_time_on_1mb_outputs(keyword: str, filler: str, tail: str) -> None:
     text = keyword + filler * (MB // len(filler)) + tail
-    for parse in (lambda t: parse_choice(t, 4), parse_rating, extract_answer):
+    for parse in (lambda t: parse_choice(t, 4), parse_rating, lambda t: parse_choice(t, 4, "rewardbench"),
+                  lambda t: parse_rating(t, "rewardbench"), extract_answer):
         start = time.perf_counter()
         parse(text)
         elapsed = time.perf_counter() - start
@@ -197,8 +201,8 @@ def test_an_echoed_template_never_gives_a_verdict(tmp_path_factory, protocol: st
                                                   responses: list[str], system_role: str, default: bool,
                                                   whole: bool) -> None:
     """Any template (the default or a user's whose own words hold marks, labels and verdict phrases), any inserted
-    texts (marks included): the judge echoing its prompt back, and adding nothing, gets no verdict from either
-    parser."""
+    texts (marks included): the judge echoing its prompt back, and adding nothing, gets no verdict from rmorch's
+    own parsers (strict, lenient; the official `rewardbench` rule reads echoes as RewardBench does)."""
     if protocol == "pairwise":
         responses, user = responses[:2], f"{parts[1]}{{{{question}}}}{parts[2]}{{{{response_a}}}}{parts[3]}{{{{response_b}}}}"
     elif protocol == "nway":
@@ -216,7 +220,7 @@ def test_an_echoed_template_never_gives_a_verdict(tmp_path_factory, protocol: st
     msgs = messages(template, values, system_role)
     output = "\n".join(m["content"] for m in msgs) if whole else msgs[-1]["content"]
     echo = prompt_echo(template, values)
-    for parser in PARSERS:
+    for parser in [p for p in PARSERS if p != "rewardbench"]:  # the official rule cuts no echo out, by design
         if protocol == "rating":
             assert parse_rating(output, parser, echo) is None
         else:

@@ -130,6 +130,43 @@ def test_greedy_float32_equals_transformers_generate(generator, greedy_base, tin
     assert len({r[0] for r in ref}) == len(ref)  # the outputs are not one repeated string
 
 
+def _hf_label_probs(model, ids: list[int], tokens) -> tuple[list[float], float]:
+    """The labels' probabilities computed directly: a float32 forward pass per label-path prefix, softmax over the
+    whole vocabulary at the last position, the same chain rule (verdict_probs.combine)."""
+    import torch
+
+    from rmorch.actors.backends.verdict_probs import combine
+
+    logprobs = {}
+    for ctx, wanted in tokens.queries().items():
+        with torch.inference_mode():
+            logits = model(torch.tensor([ids + tokens.prefix + list(ctx)])).logits[0, -1].float()
+        lp = torch.log_softmax(logits, dim=-1)
+        logprobs[ctx] = {t: float(lp[t]) for t in wanted}
+    return combine(tokens, logprobs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("labels", [["A", "B"], ["A", "B", "C", "D"], [str(k) for k in range(1, 11)]])
+def test_probability_verdicts_equal_a_direct_transformers_computation(generator, tiny_lm, labels):
+    """`verdict: logprobs` through the engine (one batched call, logprob_token_ids) against a float32 softmax in
+    transformers: within 1e-4 for every label of every conversation, ratings 1-10 (10 = two tokens) included."""
+    from rmorch.actors.backends.verdict_probs import label_paths
+
+    model, tokenizer = _hf_model(tiny_lm)
+    found = generator.verdict_probs(CONVS, "[[", labels)
+    tokens = label_paths(tokenizer, "[[", labels, "tiny-judge")
+    for conv, lp in zip(CONVS, found, strict=True):
+        assert lp.error is None and lp.greedy_label is not None
+        want, mass = _hf_label_probs(model, generator.encode(conv), tokens)
+        assert lp.probs == pytest.approx(want, abs=1e-4) and lp.mass == pytest.approx(mass, rel=1e-3, abs=1e-6)
+        assert sum(lp.probs) == pytest.approx(1.0)
+    # the same requests one at a time give the same numbers as the batch (float32, one call each)
+    alone = [generator.verdict_probs([c], "[[", labels)[0] for c in CONVS[:3]]
+    for a, f in zip(alone, found):
+        assert a.probs == pytest.approx(f.probs, abs=1e-6)
+
+
 @pytest.mark.slow
 def test_batch_independence_and_seeded_sampling(generator, greedy_base):
     n = len(CONVS)

@@ -7,6 +7,7 @@ order. A conversation that fails on its own (server error after retries, prompt 
 
 Vision-language judges pass each conversation's images (`images`); text-only judges leave it None.
 Sampling is seeded per conversation (`seeds[i]`), so a sampled verdict does not depend on batch composition.
+Probability verdicts (`verdict_probs`) read the labels' probabilities instead of generating text.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from rmorch.actors.backends.verdict_probs import LabelProbs
     from rmorch.actors.judge_prompts import ImageInput
 
 Message = dict[str, str]  # {"role": ..., "content": ...}
@@ -50,6 +52,12 @@ class Generator(Protocol):
     def generate(self, conversations: list[list[Message]], sampling: SamplingConfig, seeds: list[int],
                  images: list[list[ImageInput]] | None = None) -> list[Generation]:
         """One Generation per conversation; `images[i]`: the images shown with conversation i (vision judges)."""
+        ...
+
+    def verdict_probs(self, conversations: list[list[Message]], prefix: str, labels: list[str],
+                      images: list[list[ImageInput]] | None = None) -> list[LabelProbs]:
+        """Probability verdicts (`verdict_probs.py`): per conversation, the probabilities of `labels` right after
+        the reply is started with `prefix`. A backend that cannot read them raises UserError at the first call."""
         ...
 
     def close(self) -> None: ...

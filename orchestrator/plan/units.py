@@ -74,11 +74,14 @@ class WorkUnit:
     cost: float  # compute estimate: tokens x billions of parameters (rmorch.orchestrator.plan.costs)
     permutation: int = 0  # which presented order of each item (comparing judges); 0 otherwise
     rated_subsets: tuple[str, ...] = ()  # subsets the suite always has rated, never compared
+    # a finished unit redone for its error rows: the positions of those rows (= of their requests), the only ones
+    # computed (rmorch.orchestrator.plan.redo); None: every request
+    requests: tuple[int, ...] | None = None
 
     def task(self, seed: int) -> ShardTask:
         """What a replica is sent to compute this unit."""
         return ShardTask(self.key, self.model, self.suite, self.start, self.stop, self.permutation,
-                         self.rated_subsets, seed)
+                         self.rated_subsets, seed, self.requests)
 
     def manifest_entry(self, table: pa.Table, n_errors: int, seconds: float) -> ManifestEntry:
         """The manifest entry of this unit finished as `table` (the store adds the file's size and hash)."""

@@ -7,8 +7,9 @@ scores as fractions in [0, 1]. n_errors counts items with at least one error row
 results yet (an unfinished sweep); for judges both look at the base-order comparisons (permutation 0) only. Both
 count as wrong in the official numbers, as the leaderboards would.
 Entries of generative judges also carry `judge` (rmorch.suites.judging.judge_metrics): both-order accuracy, position
-consistency, first-position rate, parse-failure and error rates beside the official number; other entries have no
-`judge` key. With statistics on (the default), entries carry `ci` ({level, score, sections, subsets}: bootstrap
+consistency, first-position rate, parse-failure and error rates beside the official number, and for judges with
+probability verdicts `judge.calibration` (Brier, ECE, reliability bins, fragile rate; rmorch.suites.judging
+.judge_calibration); other entries have no `judge` key. With statistics on (the default), entries carry `ci` ({level, score, sections, subsets}: bootstrap
 percentile intervals), `rank` (1 = best score on the suite), `tied_with_best` (no significant difference from the
 best, Holm-corrected paired bootstrap) and, on suites with pairs, `length_bias`.
 `OUT/stats.json`: the bootstrap settings, every paired comparison, and the correlations between benchmark scores and
@@ -41,7 +42,7 @@ from rmorch.suites.judging import judge_metrics
 
 # What the metrics read of the result rows (suites' score, judge metrics, statistics, ensembles): the report reads
 # only these columns of the results files.
-RESULT_COLUMNS = ["item_id", "candidate", "order", "permutation", "score", "verdict", "parsed", "error",
+RESULT_COLUMNS = ["item_id", "candidate", "order", "permutation", "score", "verdict", "probs", "parsed", "error",
                   "settings_hash"]
 
 

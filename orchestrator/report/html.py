@@ -5,7 +5,8 @@ that forbids every network load), so it can be mailed, attached to a ticket or o
 to the cluster. It draws, from the files a sweep leaves in OUT:
 
 - leaderboard.json: per suite a sortable leaderboard (score with its 95 % CI, rank, "tied with the best", the
-  `length` baseline highlighted as the bar to clear), sections and subsets, judge position bias, length bias;
+  `length` baseline highlighted as the bar to clear), sections and subsets, judge position bias, the calibration
+  of probability verdicts (with plots/calib-<model>--<suite>.png; only when a judge has them), length bias;
 - stats.json: paired differences, correlations between benchmark accuracy and best-of-N gain (with plots/*.png);
 - bon.json: best-of-N curves (plots/bon-<suite>.png) and their k = N numbers;
 - run.json, spec.yaml: versions, seed, hardware, time per model, sweep duration, the spec itself.
@@ -29,8 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rmorch.orchestrator.report.plots import calibration_plot_file
 from rmorch.orchestrator.store.results import ResultStore
 from rmorch.orchestrator.store.run_record import LastRun, ModelRecord, RunRecord
+from rmorch.suites.judging import CALIBRATION_BINS, FRAGILE_MARGIN
 
 logger = logging.getLogger(__name__)
 
@@ -335,6 +338,11 @@ def paired_table(paired: list[dict[str, Any]], correction: str) -> str:
     return f"<h4>{esc(title)}</h4>" + table(headers, body)
 
 
+def verdicts_read(judge: dict[str, Any]) -> str:
+    """"412/460 (logprobs)": verdicts read of the rows that reached the parser, and how they were read."""
+    return f"{judge.get('verdicts_read', '?')}/{judge.get('verdict_rows', '?')} ({judge.get('verdict_mode', 'text')})"
+
+
 def judge_section(inputs: ReportInputs) -> str:
     judged = [e for e in as_list(inputs.leaderboard) if isinstance(e, dict) and isinstance(e.get("judge"), dict)]
     if not judged:
@@ -352,16 +360,49 @@ def judge_section(inputs: ReportInputs) -> str:
             + num_cell(j.get("position_consistency"))
             + num_cell(j.get("first_position_rate"), lambda v, chance=chance: pct(v) + chance)
             + cell(esc(by_position), None, "num") + num_cell(j.get("parse_failure_rate"))
+            + cell(esc(verdicts_read(j)), j.get("verdicts_read"), "num")
             + num_cell(j.get("error_rate")) + num_cell(j.get("n_comparisons"), count)
             + num_cell(j.get("n_orders"), count) + "</tr>"
         )
     headers = [("model", "text"), ("suite", "text"), ("official", "num"), ("both orders", "num"),
                ("consistency", "num"), ("first position", "num"), ("wins by position", "text"),
-               ("parse failures", "num"), ("errors", "num"), ("comparisons", "num"), ("orders", "num")]
+               ("parse failures", "num"), ("verdicts read", "num"), ("errors", "num"), ("comparisons", "num"), ("orders", "num")]
     return (
         '<p class="lead">Rates in %. <i>Both orders</i>: correct in every order the pair was shown in; '
         "<i>consistency</i>: the same winner in every order; <i>first position</i>: share of verdicts for whatever "
         "was shown first, which an unbiased judge keeps at chance.</p>" + table(headers, body)
+    )
+
+
+def calibration_section(inputs: ReportInputs) -> str:
+    """Judges with probability verdicts (leaderboard.json `judge.calibration`): Brier, ECE, fragile rate, and a
+    reliability diagram each. Empty (the section is left out) when no judge has them."""
+    rows = [(e, e["judge"]["calibration"]) for e in as_list(inputs.leaderboard)
+            if isinstance(e, dict) and isinstance(e.get("judge"), dict)
+            and isinstance(e["judge"].get("calibration"), dict)]
+    if not rows:
+        return ""
+    body, plots = [], []
+    for e, cal in rows:
+        model, suite = str(e.get("model", "?")), str(e.get("suite", "?"))
+        body.append(
+            "<tr>" + cell(esc(model), model, "model") + cell(esc(suite), suite)
+            + num_cell(cal.get("brier"), dec) + num_cell(cal.get("ece"), dec) + num_cell(cal.get("fragile_rate"))
+            + num_cell(cal.get("prob_accuracy")) + num_cell(cal.get("mean_margin"), dec)
+            + num_cell(cal.get("n_prob_items"), count) + num_cell(cal.get("n_prob_judgments"), count) + "</tr>"
+        )
+        plots.append(f"<h3>{esc(model)} on {esc(suite)}</h3>"
+                     + image(inputs, calibration_plot_file(model, suite), f"reliability diagram, {model} on {suite}"))
+    headers = [("judge", "text"), ("suite", "text"), ("Brier", "num"), ("ECE", "num"), ("fragile %", "num"),
+               ("accuracy of p %", "num"), ("mean margin", "num"), ("n items", "num"), ("judgments", "num")]
+    return (
+        '<p class="lead">For judges with probability verdicts: <i>p</i> is the judge\'s probability, averaged over '
+        "the orders it was shown, that the candidate shown first in the base order wins, <i>y</i> whether that "
+        "candidate is correct. <i>Brier</i> = mean (p − y)², lower is better; <i>ECE</i>: expected calibration error "
+        f"over {CALIBRATION_BINS} equal-width bins of p; <i>fragile</i>: share of judgments whose two most probable "
+        f"candidates are less than {FRAGILE_MARGIN:g} apart; <i>accuracy of p</i>: share of items whose "
+        "order-averaged probability is highest on a correct candidate. Judges without probability verdicts are not "
+        "listed.</p>" + table(headers, body) + "".join(plots)
     )
 
 
@@ -509,6 +550,10 @@ def key_values(facts: dict[str, Any]) -> str:
     return f'<dl class="kv">{"".join(rows)}</dl>'
 
 
+# ModelRecord.batch_invariant as the models table shows it
+INVARIANCE = {True: "yes", False: "no (outputs may move with batching)", None: "—"}
+
+
 def models_table(models: dict[str, ModelRecord], last: LastRun) -> str:
     model_s, load_s = last.model_seconds, last.load_seconds
     names = list(models) + [m for m in model_s if m not in models]
@@ -525,10 +570,11 @@ def models_table(models: dict[str, ModelRecord], last: LastRun) -> str:
             + num_cell(res.get("replicas"), count) + num_cell(res.get("num_cpus"), lambda v: dec(v, 1))
             + num_cell(res.get("num_gpus"), lambda v: dec(v, 1))
             + cell(esc(load_text), max([x for x in loads if x is not None], default=""), "num")
-            + num_cell(model_s.get(name), duration) + "</tr>"
+            + num_cell(model_s.get(name), duration) + cell(esc(INVARIANCE[info.batch_invariant]),
+                                                           INVARIANCE[info.batch_invariant]) + "</tr>"
         )
     headers = [("model", "text"), ("kind", "text"), ("settings hash", "text"), ("replicas", "num"), ("CPUs", "num"),
-               ("GPUs", "num"), ("load", "num"), ("model time", "num")]
+               ("GPUs", "num"), ("load", "num"), ("model time", "num"), ("batch-invariant", "text")]
     return table(headers, body)
 
 
@@ -538,6 +584,7 @@ SECTIONS: list[tuple[str, str, Callable[[ReportInputs], str]]] = [
     ("leaderboard", "Leaderboard", leaderboard_section),
     ("breakdown", "Sections and subsets", breakdown_section),
     ("judges", "Judge position bias", judge_section),
+    ("calibration", "Calibration of probability verdicts", calibration_section),
     ("length-bias", "Length bias", length_bias_section),
     ("best-of-n", "Best-of-N", bon_section),
     ("correlations", "Correlations", correlation_section),
@@ -555,12 +602,12 @@ def guarded(render: Callable[[ReportInputs], str], inputs: ReportInputs) -> str:
 
 
 def render_html(inputs: ReportInputs) -> str:
-    """The whole page, from `inputs` alone."""
-    nav = " · ".join(f'<a href="#{sid}">{esc(title)}</a>' for sid, title, _ in SECTIONS)
-    body = "".join(
-        f'<section id="{sid}"><h2>{esc(title)}</h2>{guarded(render, inputs)}</section>'
-        for sid, title, render in SECTIONS
-    )
+    """The whole page, from `inputs` alone; a section that draws nothing (calibration, without probability
+    verdicts) is left out, from the navigation too."""
+    drawn = [(sid, title, guarded(render, inputs)) for sid, title, render in SECTIONS]
+    drawn = [(sid, title, html_) for sid, title, html_ in drawn if html_]
+    nav = " · ".join(f'<a href="#{sid}">{esc(title)}</a>' for sid, title, _ in drawn)
+    body = "".join(f'<section id="{sid}"><h2>{esc(title)}</h2>{html_}</section>' for sid, title, html_ in drawn)
     problems = "".join(note(f"Could not read {p}") for p in inputs.problems)
     run = inputs.run or RunRecord()
     subtitle = " · ".join(

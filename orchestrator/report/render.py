@@ -16,10 +16,17 @@ from rich.console import Console
 from rich.table import Table
 
 from rmorch.orchestrator.report.compute import LeaderboardEntry, Report
-from rmorch.orchestrator.report.html import REPORT_FILE, write_html_report
-from rmorch.orchestrator.report.plots import bon_plot, correlation_plot, plot_name
+from rmorch.orchestrator.report.html import REPORT_FILE, verdicts_read, write_html_report
+from rmorch.orchestrator.report.plots import (
+    bon_plot,
+    calibration_plot_file,
+    correlation_plot,
+    plot_name,
+    reliability_plot,
+)
 from rmorch.orchestrator.store.results import ResultStore
 from rmorch.orchestrator.store.run_record import write_run
+from rmorch.suites.judging import CALIBRATION_BINS, FRAGILE_MARGIN
 
 
 def write_report(out: str, report: Report) -> list[str]:
@@ -28,6 +35,10 @@ def write_report(out: str, report: Report) -> list[str]:
     store = ResultStore(out)
     written = ["leaderboard.json", "leaderboard.csv", "leaderboard.md"]
     write_leaderboard(store, report.entries)
+    for e, cal in calibrated(report.entries):
+        rel = calibration_plot_file(e.model, e.suite)
+        store.write_atomic(rel, lambda tmp, e=e, cal=cal: reliability_plot(e.model, e.suite, cal, tmp))
+        written.append(rel)
     by_pool: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for c in report.bon:
         by_pool[c["suite"]].append(c)
@@ -81,7 +92,8 @@ def _nan_to_none(x: Any) -> Any:
 
 def to_csv(entries: list[LeaderboardEntry]) -> str:
     """One row per (model, suite); sections, subsets and judge metrics as `section:NAME` / `subset:NAME` /
-    `judge:NAME` columns (lists as `judge:NAME[k]`; empty for entries that are not judges)."""
+    `judge:NAME` columns (lists as `judge:NAME[k]`, the numbers of a nested object as `judge:NAME.KEY`, e.g.
+    `judge:calibration.brier`; empty for entries that are not judges). The reliability bins are in the JSON only."""
     extra_cols: list[str] = []
     rows: list[dict[str, Any]] = []
     for e in entries:
@@ -110,12 +122,16 @@ def _judge_cells(judge: dict[str, Any] | None) -> dict[str, Any]:
     for k, v in (judge or {}).items():
         if isinstance(v, list):
             out.update({f"judge:{k}[{i}]": x for i, x in enumerate(v)})
+        elif isinstance(v, dict):  # calibration: its numbers (its list of reliability bins stays in the JSON)
+            out.update({f"judge:{k}.{k2}": x for k2, x in v.items() if isinstance(x, (int, float)) or x is None})
         else:
             out[f"judge:{k}"] = v
     return out
 
 
-def _fmt_num(v: float | None) -> str:
+def _fmt_num(v: float | str | None) -> str:
+    if isinstance(v, str):
+        return v
     if isinstance(v, (bool, int)):
         return str(int(v))
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.6f}"
@@ -144,19 +160,48 @@ JUDGE_COLUMNS = {
 
 
 def _judge_summary(rows: list[LeaderboardEntry], e: LeaderboardEntry) -> list[str]:
-    """The judge cells of one row ([] when no entry of the suite is a judge; "-" for the non-judges)."""
+    """The judge cells of one row ([] when no entry of the suite is a judge; "-" for the non-judges): the rates of
+    JUDGE_COLUMNS, then how many verdicts were read and how (`verdicts_read`)."""
     if not any(r.judge for r in rows):
         return []
     if not e.judge:
-        return ["-"] * len(JUDGE_COLUMNS)
-    return [_pct(e.judge.get(key)) for key in JUDGE_COLUMNS.values()]
+        return ["-"] * (len(JUDGE_COLUMNS) + 1)
+    return [_pct(e.judge.get(key)) for key in JUDGE_COLUMNS.values()] + [verdicts_read(e.judge)]
+
+
+
+# Calibration of probability verdicts (rmorch.suites.judging.judge_calibration), in the printed and Markdown reports
+CALIBRATION_TITLE = "Calibration of probability verdicts"
+CALIBRATION_HEAD = ["judge", "suite", "Brier", "ECE", "fragile %", "n"]
+CALIBRATION_NOTE = (
+    "p = the judge's probability, averaged over the orders it was shown, that the candidate shown first in the base "
+    "order wins; y = whether that candidate is correct. Brier = mean (p - y)^2 (lower is better); ECE = expected "
+    f"calibration error over {CALIBRATION_BINS} equal-width bins of p; fragile = share of judgments whose two most "
+    f"probable candidates are less than {FRAGILE_MARGIN:g} apart; n = items with probabilities. Judges without "
+    "probability verdicts are not listed."
+)
+
+
+def calibrated(entries: list[LeaderboardEntry]) -> list[tuple[LeaderboardEntry, dict[str, Any]]]:
+    """The entries of judges with probability verdicts and their calibration, suite by suite, best score first."""
+    return [(e, e.judge["calibration"]) for rows in _by_suite(entries).values() for e in rows
+            if e.judge and isinstance(e.judge.get("calibration"), dict)]
+
+
+def _calibration_cells(e: LeaderboardEntry, cal: dict[str, Any]) -> list[str]:
+    return [e.model, e.suite, _dec(cal.get("brier")), _dec(cal.get("ece")), _pct(cal.get("fragile_rate")),
+            str(cal.get("n_prob_items", ""))]
+
+
+def _dec(v: float | None) -> str:
+    return "n/a" if v is None or math.isnan(v) else f"{v:.3f}"
 
 
 def to_markdown(entries: list[LeaderboardEntry]) -> str:
     parts = []
     for suite, rows in _by_suite(entries).items():
         sections = list(rows[0].sections) or list(rows[0].subsets)
-        judge_head = list(JUDGE_COLUMNS) if any(r.judge for r in rows) else []
+        judge_head = [*JUDGE_COLUMNS, "verdicts read"] if any(r.judge for r in rows) else []
         head = ["model", "score", *sections, "items", "errors", *judge_head]
         parts.append(f"## {suite}\n")
         parts.append("| " + " | ".join(head) + " |")
@@ -166,6 +211,14 @@ def to_markdown(entries: list[LeaderboardEntry]) -> str:
             cells = [e.model, _pct(e.score), *[_pct(vals.get(s)) for s in sections], str(e.n_items), str(e.n_errors),
                      *_judge_summary(rows, e)]
             parts.append("| " + " | ".join(cells) + " |")
+        parts.append("")
+    rows = calibrated(entries)
+    if rows:
+        parts.append(f"## {CALIBRATION_TITLE}\n")
+        parts.append(CALIBRATION_NOTE + "\n")
+        parts.append("| " + " | ".join(CALIBRATION_HEAD) + " |")
+        parts.append("|" + "---|" * len(CALIBRATION_HEAD))
+        parts += ["| " + " | ".join(_calibration_cells(e, cal)) + " |" for e, cal in rows]
         parts.append("")
     return "\n".join(parts)
 
@@ -195,7 +248,18 @@ def print_leaderboard(entries: list[LeaderboardEntry], console: Console) -> None
             jt.add_column("official", justify="right", style="bold")
             for name in JUDGE_COLUMNS:
                 jt.add_column(name, justify="right")
+            jt.add_column("verdicts read", justify="right")
             jt.add_column("orders", justify="right")
             for e in judges:
                 jt.add_row(e.model, _pct(e.score), *_judge_summary(rows, e), str(e.judge.get("n_orders", "")))
             console.print(jt)
+    cal_rows = calibrated(entries)
+    if cal_rows:
+        ct = Table(title=CALIBRATION_TITLE, title_justify="left")
+        for name in CALIBRATION_HEAD:
+            ct.add_column(name, justify="left" if name in ("judge", "suite") else "right",
+                          no_wrap=name in ("judge", "suite"))
+        for e, cal in cal_rows:
+            ct.add_row(*_calibration_cells(e, cal))
+        console.print(ct)
+        console.print(CALIBRATION_NOTE, highlight=False)

@@ -21,11 +21,13 @@ engine's workers (vLLM's Ray executor on GPUs, its processes on CPU) use the gro
 with the replica.
 
 Failures: a replica that dies (process killed, node lost) has its in-flight units requeued and is replaced;
-a unit that fails more than `max_retries` times becomes error rows. A model that cannot load is reported and
-skipped; the rest of the sweep goes on. Error cap (rmorch.orchestrator.schedule.error_cap): once ERROR_CAP_MIN_ROWS result rows
-are written in this run and more than the spec's `max_error_rate` of them (all models and suites together) are
-error rows, the sweep stops: nothing more is submitted, every replica is killed, units in flight are dropped; what
-was written stays (a rerun resumes), and RunStats.stopped says why (ErrorCapStop.message names the worst models).
+a unit that fails more than `max_retries` times becomes error rows (a unit redone for the error rows of an earlier
+run, `WorkUnit.requests`, covers only those: rmorch.orchestrator.plan.redo writes them back among its good rows).
+A model that cannot load is reported and skipped; the rest of the sweep goes on. Error cap
+(rmorch.orchestrator.schedule.error_cap): once ERROR_CAP_MIN_ROWS result rows are written in this run and more
+than the spec's `max_error_rate` of them (all models and suites together) are error rows, the sweep stops: nothing
+more is submitted, every replica is killed, units in flight are dropped; what was written stays (a rerun resumes),
+and RunStats.stopped says why (ErrorCapStop.message names the worst models).
 
 Run metadata: loads and engine starts per model, where each replica ran, per-model wall time, and GPU time split
 into working (a replica holds a unit), loading and idle.
@@ -52,6 +54,7 @@ from rmorch.core.errors import UserError
 from rmorch.core.model_spec import ModelSpec
 from rmorch.orchestrator.plan.costs import CostModel
 from rmorch.orchestrator.plan.items import ItemFile, item_rows
+from rmorch.orchestrator.plan.redo import write_result
 from rmorch.orchestrator.plan.score_cache import ScoreCache
 from rmorch.orchestrator.plan.units import WorkUnit
 from rmorch.orchestrator.progress import Display
@@ -444,7 +447,7 @@ class Scheduler:
         self._write(unit, table, table.num_rows, 0.0)
 
     def _write(self, unit: WorkUnit, table: pa.Table, n_errors: int, seconds: float) -> None:
-        self.store.write_unit(unit.manifest_entry(table, n_errors, seconds), table)
+        table = write_result(self.store, unit, table, n_errors, seconds)  # a redone unit: with its earlier good rows
         self.cache.add(self.models[unit.model], table)
         self.stats.computed.append(unit.key)
         self.stats.error_rows += n_errors

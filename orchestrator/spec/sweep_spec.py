@@ -67,6 +67,9 @@ class SweepSpec:
     # stop the sweep once more than this share of the result rows written in this run are error rows (checked from
     # rmorch.orchestrator.schedule.error_cap.ERROR_CAP_MIN_ROWS rows on); None: never stop for errors
     max_error_rate: float | None = 0.5
+    # a rerun computes the error rows of finished units again (only those requests; rmorch.orchestrator.plan.redo);
+    # true keeps them as final
+    keep_errors: bool = False
     # a replica whose model is done may load the next model of the same shape in its process instead of a new
     # process starting (only kinds whose `reusable_process` allows it: transformers and weightless kinds, not vLLM)
     reuse_processes: bool = True

@@ -211,6 +211,11 @@ class ResultStore:
         """Keys of the units whose results are verified whole: what a (re)run may skip."""
         return {e.key for e in self.manifest(verify=True)}
 
+    def unit_entry(self, key: str) -> ManifestEntry | None:
+        """The manifest entry of unit `key`; None when there is none (an unreadable one is reported)."""
+        rel = f"manifest/{key}.json"
+        return self._read_entry(rel) if self.exists(rel) else None
+
     def read_results(self, entries: Iterable[ManifestEntry], columns: list[str] | None = None) -> pa.Table:
         """The result rows of these units (only `columns` of RESULT_SCHEMA, if given); a file that is not what its
         entry records is reported and left out (its items then count as missing), never read as data."""

@@ -32,6 +32,9 @@ class ModelRecord:
     settings_hash: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # ModelSpec.settings(): what can change a number
     resources: dict[str, Any] = field(default_factory=dict)  # ResourceSpec as plain data
+    # the guarantee it ran under: outputs independent of batching (True), not (False), not stated (None);
+    # rmorch.actors.base.Capabilities.batch_invariant
+    batch_invariant: bool | None = None
 
 
 @dataclass
@@ -43,6 +46,7 @@ class LastRun:
     units_computed: int = 0
     units_from_cache: int = 0  # answered whole by earlier results (score_cache)
     requests_from_cache: int = 0
+    errors_redone: int = 0  # error rows of earlier runs computed again in this one (rmorch.orchestrator.plan.redo)
     loads: dict[str, int] = field(default_factory=dict)  # model -> replicas that finished loading
     engine_starts: dict[str, int] = field(default_factory=dict)
     processes_started: int = 0  # replica processes created

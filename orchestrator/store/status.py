@@ -2,8 +2,10 @@
 
 A sweep writes OUT/plan.json before it schedules anything: its run id and, per model and suite, the keys of every
 unit it plans (done before or not). Progress is then the planned keys that have an intact manifest entry
-(rmorch.orchestrator.store.results), the error rows those entries record, and when the newest entry landed. The sweep is finished
-when run.json carries the same run id and the end-of-run metadata (`last_run`), which the sweep writes last.
+(rmorch.orchestrator.store.results), the error rows those entries record, and when the newest entry landed. Units whose
+rows include errors count as pending work too: a rerun computes those rows again (rmorch.orchestrator.plan.redo;
+unless `--keep-errors`). The sweep is finished when run.json carries the same run id and the end-of-run metadata
+(`last_run`), which the sweep writes last.
 """
 
 from __future__ import annotations
@@ -46,6 +48,12 @@ class PairStatus:
     units_planned: int
     requests_planned: int
     error_rows: int
+    units_with_errors: int = 0  # done units whose rows include errors: a rerun redoes those rows
+
+    @property
+    def units_pending(self) -> int:
+        """Work left for a rerun: units not done, and done units with error rows to redo."""
+        return self.units_planned - self.units_done + self.units_with_errors
 
 
 @dataclass
@@ -73,8 +81,18 @@ class SweepStatus:
     def error_rows(self) -> int:
         return sum(p.error_rows for p in self.pairs)
 
+    @property
+    def units_with_errors(self) -> int:
+        return sum(p.units_with_errors for p in self.pairs)
+
+    @property
+    def units_pending(self) -> int:
+        return sum(p.units_pending for p in self.pairs)
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "units_done": self.units_done, "units_planned": self.units_planned,
+        pairs = [{**asdict(p), "units_pending": p.units_pending} for p in self.pairs]
+        return {**asdict(self), "pairs": pairs, "units_done": self.units_done, "units_planned": self.units_planned,
+                "units_pending": self.units_pending, "units_with_errors": self.units_with_errors,
                 "error_rows": self.error_rows}
 
 
@@ -91,6 +109,7 @@ def read_status(out: str) -> SweepStatus:
              for suite, keys in suites.items() for key in keys}
     done: dict[tuple[str, str], int] = defaultdict(int)
     errors: dict[tuple[str, str], int] = defaultdict(int)
+    errored: dict[tuple[str, str], int] = defaultdict(int)
     other = 0
     for entry in store.manifest():
         pair = owner.get(entry.key)
@@ -99,10 +118,12 @@ def read_status(out: str) -> SweepStatus:
             continue
         done[pair] += 1
         errors[pair] += entry.n_errors
+        errored[pair] += int(entry.n_errors > 0)
     times = store.entry_times()
     landed = [times[k] for k in owner if k in times]
     pairs = [PairStatus(model, suite, done[(model, suite)], len(keys),
-                        plan.get("requests", {}).get(model, {}).get(suite, 0), errors[(model, suite)])
+                        plan.get("requests", {}).get(model, {}).get(suite, 0), errors[(model, suite)],
+                        errored[(model, suite)])
              for model, suites in plan.get("units", {}).items() for suite, keys in suites.items()]
     last = run.last_run if run.run_id == plan.get("run_id") else None  # written when the planned run ended
     return SweepStatus(
@@ -123,15 +144,25 @@ def describe_state(status: SweepStatus, now: float | None = None) -> str:
         state = (f"stopped early: {s['error_rows']} of {s['rows']} result rows were errors, above max_error_rate "
                  f"{s['max_error_rate']:g} (rerun with the cap raised to resume)")
     elif status.finished:
-        state = "finished" if done == planned else f"finished with {planned - done} units not done"
+        state = "finished with work left (rerun the same sweep to do it)" if status.units_pending else "finished"
     else:
         state = "not finished (running, or stopped: rerun the same sweep to resume)"
     if status.last_update is not None:
         age = f"{now - status.last_update:.0f} s ago"
     else:
         age = "at an unknown time (the filesystem keeps no times)" if done else "none yet"
-    return (f"{state}: {done}/{planned} units ({_pct(done, planned)}), {status.error_rows} error rows; "
+    pending = f", {pending_work(status)}" if status.units_pending else ""
+    errors = f"{status.error_rows} error rows"
+    if status.units_with_errors:
+        errors += " (a rerun redoes them unless --keep-errors)"
+    return (f"{state}: {done}/{planned} units ({_pct(done, planned)}){pending}, {errors}; "
             f"last unit landed {age}; started {status.started}")
+
+
+def pending_work(status: SweepStatus) -> str:
+    """E.g. '12 units pending (3 with error rows to redo)'."""
+    redo = f" ({status.units_with_errors} with error rows to redo)" if status.units_with_errors else ""
+    return f"{status.units_pending} units pending{redo}"
 
 
 def _pct(done: int, planned: int) -> str:

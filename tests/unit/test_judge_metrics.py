@@ -510,9 +510,12 @@ def test_leaderboard_carries_the_judge_object(rb_items, tmp_path):
     expected = judge_metrics(rb_items, judge_results, official=by_model["judge"]["score"])
     assert j == expected  # JSON round-trips floats exactly
     assert list(j) == ["official", "both_orders_accuracy", "position_consistency", "first_position_rate",
-                       "position_win_rates", "parse_failure_rate", "error_rate", "n_comparisons", "n_orders",
-                       "n_ratings", "n_compared_items", "n_multi_order_items"]
+                       "position_win_rates", "parse_failure_rate", "verdicts_read", "verdict_rows", "verdict_mode",
+                       "error_rate", "n_comparisons", "n_orders", "n_ratings", "n_compared_items",
+                       "n_multi_order_items"]
     assert j["official"] == by_model["judge"]["score"]
+    assert (j["verdicts_read"], j["verdict_rows"], j["verdict_mode"]) == (
+        2 * len(items) - len(range(0, len(items), 9)), 2 * len(items), "text")
     assert j["n_comparisons"] == 2 * len(items) and j["n_orders"] == 2 and j["n_ratings"] == 0
     unparsed = len(range(0, len(items), 9))
     assert j["parse_failure_rate"] == pytest.approx(unparsed / (2 * len(items)))
@@ -531,7 +534,7 @@ def test_leaderboard_carries_the_judge_object(rb_items, tmp_path):
     md = (tmp_path / "out" / "leaderboard.md").read_text()
     assert "| both orders | consistency | first pos | parse fail |" in md
     judge_line = next(line for line in md.splitlines() if line.startswith("| judge |"))
-    assert judge_line.endswith(f"| {100 * j['parse_failure_rate']:.1f} |")
+    assert judge_line.endswith(f"| {100 * j['parse_failure_rate']:.1f} | {j['verdicts_read']}/{j['verdict_rows']} (text) |")
     rm_line = next(line for line in md.splitlines() if line.startswith("| rm |"))
     assert rm_line.endswith("| - | - | - | - |")
 

@@ -117,10 +117,15 @@ def test_capabilities_are_declared_by_each_kind() -> None:
     caps = {m.name: KINDS.get(m.kind).capabilities(m.config) for m in spec.models}
     assert caps["length"] == Capabilities()
     assert caps["rm"] == Capabilities(backend="vllm", tensor_parallel_size=2, weights=("m",))
-    assert caps["dpo"] == Capabilities(backend="transformers", weights=("p", "r"), allow_pickle=True)
-    assert caps["dr"] == Capabilities(backend="transformers", weights=("s", "w"), trust_remote_code=True)
-    assert caps["j"] == Capabilities(backend="vllm", weights=("m",), adapters=("adapter",), revision="abc")
-    assert caps["api"] == Capabilities(backend="openai")  # a model on a server: nothing loads here
+    # batch_invariant: transformers backends by their fixed-row passes, vLLM judges by `deterministic` (default on),
+    # a server never (what shares its batches is not ours to decide), vLLM pooling not stated
+    assert caps["dpo"] == Capabilities(backend="transformers", weights=("p", "r"), allow_pickle=True,
+                                       batch_invariant=True)
+    assert caps["dr"] == Capabilities(backend="transformers", weights=("s", "w"), trust_remote_code=True,
+                                      batch_invariant=True)
+    assert caps["j"] == Capabilities(backend="vllm", weights=("m",), adapters=("adapter",), revision="abc",
+                                     batch_invariant=True)
+    assert caps["api"] == Capabilities(backend="openai", batch_invariant=False)  # a model on a server
     reusable = {m.name: KINDS.get(m.kind).reusable_process(m.config) for m in spec.models}
     assert reusable == {"length": True, "rm": False, "dpo": True, "dr": False, "j": False, "api": False}
 
