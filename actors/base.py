@@ -110,6 +110,10 @@ class Capabilities:
     tensor_parallel_size: int = 1  # GPUs of one replica, in one placement group on one node
     weights: tuple[str, ...] = ()  # every model the replica loads (local dir, hub id or builtin:NAME), main first
     adapters: tuple[str, ...] = ()  # adapter directories applied on top of the weights (LoRA)
+    # files (or directories of them) the replica reads whose content can change outputs: a judge's template file, a
+    # chat template file, published scores. A result's identity covers their whole content
+    # (rmorch.orchestrator.plan.provenance), and the weights' and adapters' fingerprints.
+    files: tuple[str, ...] = ()
     revision: str | None = None  # of hub ids
     trust_remote_code: bool = False  # the spec's opt-in to a checkpoint's own code
     allow_pickle: bool = False  # the spec's opt-in to pickle weights
@@ -153,6 +157,10 @@ class ModelKind(ABC):
     # Whether outcomes may be reused for identical requests (same settings, same content key). False for kinds
     # whose outcome depends on the item's identity (random, published) or that cost less than a lookup (length).
     cacheable: ClassVar[bool] = True
+    # The implementation's version: bump it when the kind's outputs for the same settings and files change (a new
+    # default prompt or parser, other numerics). It is part of every result's identity, so stored results of an
+    # older implementation are computed again, never reused (rmorch.orchestrator.plan.provenance).
+    version: ClassVar[str] = "1"
 
     # How reward-bench's result files name this kind's models (`model_type`; see rmorch.orchestrator.report.export).
     reward_bench_type: ClassVar[str] = "Custom Classifier"

@@ -34,6 +34,8 @@ class ClassifierConfig(WeightsConfig, BatchingConfig, ChatTemplateConfig, VllmEn
 class Classifier(ModelKind):
     kind = "classifier"
     Config = ClassifierConfig
+    # 2: one row per forward pass on transformers (rmorch.actors.backends.text.ROWS_PER_PASS) moved bf16 numbers
+    version = "2"
     description = "sequence-classifier reward model (AutoModelForSequenceClassification)"
     reward_bench_type = "Seq. Classifier"
 

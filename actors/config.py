@@ -29,6 +29,10 @@ class KindConfig:
     def __post_init__(self) -> None:
         pass
 
+    def input_files(self) -> tuple[str, ...]:
+        """Files the config names whose content can change outputs (templates); each base adds its own."""
+        return ()
+
 
 @dataclass(frozen=True, kw_only=True)
 class WeightsConfig(KindConfig):
@@ -52,7 +56,7 @@ class WeightsConfig(KindConfig):
         # transformers backends run fixed-row forward passes (rmorch.actors.backends.text.rows_per_pass)
         invariant = True if backend == "transformers" else None
         return Capabilities(backend=backend, tensor_parallel_size=tensor_parallel_size, weights=self.weight_paths(),
-                            adapters=self.adapter_paths(), revision=self.revision,
+                            adapters=self.adapter_paths(), files=self.input_files(), revision=self.revision,
                             trust_remote_code=self.trust_remote_code, allow_pickle=self.allow_pickle,
                             batch_invariant=invariant)
 
@@ -73,6 +77,10 @@ class BatchingConfig(KindConfig):
 @dataclass(frozen=True, kw_only=True)
 class ChatTemplateConfig(KindConfig):
     chat_template: str = "tokenizer"  # tokenizer | plain | PATH to a Jinja template
+
+    def input_files(self) -> tuple[str, ...]:
+        named = () if self.chat_template in ("tokenizer", "plain") else (self.chat_template,)
+        return super().input_files() + named
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -46,6 +46,8 @@ def with_prefix(prompt: list[dict[str, str]], prefix: str | None, role: str) -> 
 class DensityRatio(ModelKind):
     kind = "density_ratio"
     Config = DensityRatioConfig
+    # 2: one row per forward pass on transformers (rmorch.actors.backends.text.ROWS_PER_PASS) moved bf16 numbers
+    version = "2"
     description = "density ratio of two LMs: log p_strong(y|x) - log p_weak(y|x), optional instruction prefix"
 
     @classmethod

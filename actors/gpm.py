@@ -156,6 +156,8 @@ def load_heads(model_dir: str, config: GpmConfig, model_name: str, hidden_size: 
 class Gpm(ModelKind):
     kind = "gpm"
     Config = GpmConfig
+    # 2: one row per forward pass on transformers (rmorch.actors.backends.text.ROWS_PER_PASS) moved bf16 numbers
+    version = "2"
     description = "general preference embedding model (GPM): one embedding per response, skew-symmetric pair scores"
 
     @classmethod

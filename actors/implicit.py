@@ -55,6 +55,8 @@ class ImplicitConfig(WeightsConfig, BatchingConfig, ChatTemplateConfig):
 class Implicit(ModelKind):
     kind = "implicit"
     Config = ImplicitConfig
+    # 2: one row per forward pass on transformers (rmorch.actors.backends.text.ROWS_PER_PASS) moved bf16 numbers
+    version = "2"
     description = "implicit reward from log-probs: DPO log-ratio to a reference, or reference-free sum/avg/norm"
 
     @classmethod

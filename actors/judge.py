@@ -123,6 +123,11 @@ class JudgeConfig(WeightsConfig, ChatTemplateConfig, VllmEngineConfig):
     def adapter_paths(self) -> tuple[str, ...]:
         return (self.lora,) if self.lora else ()
 
+    def input_files(self) -> tuple[str, ...]:
+        """The template file, if one is named (a built-in template's text is the kind's version)."""
+        named = (self.template,) if self.template is not None and self.template not in BUILTIN else ()
+        return super().input_files() + named
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.template is not None:
@@ -169,6 +174,8 @@ class JudgeConfig(WeightsConfig, ChatTemplateConfig, VllmEngineConfig):
 class Judge(ModelKind):
     kind = "judge"
     Config = JudgeConfig
+    # 2: new default prompts, strict parsing, probability verdicts (issue 16)
+    version = "2"
     description = "generative judge (vLLM or an OpenAI-compatible server): pairwise, N-way or 1-10 ratings"
 
     reward_bench_type = "Generative RM"
@@ -180,7 +187,7 @@ class Judge(ModelKind):
     @classmethod
     def capabilities(cls, config: JudgeConfig) -> Capabilities:
         if config.backend == "openai":  # `path` names the model on a server: nothing is loaded here
-            return Capabilities(backend="openai", batch_invariant=False)
+            return Capabilities(backend="openai", files=config.input_files(), batch_invariant=False)
         caps = config.weights_capabilities("vllm", config.tensor_parallel_size)
         return dataclasses.replace(caps, batch_invariant=config.deterministic)
 

@@ -56,6 +56,8 @@ class PreferenceConfig(WeightsConfig, BatchingConfig):
 class Preference(ModelKind):
     kind = "preference"
     Config = PreferenceConfig
+    # 2: one row per forward pass on transformers (rmorch.actors.backends.text.ROWS_PER_PASS) moved bf16 numbers
+    version = "2"
     description = "pairwise preference model (PairRM-style cross-encoder), both orders averaged"
 
     @classmethod

@@ -26,7 +26,8 @@ the credit per item, which cannot be replayed as scores), `eval-set/` accuracy f
 
 Requests carry the item id but not the suite, so a published model scores any item whose id the files hold: run
 it on the suites its files come from (other suites' items get error rows unless their ids happen to collide).
-The settings hash covers the path, not the file content: after changing a file in place, use a new `out` or name.
+A result's identity covers the files' content (rmorch.orchestrator.plan.provenance): a file changed in place is
+scored again.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rmorch.actors import register_kind
-from rmorch.actors.base import ActorContext, InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
+from rmorch.actors.base import ActorContext, Capabilities, InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
 from rmorch.core.errors import DataError, SpecError
 
 V1_SCORE_KEYS = ("scores_chosen", "scores_rejected")  # candidate 0 and 1 of a RewardBench v1 pair
@@ -225,6 +226,10 @@ class Published(ModelKind):
     Config = PublishedConfig
     uses_gpu = False
     description = "replay published per-item scores (RewardBench eval-set-scores layout) beside live models"
+
+    @classmethod
+    def capabilities(cls, config: PublishedConfig) -> Capabilities:
+        return Capabilities(files=(config.path,))  # the scores' content is part of every result's identity
 
     def __init__(self, config: PublishedConfig, ctx: ActorContext, name: str):
         super().__init__(config, ctx, name)

@@ -52,6 +52,7 @@ class ShardTask:
     seed: int = 0
     # only these of the unit's requests, by position (the error rows of its earlier result, redone); None: all
     requests: tuple[int, ...] | None = None
+    identity: str | None = None  # the identity of the model's results, written into every row (rmorch.core.schema)
 
 
 @dataclass
@@ -104,7 +105,7 @@ def result_rows(
 ) -> pa.Table:
     subsets = {r["item_id"]: r["subset"] for r in items.select(["item_id", "subset"]).to_pylist()}
     common = {"unit_key": task.key, "model": task.model, "suite": task.suite, "settings_hash": settings_hash,
-              "seed": task.seed, **asdict(settings)}
+              "identity": task.identity, "seed": task.seed, **asdict(settings)}
     rows = []
     keys = keys or [None] * len(reqs)
     cached = cached or [False] * len(reqs)

@@ -7,9 +7,12 @@ same requests through rmorch's Judge kind (one `score` call, as a replica scores
     logprobs             probability verdicts: one prefill pass per request, the labels' probabilities read
 
 each on two engines: `deterministic: true` (the default: outputs independent of batching) and `deterministic:
-false` (vLLM's own batching, bf16 where the CPU has it). Judgments per second after a warm-up; verdicts read.
+false` ("fast": vLLM's own batching, bf16 where the CPU has it; "fast-float32": the same in float32). Judgments per
+second after a warm-up; verdicts read; and how many probability verdicts moved between one call of all requests and
+calls of 5 in reverse order.
 
     .venv/bin/python bench/judge_throughput.py [--pairs 23] [--modes text-32,text-512,logprobs]
+                                               [--engines deterministic,fast,fast-float32]
 
 Last line: `judge_throughput: ` and, per engine and mode, judgments/s.
 """
@@ -26,6 +29,11 @@ from rmorch.actors.base import ActorContext
 from rmorch.actors.judge import Judge, JudgeConfig
 from rmorch.actors.worker import ShardTask, shard_requests
 from rmorch.suites import get_suite_class
+
+
+def cold(judge: Judge) -> None:
+    """Empty the engine's prefix cache, so that no timing or comparison reuses what an earlier one computed."""
+    judge.generator.llm.reset_prefix_cache()  # type: ignore[attr-defined]
 
 
 def configure(judge: Judge, mode: str) -> None:
@@ -57,7 +65,8 @@ def main() -> None:
 
     summary = []
     for engine in args.engines.split(","):
-        config = dataclasses.replace(base, deterministic=engine == "deterministic")
+        config = dataclasses.replace(base, deterministic=engine == "deterministic",
+                                     dtype="float32" if engine.endswith("-float32") else "auto")
         t = time.perf_counter()
         judge = Judge(config, ActorContext(seed=0, threads=2), f"smollm2-judge-{engine}")
         start = time.perf_counter() - t
@@ -65,6 +74,7 @@ def main() -> None:
         for mode in args.modes.split(","):
             configure(judge, mode)
             judge.score(reqs[:2])  # warm-up, outside the timing
+            cold(judge)
             t = time.perf_counter()
             out = judge.score(reqs)
             seconds = time.perf_counter() - t
@@ -76,12 +86,15 @@ def main() -> None:
             summary.append(f"{engine}/{mode}={rate:.2f}")
         # does an output depend on what else was sent? probability verdicts in one call vs calls of 5, reversed
         configure(judge, "logprobs")
+        cold(judge)
         together = judge.score(reqs)
+        cold(judge)
         apart: dict[int, object] = {}
         backwards = list(range(len(reqs)))[::-1]
         for k in range(0, len(reqs), 5):
             chunk = backwards[k : k + 5]
             apart.update(zip(chunk, judge.score([reqs[i] for i in chunk])))
+            cold(judge)
         moved = sum(together[i].probs != apart[i].probs for i in range(len(reqs)))  # type: ignore[attr-defined]
         print(f"  probabilities that moved between one call and calls of 5 (reversed): {moved}/{len(reqs)}")
         summary.append(f"{engine}/moved={moved}")

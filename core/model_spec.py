@@ -52,7 +52,9 @@ class ModelSpec:
         return self.suites is None or suite in self.suites
 
     def settings(self) -> dict[str, Any]:
-        """Everything about this model that can change its numbers (config fields marked NOT_SCORING cannot)."""
+        """Every spec key of this model that can change its numbers (config fields marked NOT_SCORING cannot). What
+        the keys do not say -- the content of the files they name, the kind's version, libraries, hardware -- the
+        driver adds to make a result's identity (rmorch.orchestrator.plan.provenance)."""
         fields = dataclasses.fields(self.config) if dataclasses.is_dataclass(self.config) else ()
         return {"kind": self.kind, **{f.name: getattr(self.config, f.name) for f in fields
                                       if f.metadata.get("scoring", True)}}

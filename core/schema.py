@@ -37,9 +37,14 @@ Results: one row per scored unit.
     error         error text if this unit failed (then score/verdict are null); null on success
     n_tokens      input tokens the model saw (after truncation); null where not applicable
     truncated     whether the input was truncated to max_length
-    settings_hash hash of the model settings that affect scores (same hash = same numbers)
+    settings_hash hash of the model's settings that affect scores (ModelSpec.settings_hash: its spec keys)
+    identity      the result's identity: a hash of the settings hash, the model's provenance (kind version, model,
+                  adapter and template files' fingerprints, library versions, hardware class) and the seed; see
+                  rmorch.orchestrator.plan.provenance. The one notion of "the same model": resume (unit keys), the
+                  score cache and the report reuse or read rows of the model's current identity only. Null in rows of
+                  rmorch versions before it (their units are computed again).
     content_key   hash of what the model was shown (rmorch.actors.base.content_key); null for kinds never cached
-    cached        true when the outcome was reused from an identical request with the same settings and seed
+    cached        true when the outcome was reused from an identical request of the same identity
                   (an earlier run, another suite or permutation, or a duplicate in the same unit) instead of
                   being computed again; see rmorch.orchestrator.plan.score_cache
     backend, dtype, max_length, truncation_side, chat_template, seed
@@ -101,6 +106,7 @@ RESULT_SCHEMA = pa.schema(
         pa.field("n_tokens", pa.int32()),
         pa.field("truncated", pa.bool_()),
         pa.field("settings_hash", pa.string(), nullable=False),
+        pa.field("identity", pa.string()),
         pa.field("content_key", pa.string()),
         pa.field("cached", pa.bool_()),
         pa.field("backend", pa.string()),

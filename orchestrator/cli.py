@@ -236,7 +236,7 @@ def status(out: str, as_json: bool) -> None:
 
     from rich.table import Table
 
-    from rmorch.orchestrator.store.status import describe_state, read_status
+    from rmorch.orchestrator.store.status import describe_state, read_status, several_identities
 
     st = read_status(out)
     if as_json:
@@ -256,6 +256,8 @@ def status(out: str, as_json: bool) -> None:
         err_console.print(f"[bold red]model {escape(model)} did not run:[/bold red] {escape(reason)}", highlight=False)
     if st.other_units:
         console.print(f"[dim]{st.other_units} finished units in the store belong to earlier settings or specs[/dim]")
+    for model, n in st.identities.items():
+        console.print(escape(several_identities(model, n)), highlight=False, soft_wrap=True)
     for problem in st.problems:
         err_console.print(f"[yellow]warning:[/yellow] {escape(problem)}", highlight=False)
 

@@ -22,6 +22,7 @@ from ray._private import ray_constants
 from rmorch.actors import get_kind
 from rmorch.core.errors import UserError
 from rmorch.orchestrator.plan.items import spool_directory
+from rmorch.orchestrator.plan.provenance import ModelIdentity, model_identities
 from rmorch.orchestrator.plan.redo import pending_units
 from rmorch.orchestrator.plan.score_cache import ScoreCache
 from rmorch.orchestrator.plan.units import LoadedSuite, WorkUnit, load_suite, make_units
@@ -80,8 +81,9 @@ def run_sweep(spec: SweepSpec, ray_options: RayOptions | None = None, display: D
     with spool_directory() as spool:  # the suites' item files (rmorch.orchestrator.plan.items)
         suites = [load_suite(s, spec.seed, spool) for s in spec.suites]
         _check_model_paths(spec)
-        units = make_units(spec, suites)
-        done, run = _start_store(store, spec, suites, units)
+        identities = model_identities(spec.models, spec.seed)
+        units = make_units(spec, suites, {name: i.identity for name, i in identities.items()})
+        done, run = _start_store(store, spec, suites, units, identities)
         pending = pending_units(units, done, store, spec.keep_errors)
         redo = {u.key: u.n_requests for u in pending if u.requests is not None}  # unit -> its error rows to redo
         cache = ScoreCache.from_store(store, spec, pending)
@@ -219,8 +221,8 @@ def _check_resources(spec: SweepSpec, autoscaling: bool = False) -> None:
             log.warning("%s yet; waiting for the autoscaler to add one", message)
 
 
-def _start_store(store: ResultStore, spec: SweepSpec, suites: list[LoadedSuite],
-                 units: list[WorkUnit]) -> tuple[dict[str, ManifestEntry], RunRecord]:
+def _start_store(store: ResultStore, spec: SweepSpec, suites: list[LoadedSuite], units: list[WorkUnit],
+                 identities: dict[str, ModelIdentity]) -> tuple[dict[str, ManifestEntry], RunRecord]:
     """Before anything is scheduled: the verified finished units by key (unusable files are reported and their units
     recomputed), then items, spec, plan (for `rmorch status`) and run metadata written to the store."""
     try:
@@ -228,7 +230,7 @@ def _start_store(store: ResultStore, spec: SweepSpec, suites: list[LoadedSuite],
         for ls in suites:
             store.write_items_file(ls.name, ls.file.path)
         store.write_text("spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False, allow_unicode=True))
-        run = _run_metadata(store, spec, suites)
+        run = _run_metadata(store, spec, suites, identities)
         write_plan(store, run.run_id, run.started, units)
         write_run(store, run)
     except OSError as e:
@@ -249,11 +251,14 @@ def _check_model_paths(spec: SweepSpec) -> None:
             raise UserError(f"model '{m.name}': path '{path}' does not exist")
 
 
-def _run_metadata(store: ResultStore, spec: SweepSpec, suites: list[LoadedSuite]) -> RunRecord:
+def _run_metadata(store: ResultStore, spec: SweepSpec, suites: list[LoadedSuite],
+                  identities: dict[str, ModelIdentity]) -> RunRecord:
     previous = _previous_run(store)
     models = dict(previous.models)
     for m in spec.models:  # merged over runs: the latest settings of each model name win
         models[m.name] = ModelRecord(kind=m.kind, settings_hash=m.settings_hash, settings=m.settings(),
+                                     identity=identities[m.name].identity,
+                                     provenance=identities[m.name].provenance,
                                      resources=asdict(m.resources),
                                      batch_invariant=get_kind(m.kind).capabilities(m.config).batch_invariant)
     suite_names = list(previous.suites)

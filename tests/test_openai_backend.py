@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import pathlib
 import pickle
@@ -407,3 +408,118 @@ def test_sweep_with_http_and_vllm_judges_of_the_same_model(vllm_server, tiny_lm,
     assert len(set(texts)) > 23  # outputs depend on the prompt: the comparison means something
     assert n["same_tokens"] == n["compared"], n
     assert n["same_text"] + n["trailing_fffd_dropped"] == n["compared"], n
+
+
+# -- probability verdicts (`verdict: logprobs`) over HTTP ------------------------------------------------------------
+
+VERDICT_CONVS = [_user(q) for q in [
+    "What is the capital of France?", "Write a poem about the sea.", "hello", "How many legs does a spider have?",
+    "Explain why the sky is blue.", "Tell me a joke.", "1 2 3 4", "def add(a, b):", "Which answer is better, A or B?"]]
+VERDICT_CONVS.append([{"role": "system", "content": "You are a judge."}, *_user("Is [[A]] or [[B]] better?")])
+VERDICT_CONVS.append([*_user("1 2 3"), {"role": "assistant", "content": "4 5 6"}, *_user("and then?")])
+# The tiny random LM's next-token distribution after "[[" is nearly flat over its 512 tokens (top-20 log-probabilities
+# about -5.8, the 20th and 21st often within 0.01 of each other), and "A" and "B" rank far below the top 20 on every
+# prompt tried: through the server their probabilities are 0 and the verdict uniform. These one-character tokens are
+# in the top 20 of several of these prompts, so the numbers themselves are compared too.
+FREQUENT_LABELS = ["D", "G", "t", "T", "b", "S", "N", "j", "k"]
+# Where a label's log-probability lies this close to the top-20 boundary, whether the server lists it depends on
+# rounding: that conversation is not compared (the server and transformers differ by about 1e-6 in float32).
+BOUNDARY_MARGIN = 1e-3
+
+
+def _hf_verdict_reference(model, tokenizer, ids: list[int], labels: list[str]) -> dict | None:
+    """What the server should answer for this prompt, from a float32 transformers forward pass: each label's
+    probability if its token is among the top TOP_LOGPROBS next tokens (else 0), normalised over the labels, the mass,
+    and whether the argmax is a label; None where a label sits on the top-20 boundary or the argmax is a near tie."""
+    import torch
+
+    from rmorch.actors.backends.openai_http import TOP_LOGPROBS
+
+    with torch.inference_mode():
+        lp = torch.log_softmax(model(torch.tensor([ids])).logits[0, -1].float(), dim=-1)
+    order = torch.argsort(lp, descending=True).tolist()
+    last_in, first_out = float(lp[order[TOP_LOGPROBS - 1]]), float(lp[order[TOP_LOGPROBS]])
+    raw = []
+    for label in labels:
+        [token] = tokenizer(label, add_special_tokens=False)["input_ids"]
+        x = float(lp[token])
+        if first_out + BOUNDARY_MARGIN < x:
+            raw.append(math.exp(x))
+        elif x < last_in - BOUNDARY_MARGIN:
+            raw.append(0.0)
+        else:
+            return None
+    if float(lp[order[0]]) - float(lp[order[1]]) < BOUNDARY_MARGIN:
+        return None
+    mass = sum(raw)
+    probs = [x / mass for x in raw] if mass > 0 else [1.0 / len(labels)] * len(labels)
+    return {"probs": probs, "mass": mass, "greedy_label": tokenizer.decode([order[0]]) in labels,
+            "present": sum(x > 0 for x in raw)}
+
+
+@pytest.mark.slow
+def test_probability_verdicts_equal_a_direct_transformers_computation(judge, vllm_server, tiny_lm):
+    """`verdict_probs` against the real server (which serves the tiny LM in float32: `--dtype float32`) and a float32
+    softmax in transformers over the same prompt: the server's chat template with the assistant turn "[[" continued,
+    which the server is checked to tokenise as transformers does (prompt_token_ids), "[[" as two "[" tokens and each
+    label as one token after it. The labels' probabilities (the server's top_logprobs, JSON floats that carry each
+    float32 value exactly) agree within 1e-4 after normalisation, the mass within 1e-3 relative: float32 kernels
+    differ by about 1e-6 here, while a wrong position, token or normalisation would be off by far more."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rmorch.actors.backends.verdict_probs import label_paths
+
+    base_url, key = vllm_server
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
+    prompts = []
+    with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=120.0) as client:
+        for conv in VERDICT_CONVS:
+            chat = [*conv, {"role": "assistant", "content": "[["}]
+            text = tokenizer.apply_chat_template(chat, tokenize=False, continue_final_message=True)
+            assert text.endswith("<|im_start|>assistant\n[[")
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+            resp = client.post(f"{base_url}/chat/completions", json={
+                "model": SERVED, "messages": chat, "max_tokens": 1, "temperature": 0, "add_generation_prompt": False,
+                "continue_final_message": True, "return_token_ids": True})
+            assert resp.status_code == 200, resp.text
+            assert resp.json()["prompt_token_ids"] == ids  # the server's prompt, token for token
+            prompts.append(ids)
+    for labels in (["A", "B"], FREQUENT_LABELS):
+        tokens = label_paths(tokenizer, "[[", labels, "tiny-judge")  # "[[" + label: the prefix's tokens, then one
+        assert all(len(p) == 1 for p in tokens.paths) and prompts[0][-len(tokens.prefix):] == tokens.prefix
+
+    t0 = time.perf_counter()
+    found = {tuple(labels): judge.verdict_probs(VERDICT_CONVS, "[[", labels) for labels in (["A", "B"],
+                                                                                           FREQUENT_LABELS)}
+    print(f"verdict_probs: 2 x {len(VERDICT_CONVS)} requests in {time.perf_counter() - t0:.2f} s")
+    n = {"compared": 0, "skipped": 0, "present": 0, "several_present": 0, "greedy_label": 0}
+    worst = {"probs_abs": 0.0, "mass_rel": 0.0}
+    for labels, out in found.items():
+        assert len(out) == len(VERDICT_CONVS)
+        for ids, lp in zip(prompts, out, strict=True):
+            assert lp.error is None, lp.error
+            assert len(lp.probs) == len(labels) and sum(lp.probs) == pytest.approx(1.0)
+            assert 0.0 <= lp.mass <= 1.0 + 1e-6 and isinstance(lp.greedy_label, bool)
+            assert lp.n_prompt_tokens == len(ids)
+            want = _hf_verdict_reference(model, tokenizer, ids, list(labels))
+            if want is None:
+                n["skipped"] += 1
+                continue
+            n["compared"] += 1
+            n["present"] += want["present"]
+            n["several_present"] += want["present"] >= 2
+            n["greedy_label"] += want["greedy_label"]
+            worst["probs_abs"] = max(worst["probs_abs"], *(abs(a - b) for a, b in zip(lp.probs, want["probs"])))
+            if want["mass"] > 0:
+                worst["mass_rel"] = max(worst["mass_rel"], abs(lp.mass / want["mass"] - 1))
+            assert lp.probs == pytest.approx(want["probs"], abs=1e-4), (labels, lp, want)
+            assert lp.mass == pytest.approx(want["mass"], rel=1e-3, abs=1e-9), (labels, lp, want)
+            assert lp.greedy_label == want["greedy_label"], (labels, lp, want)
+        if labels == ("A", "B"):  # never among the top 20 of this model (see FREQUENT_LABELS)
+            assert all(lp.probs == [0.5, 0.5] and lp.mass == 0.0 and lp.greedy_label is False for lp in out)
+    print(n, worst)
+    # the comparison means something: labels present with non-zero probabilities, normalised against each other
+    assert n["skipped"] <= 4 and n["present"] >= 8 and n["several_present"] >= 2, n
+    assert any(0.0 < lp.mass for lp in found[tuple(FREQUENT_LABELS)])

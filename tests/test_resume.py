@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -93,3 +94,52 @@ def test_killed_sweep_resumes_without_loss_or_recompute(tmp_path, rewardbench_fi
     last = json.loads((out / "run.json").read_text())["last_run"]
     assert last["units_computed"] == 0 and last["loads"] == {}
     assert "0 computed" in third.stdout
+
+
+@pytest.mark.slow
+def test_a_model_retrained_in_place_is_scored_again(local_ray, tiny_classifier, rewardbench_file, tmp_path):
+    """Provenance decides reuse (rmorch.orchestrator.plan.provenance): new weights at the same path, same spec,
+    make the model's units new; only they are computed, nothing of the old weights is reused from the score cache,
+    the leaderboard reads the new rows only, and `rmorch status` says the store holds two identities."""
+    from click.testing import CliRunner
+
+    from rmorch.orchestrator.cli import main
+    from rmorch.orchestrator.spec.parse import spec_from_dict
+    from rmorch.orchestrator.sweep import run_sweep
+    from tests.tiny_models import build_tiny_classifier
+
+    def spec(out, model):
+        return spec_from_dict({
+            "seed": 0, "out": str(out), "shard_size": 16, "resamples": 0,
+            "suites": [{"name": "rewardbench", "data": str(rewardbench_file.parent), "limit_per_subset": 1}],
+            "models": [{"name": "rm", "kind": "classifier", "path": str(model), "dtype": "float32",
+                        "max_length": 256, "batch_tokens": 2048}, "length"]})
+
+    def leaderboard(out):
+        return {e["model"]: e for e in json.loads((out / "leaderboard.json").read_text())}
+
+    model = shutil.copytree(tiny_classifier, tmp_path / "model")
+    out = tmp_path / "out"
+    assert run_sweep(spec(out, model)).ok
+    n_units = json.loads((out / "run.json").read_text())["last_run"]["units_planned"] // 2
+
+    retrained = build_tiny_classifier(str(tmp_path / "retrained"), seed=1)  # same shapes, other weights
+    shutil.copyfile(os.path.join(retrained, "model.safetensors"), model / "model.safetensors")
+    assert run_sweep(spec(out, model)).ok
+    last = json.loads((out / "run.json").read_text())["last_run"]
+    assert (last["units_computed"], last["units_skipped"]) == (n_units, n_units)  # rm anew, length resumed
+    assert last["requests_from_cache"] == 0 and last["loads"] == {"rm": 1}
+
+    assert run_sweep(spec(tmp_path / "fresh", model)).ok
+    now, fresh = leaderboard(out), leaderboard(tmp_path / "fresh")
+    assert now["rm"]["score"] == fresh["rm"]["score"] and now["rm"]["subsets"] == fresh["rm"]["subsets"]
+    store = ResultStore(str(out))
+    by_identity: dict[str, dict[tuple[str, int], float]] = {}
+    for r in store.read_results([e for e in store.manifest() if e.model == "rm"]).to_pylist():
+        by_identity.setdefault(r["identity"], {})[(r["item_id"], r["candidate"])] = r["score"]
+    old, new = by_identity.values()  # the old weights' rows stay in the store, apart
+    assert old.keys() == new.keys() and old != new
+    assert now["rm"]["other_identities"] == 1 and "other_identities" not in now["length"]
+    status = CliRunner().invoke(main, ["status", str(out)])
+    assert status.exit_code == 0, status.output
+    assert "model rm: the store holds results of 2 identities" in " ".join(status.output.split())

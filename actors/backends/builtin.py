@@ -94,6 +94,19 @@ def resolve_model_path(path: str, cache_dir: str | None = None) -> str:
     return str(_convert_once(name, target))
 
 
+def builtin_identity(path: str) -> dict[str, object]:
+    """What a built-in model is, without converting it or reading its files: its name, its pinned source (package
+    and file) and the conversion (marker version, tokenizer overrides). The converted weights also depend on the
+    torch and transformers versions that convert them, which a result's identity records apart
+    (rmorch.orchestrator.plan.provenance). An unknown name raises UserError naming the known ones."""
+    name = path[len(PREFIX):]
+    if name not in _SOURCES:
+        raise UserError(f"unknown built-in model '{path}'{did_you_mean(name, BUILTIN_MODELS)}")
+    src = _SOURCES[name]
+    return {"builtin": name, "source": src.pip_name, "file": src.file, "marker_version": MARKER_VERSION,
+            "tokenizer_overrides": dict(src.tokenizer_overrides)}
+
+
 def builtin_source_file(name: str) -> Path:
     """The GGUF file a built-in model is converted from. UserError if its package is not installed."""
     import importlib.util

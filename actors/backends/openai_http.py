@@ -284,18 +284,26 @@ class OpenAIChatBackend:
                       images: list[list[ImageInput]] | None = None) -> list[LabelProbs]:
         """Probability verdicts over HTTP: each conversation ends with an assistant turn holding `prefix`, which the
         server continues (`continue_final_message`, vLLM's chat API) for one token, returning its `top_logprobs`
-        (TOP_LOGPROBS). A label's probability is that of the top entry whose text is the label; labels outside the
-        top entries count 0 (the mass then says how much was seen). Labels must be single tokens there: ratings
-        (1-10) are not read this way. A server that returns no log-probabilities is a UserError."""
+        (TOP_LOGPROBS). A label's probability is that of the top entry whose text is the label (the likeliest, where
+        several tokens decode alike); labels outside the top entries count 0 (the mass then says how much was
+        seen). Labels must be single tokens there: ratings (1-10) are not read this way. A server that returns no
+        log-probabilities (or no top entries) is a UserError."""
         if any(len(lb) != 1 for lb in labels):
             raise UserError(f"judge '{self.model_name}': `verdict: logprobs` with `backend: openai` reads one-token "
                             f"labels only (A, B, ...); ratings need `backend: vllm`")
+        if images is not None and len(images) != len(conversations):
+            raise ValueError(f"{len(conversations)} conversations but {len(images)} image lists")
         pool = self._pool
         if pool is None or self._closing.is_set():
             raise RuntimeError(f"judge '{self.model_name}': verdict_probs() after close()")
         shown = images if images is not None else [[] for _ in conversations]
         futures = [pool.submit(self._verdict_one, conv, prefix, labels, ims) for conv, ims in zip(conversations, shown)]
-        return [f.result() for f in futures]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:  # a server without log-probabilities: send none of the requests still queued
+            for f in futures:
+                f.cancel()
+            raise
 
     def _verdict_one(self, conversation: list[Message], prefix: str, labels: list[str],
                      images: list[ImageInput]) -> LabelProbs:
@@ -306,15 +314,24 @@ class OpenAIChatBackend:
             return LabelProbs(error=str(e))
         payload.update(logprobs=True, top_logprobs=TOP_LOGPROBS, add_generation_prompt=False,
                        continue_final_message=True)
-        _, data, err = self._request("POST", "/chat/completions",
-                                     content=json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+        try:
+            body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        except (TypeError, ValueError) as e:
+            return LabelProbs(error=self._redact(f"conversation is not JSON-serialisable: {e}"))
+        status, data, err = self._request("POST", "/chat/completions", content=body)
         if err is not None:
+            if status in (401, 403) and self.api_key_env:
+                err += f" (API key from environment variable {self.api_key_env})"
             return LabelProbs(error=err)
         try:
             first = data["choices"][0]["logprobs"]["content"][0]
-            top = {e["token"]: float(e["logprob"]) for e in first["top_logprobs"]}
             chosen = first["token"]
-        except (TypeError, KeyError, IndexError, ValueError):
+            if not isinstance(chosen, str) or not first["top_logprobs"]:
+                raise KeyError("top_logprobs")
+            top: dict[str, float] = {}
+            for e in first["top_logprobs"]:  # tokens that decode alike (byte fallback): the most likely one
+                top[e["token"]] = max(float(e["logprob"]), top.get(e["token"], -math.inf))
+        except (TypeError, KeyError, IndexError, ValueError, AttributeError):
             raise UserError(f"judge '{self.model_name}': the server at {self._display} returned no log-probabilities "
                             "for `verdict: logprobs` (it needs `logprobs`/`top_logprobs` and `continue_final_message`"
                             " in chat completions, as vLLM's server has); use `verdict: text`") from None

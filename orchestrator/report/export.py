@@ -43,10 +43,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from rmorch.actors import KINDS
-from rmorch.orchestrator.report.compute import LeaderboardEntry, build_leaderboard
+from rmorch.orchestrator.report.compute import LeaderboardEntry, build_leaderboard, current_entries, current_rows
 from rmorch.orchestrator.report.ensembles import ensemble_results
 from rmorch.orchestrator.spec.sweep_spec import EnsembleSpec
 from rmorch.orchestrator.store.results import ResultStore
@@ -114,7 +113,7 @@ def export_reward_bench(out_dir: str, dest: str | None = None, *, org: str = DEF
 
 def _suite_results(store: ResultStore, run: RunRecord, suite: str, items: pa.Table,
                    org: str) -> dict[ExportModel, pa.Table]:
-    """Per model with rows for this suite: its rows of the current settings (as rmorch.orchestrator.report.compute selects them),
+    """Per model with rows for this suite: its rows of the current identity (as rmorch.orchestrator.report.compute selects them),
     then the ensembles whose members all have rows."""
     entries = defaultdict(list)
     for e in store.manifest():
@@ -125,8 +124,7 @@ def _suite_results(store: ResultStore, run: RunRecord, suite: str, items: pa.Tab
     for name, info in run.models.items():
         if not entries.get(name):
             continue
-        rows = store.read_results(entries[name])
-        rows = rows.filter(pc.equal(rows.column("settings_hash"), info.settings_hash))
+        rows = current_rows(store.read_results(current_entries(entries[name], info)[0]), info)
         by_name[name] = rows
         out[_describe(name, org, info.kind, info.settings)] = rows
     for name, data in run.ensembles.items():

@@ -33,6 +33,7 @@ from typing import Any
 from rmorch.orchestrator.report.plots import calibration_plot_file
 from rmorch.orchestrator.store.results import ResultStore
 from rmorch.orchestrator.store.run_record import LastRun, ModelRecord, RunRecord
+from rmorch.orchestrator.store.status import several_identities
 from rmorch.suites.judging import CALIBRATION_BINS, FRAGILE_MARGIN
 
 logger = logging.getLogger(__name__)
@@ -231,6 +232,12 @@ def leaderboard_section(inputs: ReportInputs) -> str:
     for suite, rows in by_suite(entries, suites).items():
         parts.append(f'<h3 id="lb-{esc(suite)}">{esc(suite)}</h3>')
         parts.append(suite_leaderboard(suite, rows, paired))
+    most: dict[str, int] = {}
+    for e in entries:  # leaderboard.json's `other_identities` (rmorch.orchestrator.report.compute)
+        others = num(e.get("other_identities"))
+        if others:
+            most[str(e.get("model"))] = max(most.get(str(e.get("model")), 1), int(others) + 1)
+    parts.extend(note(several_identities(model, n)) for model, n in most.items())
     return "".join(parts)
 
 
@@ -567,13 +574,16 @@ def models_table(models: dict[str, ModelRecord], last: LastRun) -> str:
             "<tr>" + cell(esc(name), name, "model") + cell(esc(info.kind or "—"), info.kind or "")
             + cell(f"<code title=\"{esc(json.dumps(info.settings or None, default=str))}\">"
                    f"{esc(info.settings_hash or '—')}</code>", info.settings_hash or "")
+            + cell(f"<code title=\"{esc(json.dumps(info.provenance or None, default=str))}\">"
+                   f"{esc(info.identity or '—')}</code>", info.identity or "")
             + num_cell(res.get("replicas"), count) + num_cell(res.get("num_cpus"), lambda v: dec(v, 1))
             + num_cell(res.get("num_gpus"), lambda v: dec(v, 1))
             + cell(esc(load_text), max([x for x in loads if x is not None], default=""), "num")
             + num_cell(model_s.get(name), duration) + cell(esc(INVARIANCE[info.batch_invariant]),
                                                            INVARIANCE[info.batch_invariant]) + "</tr>"
         )
-    headers = [("model", "text"), ("kind", "text"), ("settings hash", "text"), ("replicas", "num"), ("CPUs", "num"),
+    headers = [("model", "text"), ("kind", "text"), ("settings hash", "text"), ("identity", "text"),
+               ("replicas", "num"), ("CPUs", "num"),
                ("GPUs", "num"), ("load", "num"), ("model time", "num"), ("batch-invariant", "text")]
     return table(headers, body)
 

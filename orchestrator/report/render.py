@@ -26,6 +26,7 @@ from rmorch.orchestrator.report.plots import (
 )
 from rmorch.orchestrator.store.results import ResultStore
 from rmorch.orchestrator.store.run_record import write_run
+from rmorch.orchestrator.store.status import several_identities
 from rmorch.suites.judging import CALIBRATION_BINS, FRAGILE_MARGIN
 
 
@@ -74,7 +75,7 @@ def _json_entry(e: LeaderboardEntry) -> dict[str, Any]:
     d = asdict(e)
     if not d["extra"]:
         del d["extra"]
-    for key in ("judge", "ci", "rank", "tied_with_best", "length_bias"):
+    for key in ("judge", "ci", "rank", "tied_with_best", "length_bias", "other_identities"):
         if d[key] is None:
             del d[key]
     return _nan_to_none(d)
@@ -263,3 +264,14 @@ def print_leaderboard(entries: list[LeaderboardEntry], console: Console) -> None
             ct.add_row(*_calibration_cells(e, cal))
         console.print(ct)
         console.print(CALIBRATION_NOTE, highlight=False)
+    for model, n in stale_identities(entries).items():
+        console.print(several_identities(model, n), highlight=False, soft_wrap=True, markup=False)
+
+
+def stale_identities(entries: list[LeaderboardEntry]) -> dict[str, int]:
+    """Per model whose store holds results of other identities than the current one: how many identities in all."""
+    most: dict[str, int] = {}
+    for e in entries:
+        if e.other_identities:
+            most[e.model] = max(most.get(e.model, 1), e.other_identities + 1)
+    return most

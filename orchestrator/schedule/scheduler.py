@@ -448,7 +448,7 @@ class Scheduler:
 
     def _write(self, unit: WorkUnit, table: pa.Table, n_errors: int, seconds: float) -> None:
         table = write_result(self.store, unit, table, n_errors, seconds)  # a redone unit: with its earlier good rows
-        self.cache.add(self.models[unit.model], table)
+        self.cache.add(self.models[unit.model], table, unit.identity)
         self.stats.computed.append(unit.key)
         self.stats.error_rows += n_errors
         if unit.model in self.started:

@@ -52,6 +52,7 @@ class ManifestEntry:
     seconds: float
     size: int | None = None  # bytes of the results file (filled in by write_unit)
     sha256: str | None = None  # of the results file (filled in by write_unit)
+    identity: str | None = None  # of the unit's rows (rmorch.orchestrator.plan.provenance); None: an older rmorch
 
 
 class CorruptFile(UserError):

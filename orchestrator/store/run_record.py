@@ -31,6 +31,9 @@ class ModelRecord:
     kind: str | None = None
     settings_hash: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # ModelSpec.settings(): what can change a number
+    # the identity of its results (rmorch.orchestrator.plan.provenance): the report reads rows of this identity only
+    identity: str | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)  # what the identity covers beyond the settings
     resources: dict[str, Any] = field(default_factory=dict)  # ResourceSpec as plain data
     # the guarantee it ran under: outputs independent of batching (True), not (False), not stated (None);
     # rmorch.actors.base.Capabilities.batch_invariant

@@ -6,6 +6,10 @@ unit it plans (done before or not). Progress is then the planned keys that have 
 rows include errors count as pending work too: a rerun computes those rows again (rmorch.orchestrator.plan.redo;
 unless `--keep-errors`). The sweep is finished when run.json carries the same run id and the end-of-run metadata
 (`last_run`), which the sweep writes last.
+
+It also names the models whose finished units are of several identities (rmorch.orchestrator.plan.provenance: a
+template or model edited in place, new settings, versions or seed): the store keeps the old results, the report uses
+only the current identity's.
 """
 
 from __future__ import annotations
@@ -67,6 +71,9 @@ class SweepStatus:
     failed_models: dict[str, str] = field(default_factory=dict)
     stopped: dict[str, Any] | None = None  # the run was stopped by max_error_rate: run.json last_run.stopped
     other_units: int = 0  # finished units outside this plan (earlier settings or specs)
+    # models whose finished units in the store are of several identities (rmorch.orchestrator.plan.provenance):
+    # model -> how many; reports read the current one only
+    identities: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # unusable files met while reading the store
 
     @property
@@ -111,7 +118,9 @@ def read_status(out: str) -> SweepStatus:
     errors: dict[tuple[str, str], int] = defaultdict(int)
     errored: dict[tuple[str, str], int] = defaultdict(int)
     other = 0
+    identities: dict[str, set[str | None]] = defaultdict(set)
     for entry in store.manifest():
+        identities[entry.model].add(entry.identity)
         pair = owner.get(entry.key)
         if pair is None:
             other += 1
@@ -132,6 +141,7 @@ def read_status(out: str) -> SweepStatus:
         failed_models=dict(last.failed_models) if last is not None else {},
         stopped=last.stopped if last is not None else None,
         other_units=other, problems=list(store.problems),
+        identities={m: len(ids) for m, ids in identities.items() if len(ids) > 1},
     )
 
 
@@ -157,6 +167,13 @@ def describe_state(status: SweepStatus, now: float | None = None) -> str:
         errors += " (a rerun redoes them unless --keep-errors)"
     return (f"{state}: {done}/{planned} units ({_pct(done, planned)}){pending}, {errors}; "
             f"last unit landed {age}; started {status.started}")
+
+
+def several_identities(model: str, n: int) -> str:
+    """The note for a model whose results in the store are of `n` > 1 identities."""
+    return (f"model {model}: the store holds results of {n} identities (its settings, model or template files, "
+            f"kind version, libraries, hardware or seed changed between sweeps); the leaderboard uses the current "
+            f"one only")
 
 
 def pending_work(status: SweepStatus) -> str:

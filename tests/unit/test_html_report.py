@@ -191,3 +191,13 @@ def test_a_section_that_fails_becomes_a_note() -> None:
 
     text = guarded(broken, ReportInputs(title="t"))
     assert "could not be drawn" in text and "KeyError" in text and HOSTILE not in text
+
+
+def test_models_with_results_of_other_identities_are_named() -> None:
+    """leaderboard.json's `other_identities` (rmorch.orchestrator.report.compute): one note per model."""
+    board = [_entry("rm-good", "rewardbench", 0.7, 1, False, other_identities=1),
+             _entry("rm-good", "rewardbench2", 0.3, 1, False, other_identities=2),
+             _entry("length", "rewardbench", 0.5, 2, False)]
+    page = render_html(ReportInputs(title="t", leaderboard=board))
+    assert page.count("model rm-good: the store holds results of 3 identities") == 1
+    assert "model length:" not in page

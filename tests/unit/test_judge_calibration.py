@@ -8,7 +8,6 @@ import csv
 import io
 import json
 import random
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -19,7 +18,6 @@ from rmorch.core.schema import items_table, results_table
 from rmorch.orchestrator.report.compute import build_report
 from rmorch.orchestrator.report.plots import calibration_plot_file
 from rmorch.orchestrator.report.render import CALIBRATION_TITLE, print_leaderboard, write_report
-from rmorch.orchestrator.store.results import ManifestEntry, ResultStore
 from rmorch.suites.judging import (
     CALIBRATION_BINS,
     FRAGILE_MARGIN,
@@ -30,6 +28,7 @@ from rmorch.suites.judging import (
     judge_metrics,
     reliability_bins,
 )
+from tests.unit.test_judge_metrics import _write_store
 
 SUITE = "file"  # the user-file suite: plain mean credit over items, and a kind of its own name (no alias needed)
 
@@ -216,19 +215,6 @@ def test_reliability_bins_edges():
 # ---- the report --------------------------------------------------------------------------------------------
 
 
-def _write_store(root: Path, items: pa.Table, results: dict[str, pa.Table]) -> ResultStore:
-    store = ResultStore(str(root))
-    store.write_items(SUITE, items)
-    for model, table in results.items():
-        key = f"{model}-0"
-        store.write_unit(ManifestEntry(key=key, model=model, suite=SUITE, shard=0,
-                                       file=ResultStore.unit_file(model, SUITE, key), n_rows=table.num_rows,
-                                       n_errors=table.num_rows - table.column("error").null_count, seconds=0.0),
-                         table)
-    store.write_json("run.json", {"suites": [SUITE], "models": {m: {"settings_hash": "h"} for m in results}})
-    return store
-
-
 def test_report_shows_calibration_only_for_probability_judges(tmp_path):
     n = 40
     correct = [[k % 2] for k in range(n)]
@@ -241,7 +227,7 @@ def test_report_shows_calibration_only_for_probability_judges(tmp_path):
         text_rows.append(cmp(k, 0, [0, 1], None, model="texter"))
     prober = results_table(prob_rows)
     out = tmp_path / "out"
-    _write_store(out, items, {"prober": prober, "texter": results_table(text_rows)})
+    _write_store(out, SUITE, items, {"prober": prober, "texter": results_table(text_rows)})
     report = build_report([str(out)], resamples=0)
     written = write_report(str(out), report)
 
@@ -283,7 +269,7 @@ def test_report_shows_calibration_only_for_probability_judges(tmp_path):
 def test_report_without_probability_judges_has_no_calibration(tmp_path):
     items = make_items([[0], [1]])
     out = tmp_path / "out"
-    _write_store(out, items, {"texter": results_table([cmp(0, 0, [0, 1], None, model="texter"),
+    _write_store(out, SUITE, items, {"texter": results_table([cmp(0, 0, [0, 1], None, model="texter"),
                                                        cmp(1, 0, [1, 0], None, model="texter")])})
     report = build_report([str(out)], resamples=0)
     write_report(str(out), report)

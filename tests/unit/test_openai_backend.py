@@ -9,8 +9,10 @@ Two real servers, no mocks of the backend:
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import math
 import socket
 import threading
 import time
@@ -47,7 +49,7 @@ def _as_text(g: Generation) -> str:
 
 FAKE_KEY = "sk-fake-" + "0123456789abcdef" * 2
 FAKE_KEY_ENV = "RMORCH_TEST_FAKE_KEY"
-FAKE_MODELS = ["echo", "rate-limited", "broken", "slow", "bad-request", "echo-key", "retry-after-long"]
+FAKE_MODELS = ["echo", "rate-limited", "broken", "slow", "bad-request", "echo-key", "retry-after-long", "logprobs"]
 
 
 class FakeAPI:
@@ -57,6 +59,7 @@ class FakeAPI:
         self.lock = threading.Lock()
         self.calls: dict[str, int] = {}
         self.slow_s = 1.0
+        self.bodies: list[dict] = []  # the request bodies the "logprobs" model received
 
     def count(self, model: str) -> int:
         with self.lock:
@@ -100,6 +103,9 @@ def _handler(api: FakeAPI):
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
             model = body["model"]
+            if self.path.startswith("/locked/") and self.headers.get("Authorization") != f"Bearer {FAKE_KEY}":
+                return self._send(401, {"error": {"message": "Incorrect API key provided: "
+                                                  + self.headers.get("Authorization", "")}})
             n = api.count(model)
             content = body["messages"][-1]["content"]
             ok = {
@@ -133,9 +139,39 @@ def _handler(api: FakeAPI):
                                                      f"{auth[7:20]}... ends ...{auth[-10:]}"}})
             if model == "retry-after-long":
                 return self._send(503, {"error": {"message": "overloaded"}}, {"Retry-After": "3600"})
+            if model == "logprobs":  # answers with the log-probabilities that its first user turn holds (JSON)
+                with api.lock:
+                    api.bodies.append(body)
+                user = next(m["content"] for m in body["messages"] if m["role"] == "user")
+                if isinstance(user, list):  # image parts, then the text part
+                    user = user[-1]["text"]
+                return self._send(200, _logprobs_answer(json.loads(user)))
             self._send(404, {"error": {"message": f"The model `{model}` does not exist."}})
 
     return Handler
+
+
+def _logprobs_answer(spec: dict) -> dict:
+    """A vLLM-shaped chat completion of one token: `spec` = {"top": [[token, logprob], ...], "chosen": token,
+    "shape": how the log-probabilities are missing (null, missing, no-content, no-top, bad-top), if they are}."""
+    top = [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in spec.get("top", [])]
+    chosen = spec.get("chosen", top[0]["token"] if top else "x")
+    chosen_lp = max((e["logprob"] for e in top if e["token"] == chosen), default=-1.0)
+    logprobs: dict | None = {"content": [{"token": chosen, "logprob": chosen_lp, "bytes": list(chosen.encode()),
+                                          "top_logprobs": top}]}
+    shape = spec.get("shape")
+    if shape == "null":
+        logprobs = None
+    elif shape == "no-content":
+        logprobs = {"content": []}
+    elif shape == "no-top":  # a server that ignores top_logprobs
+        logprobs["content"][0]["top_logprobs"] = []
+    elif shape == "bad-top":
+        logprobs["content"][0]["top_logprobs"] = [{"token": "A"}]
+    choice = {"index": 0, "message": {"role": "assistant", "content": chosen}, "finish_reason": "length"}
+    if shape != "missing":
+        choice["logprobs"] = logprobs
+    return {"choices": [choice], "usage": {"prompt_tokens": 17, "completion_tokens": 1, "total_tokens": 18}}
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +186,7 @@ def fake(fake_server, monkeypatch):
     base, api = fake_server
     with api.lock:
         api.calls.clear()
+        api.bodies.clear()
     monkeypatch.setenv(FAKE_KEY_ENV, FAKE_KEY)
     return base, api
 
@@ -323,3 +360,139 @@ def test_retry_after_header_forms():
     assert _parse_retry_after(h({"retry-after-ms": "250", "Retry-After": "1"})) == 0.25
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     assert 25 < _parse_retry_after(h({"Retry-After": later})) <= 30
+
+
+# -- probability verdicts (`verdict: logprobs`) ----------------------------------------------------------------------
+
+
+def _lp_conv(top: list, chosen: str | None = None, shape: str | None = None, system: str | None = None) -> list:
+    """A conversation whose first user turn tells the "logprobs" model what to answer."""
+    spec = {"top": top, **({"chosen": chosen} if chosen else {}), **({"shape": shape} if shape else {})}
+    conv = _user(json.dumps(spec))
+    return [{"role": "system", "content": system}, *conv] if system else conv
+
+
+def _expected(top: list, labels: list[str]) -> tuple[list[float], float]:
+    p = [math.exp(max(lp for t, lp in top if t == lb)) if any(t == lb for t, _ in top) else 0.0 for lb in labels]
+    return [x / sum(p) for x in p], sum(p)
+
+
+def _data_url(image) -> str:
+    return f"data:{image.mime};base64,{base64.b64encode(image.data).decode()}"
+
+
+def test_verdict_probs_reads_the_labels_from_top_logprobs(fake):
+    base, api = fake
+    cases = [  # (top_logprobs as the server sends them, most likely first; the chosen token)
+        ([["A", -0.5], ["B", -1.5], ["C", -3.0]], "A"),  # both labels: greedy is a label
+        ([["X", -0.1], ["B", -2.5], ["Y", -3.0]], "X"),  # A outside the top entries counts 0; greedy is no label
+        ([["B", -0.9], ["A", -0.9]], "B"),  # a tie
+        ([["A", -0.7], ["B", -1.0], ["A", -4.0]], "A"),  # two tokens decode to "A" (byte fallback): the likelier
+        ([[" A", -0.9], ["a", -1.6], ["B", -2.0], ["[[A", -2.1], ["A]", -2.2]], " A"),  # only the exact text "A"
+    ]
+    convs = [_lp_conv(top, chosen) for top, chosen in cases] * 3  # 15 requests over 4 connections: order kept
+    with _fake_backend(base, "logprobs", max_concurrency=4) as b:
+        out = b.verdict_probs(convs, "[[", ["A", "B"])
+    assert len(out) == len(convs) and api.calls["logprobs"] == len(convs)
+    for i, lp in enumerate(out):
+        top, chosen = cases[i % len(cases)]
+        probs, mass = _expected(top, ["A", "B"])
+        assert lp.error is None and lp.n_prompt_tokens == 17
+        assert lp.probs == pytest.approx(probs, rel=1e-12) and sum(lp.probs) == pytest.approx(1.0)
+        assert lp.mass == pytest.approx(mass, rel=1e-12) and 0.0 < lp.mass <= 1.0
+        assert lp.greedy_label is (chosen in ("A", "B"))
+    assert out[0].probs == pytest.approx([1 / (1 + math.exp(-1.0)), math.exp(-1.0) / (1 + math.exp(-1.0))])
+    assert out[1].probs == [0.0, 1.0] and out[1].mass == pytest.approx(math.exp(-2.5))
+    assert out[2].probs == [0.5, 0.5] and out[2].mass == pytest.approx(2 * math.exp(-0.9))
+    assert out[3].mass == pytest.approx(math.exp(-0.7) + math.exp(-1.0))  # not e^-4 for A
+    assert out[4].probs == [0.0, 1.0] and out[4].mass == pytest.approx(math.exp(-2.0))
+    # More labels than the judge needs: each read from the same top entries (C, D of an n-way comparison).
+    with _fake_backend(base, "logprobs") as b:
+        [lp] = b.verdict_probs([convs[0]], "[[", ["A", "B", "C", "D"])
+    assert lp.probs == pytest.approx(_expected(cases[0][0], ["A", "B", "C", "D"])[0]) and lp.probs[3] == 0.0
+
+
+def test_verdict_probs_without_any_label_in_the_top_entries_is_uniform_with_mass_0(fake):
+    base, _ = fake
+    with _fake_backend(base, "logprobs") as b:
+        out = b.verdict_probs([_lp_conv([["X", -0.1], ["Y", -2.3]]), _lp_conv([["A", -0.1]], chosen="A")], "[[",
+                              ["A", "B"])
+    assert (out[0].probs, out[0].mass, out[0].greedy_label, out[0].error) == ([0.5, 0.5], 0.0, False, None)
+    assert out[1].probs == [1.0, 0.0] and out[1].mass == pytest.approx(math.exp(-0.1)) and out[1].greedy_label
+
+
+def test_verdict_probs_request_continues_an_assistant_turn_holding_the_prefix(fake):
+    from rmorch.actors.judge_prompts import ImageInput
+
+    base, api = fake
+    plain = _lp_conv([["A", -0.1]], system="You are a judge.")
+    shown = _lp_conv([["B", -0.1]])
+    image = ImageInput("x.png", b"\x89PNG-bytes", "image/png")
+    with _fake_backend(base, "logprobs") as b:
+        out = b.verdict_probs([plain, shown], "Verdict: [[", ["A", "B"], images=[[], [image]])
+        with pytest.raises(ValueError, match="2 conversations but 1 image lists"):
+            b.verdict_probs([plain, shown], "[[", ["A", "B"], images=[[]])
+    assert [lp.probs for lp in out] == [[1.0, 0.0], [0.0, 1.0]]
+    assert len(api.bodies) == 2
+    by_answer = {json.dumps(b["messages"][-2]["content"]): b for b in api.bodies}
+    sent = by_answer[json.dumps(plain[-1]["content"])]
+    assert sent["messages"] == [*plain, {"role": "assistant", "content": "Verdict: [["}]
+    expected = {"model": "logprobs", "max_tokens": 1, "temperature": 0.0, "n": 1, "stream": False,
+                "logprobs": True, "top_logprobs": 20, "continue_final_message": True, "add_generation_prompt": False}
+    assert {k: sent.get(k) for k in expected} == expected
+    with_image = by_answer[json.dumps([{"type": "image_url", "image_url": {"url": _data_url(image)}},
+                                       {"type": "text", "text": shown[0]["content"]}])]
+    assert with_image["messages"][-1] == {"role": "assistant", "content": "Verdict: [["}
+    assert with_image["continue_final_message"] is True and with_image["add_generation_prompt"] is False
+
+
+@pytest.mark.parametrize("model, shape", [("echo", None), ("logprobs", "null"), ("logprobs", "missing"),
+                                          ("logprobs", "no-content"), ("logprobs", "no-top"),
+                                          ("logprobs", "bad-top")])
+def test_a_server_without_log_probabilities_is_a_user_error(fake, model, shape):
+    base, api = fake
+    convs = [_lp_conv([["A", -0.1], ["B", -1.0]], shape=shape) for _ in range(6)]
+    with _fake_backend(base, model, max_concurrency=2) as b, pytest.raises(UserError) as exc:
+        b.verdict_probs(convs, "[[", ["A", "B"])
+    msg = str(exc.value)
+    assert f"judge 'fake-{model}'" in msg and "returned no log-probabilities" in msg and "`verdict: text`" in msg
+    assert base in msg and FAKE_KEY not in msg and FAKE_KEY[:13] not in msg
+    assert api.calls[model] <= len(convs)
+
+
+def test_verdict_probs_refuses_labels_of_several_characters(fake):
+    base, api = fake
+    with _fake_backend(base, "logprobs") as b:
+        for labels in ([str(k) for k in range(1, 11)], ["A", "BB"]):
+            with pytest.raises(UserError, match=r"one-token labels only .*ratings need `backend: vllm`"):
+                b.verdict_probs([_lp_conv([["1", -0.1]])], "[[", labels)
+    assert not api.calls  # refused before anything was sent
+
+
+def test_verdict_probs_http_errors_are_per_request_and_never_show_the_key(fake, caplog, monkeypatch):
+    base, api = fake
+    caplog.set_level(logging.DEBUG)
+    with _fake_backend(base, "echo-key", max_retries=1) as b:
+        out = b.verdict_probs([_user("a"), _user("b")], "[[", ["A", "B"])
+    assert api.calls["echo-key"] == 2  # 400: not retried
+    for lp in out:
+        assert lp.probs is None and lp.mass is None and lp.error.startswith("HTTP 400: bad auth header")
+        assert "***" in lp.error
+    for text in [caplog.text, *map(repr, out)]:
+        assert FAKE_KEY not in text
+        assert FAKE_KEY[:13] not in text and FAKE_KEY[-10:] not in text
+    other_key = "sk-other-" + "7" * 24
+    monkeypatch.setenv("RMORCH_TEST_OTHER_KEY", other_key)
+    with _fake_backend(base + "/locked", "logprobs", api_key_env="RMORCH_TEST_OTHER_KEY", check_server=False) as b:
+        [lp] = b.verdict_probs([_lp_conv([["A", -0.1]])], "[[", ["A", "B"])
+    assert lp.probs is None and lp.error.startswith("HTTP 401: Incorrect API key provided")
+    assert "RMORCH_TEST_OTHER_KEY" in lp.error and other_key not in lp.error and "7" * 12 not in lp.error
+    with _fake_backend(base + "/locked", "logprobs") as b:  # the right key passes
+        assert b.verdict_probs([_lp_conv([["A", -0.1]])], "[[", ["A", "B"])[0].probs == [1.0, 0.0]
+    with _fake_backend(base, "broken", max_retries=1) as b:
+        [lp] = b.verdict_probs([_user("a")], "[[", ["A", "B"])
+    assert lp.error == "HTTP 500: internal error (after 2 attempts)" and lp.probs is None
+    b = _fake_backend(base, "logprobs")
+    b.close()
+    with pytest.raises(RuntimeError, match="after close"):
+        b.verdict_probs([_user("a")], "[[", ["A", "B"])

@@ -31,3 +31,26 @@ def test_which_kinds_are_cached():
     judge = get_kind("judge")
     assert judge.cache_key(JudgeConfig(path="m"), r) == content_key(r)
     assert judge.cache_key(JudgeConfig(path="m", temperature=0.7), r) == content_key(r, identity=True)
+
+
+def test_rows_of_another_identity_are_never_reused():
+    """The cache keeps the rows of the model's identity in this sweep (rmorch.orchestrator.plan.provenance): same
+    settings, same seed, same content, but another template, model file, kind version or library: not reused."""
+    from rmorch.core.model_spec import ModelSpec
+    from rmorch.core.schema import results_table
+    from rmorch.orchestrator.plan.score_cache import ScoreCache
+    from rmorch.orchestrator.spec.parse import spec_from_dict
+
+    model: ModelSpec = spec_from_dict({"suites": ["rewardbench"], "models": [
+        {"name": "rm", "kind": "classifier", "path": "org/rm"}]}).models[0]
+    row = {"unit_key": "u", "model": "rm", "suite": "s", "subset": "x", "item_id": "i", "candidate": 0, "score": 1.0,
+           "settings_hash": model.settings_hash, "seed": 0, "backend": "transformers"}
+    table = results_table([{**row, "identity": "old", "content_key": "k1"},
+                           {**row, "identity": "new", "content_key": "k2"},
+                           {**row, "identity": None, "content_key": "k3"}])  # an rmorch before identities
+    cache = ScoreCache(seed=0)
+    cache.add(model, table, "new")
+    assert set(cache.known["rm"]) == {"k2"}
+    cache = ScoreCache(seed=0)
+    cache.add(model, table, None)
+    assert cache.known == {}

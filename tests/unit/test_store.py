@@ -149,6 +149,7 @@ def _filled(root: str, rewardbench_file) -> ResultStore:
     """A finished sweep of the length baseline written into `root` without Ray: the real plan, the real worker
     (in-process) and the sweep's own metadata and plan writers."""
     from rmorch.actors.worker import ModelWorker, ShardTask
+    from rmorch.orchestrator.plan.provenance import model_identities
     from rmorch.orchestrator.plan.units import load_suite, make_units
     from rmorch.orchestrator.spec.parse import spec_from_dict
     from rmorch.orchestrator.store.run_record import LastRun, write_run
@@ -162,15 +163,17 @@ def _filled(root: str, rewardbench_file) -> ResultStore:
     store = ResultStore(root)
     items = suites[0].items
     store.write_items("rewardbench", items)
-    run = _run_metadata(store, spec, suites)
-    units = make_units(spec, suites)
+    identities = model_identities(spec.models, spec.seed)
+    run = _run_metadata(store, spec, suites, identities)
+    units = make_units(spec, suites, {name: i.identity for name, i in identities.items()})
     write_plan(store, run.run_id, run.started, units)
     worker = ModelWorker(spec.models[0], spec.seed)
     for u in units:
-        result = worker.score_shard(ShardTask(u.key, u.model, u.suite, u.start, u.stop),
+        result = worker.score_shard(ShardTask(u.key, u.model, u.suite, u.start, u.stop, identity=u.identity),
                                     items.slice(u.start, u.stop - u.start))
         store.write_unit(ManifestEntry(u.key, u.model, u.suite, u.shard, ResultStore.unit_file(u.model, u.suite, u.key),
-                                       result.table.num_rows, result.n_errors, result.seconds), result.table)
+                                       result.table.num_rows, result.n_errors, result.seconds, identity=u.identity),
+                         result.table)
     run.last_run = LastRun()
     write_run(store, run)
     return store
