@@ -31,6 +31,7 @@ from rmorch.actors.base import (
     ScoreOutcome,
     ScoreRequest,
 )
+from rmorch.core.errors import UserError
 from rmorch.core.model_spec import ModelSpec
 from rmorch.core.permutations import item_orders
 from rmorch.core.schema import results_table
@@ -62,6 +63,19 @@ class ShardResult:
     seconds: float
     n_errors: int
     engine_starts: int = 0  # engines this replica has started so far (must stay 1 for engine-backed kinds)
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    """A replica's model could not load (`ModelWorker.ready` / `reload` return it): the driver tells it from a dead
+    process by its type, and reports `message` as why the model did not run."""
+
+    message: str
+
+    @classmethod
+    def of(cls, e: Exception) -> LoadFailure:
+        """A UserError's own message; any other exception with its type's name in front."""
+        return cls(str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"[:1000])
 
 
 POINTWISE = Presentation()  # one request per candidate
@@ -190,10 +204,18 @@ class ModelWorker:
     """A replica: one model loaded in this process at a time. `reload` swaps in another model of the same shape
     (the scheduler's process reuse, for kinds whose `reusable_process` says dropping a model frees it)."""
 
-    def __init__(self, spec: ModelSpec, seed: int):
+    def __init__(self, spec: ModelSpec, seed: int, keep_load_failure: bool = False):
+        """Load `spec`. With `keep_load_failure` (the scheduler's replicas) an exception while loading is kept as
+        `load_failure`, which `ready()` returns, instead of raised."""
         self.process_started_at = time.time()
         self.models_loaded = 0  # models this process has loaded (> 1: it was reused)
-        self._load(spec, seed)
+        self.load_failure: LoadFailure | None = None
+        try:
+            self._load(spec, seed)
+        except Exception as e:
+            if not keep_load_failure:
+                raise
+            self.load_failure = LoadFailure.of(e)
 
     def _load(self, spec: ModelSpec, seed: int) -> None:
         self.load_started_at = time.time()
@@ -218,8 +240,14 @@ class ModelWorker:
         self.presentation = self.kind.presentation(spec.config)
         self.models_loaded += 1
 
-    def reload(self, spec: ModelSpec, seed: int) -> dict[str, Any]:
-        """Close the current model and load `spec` in its place, in this process; returns `describe()`.
+    def ready(self) -> dict[str, Any] | LoadFailure:
+        """`describe()` once the model is loaded, or why it could not load (see `__init__`)."""
+        return self.load_failure or self.describe()
+
+    def reload(self, spec: ModelSpec, seed: int) -> dict[str, Any] | LoadFailure:
+        """Close the current model and load `spec` in its place, in this process; returns `describe()`, or a
+        LoadFailure if `spec` raised a UserError (any other error is raised: the scheduler retries the model in a
+        new process, in case this one's state was the cause).
 
         Only for models whose kind's `reusable_process` is true, on the same resources (the scheduler checks)."""
         if not (self.kind.reusable_process(self.spec.config) and get_kind(spec.kind).reusable_process(spec.config)):
@@ -228,7 +256,10 @@ class ModelWorker:
         self.model = None
         self.memo = {}
         _free_device_memory()
-        self._load(spec, seed)
+        try:
+            self._load(spec, seed)
+        except UserError as e:
+            return LoadFailure.of(e)
         return self.describe()
 
     def describe(self) -> dict[str, Any]:

@@ -118,6 +118,8 @@ def sweep(spec_file: str | None, suites: tuple[str, ...], models: tuple[str, ...
     )
     for model, reason in last.failed_models.items():
         err_console.print(f"[bold red]model {escape(model)} did not run:[/bold red] {escape(reason)}", highlight=False)
+    for stop in last.stopped_models.values():
+        err_console.print(f"[bold red]error:[/bold red] {escape(stop.message())}", highlight=False, soft_wrap=True)
     if result.stopped is not None:
         err_console.print(f"[bold red]error:[/bold red] {escape(result.stopped)}", highlight=False, soft_wrap=True)
         err_console.print(f"Store: {escape(result.out)} (`rmorch status {escape(result.out)}`)", highlight=False,

@@ -57,7 +57,7 @@ class SweepResult:
 
     @property
     def ok(self) -> bool:
-        return not self.stats.failed_models and self.stats.stopped is None
+        return not self.stats.failed_models and self.stats.stopped is None and not self.stats.stopped_models
 
     @property
     def stopped(self) -> str | None:
@@ -120,6 +120,8 @@ def run_sweep(spec: SweepSpec, ray_options: RayOptions | None = None, display: D
         retries=stats.retries,
         error_rows=stats.error_rows,
         stopped=asdict(stats.stopped) if stats.stopped is not None else None,
+        stopped_models={m: {k: v for k, v in asdict(s).items() if k != "model"}
+                        for m, s in stats.stopped_models.items()},
         seconds=time.perf_counter() - t0,
     )
     write_run(store, run)

@@ -4,13 +4,16 @@ Importing this module registers the kind (rmorch itself never imports it, so `rm
 workers import it when they unpickle the model's config, so its replicas run in real Ray worker processes. It asks
 for a GPU like a real model, so replicas land on GPU nodes (logical GPUs on a test cluster).
 
-- `delay_s`: sleep this long per shard (the sweep lasts long enough for a fault to land in the middle);
+- `delay_s`: sleep this long per call of `score` (a shard; each try of a bisected batch too, raising or not), so the
+  sweep lasts long enough for a fault to land in the middle, or a failing model is slower than healthy ones;
 - `raise_on`: item ids whose requests raise ValueError (a poison item: the worker bisects the batch);
 - `crash_on`: item ids whose shard kills the replica's own process with SIGKILL, at most `crash_times` times in
   all (counted by files in `crash_dir`, so the count holds across replicas and nodes of one machine);
 - `flaky_on`: item ids whose requests raise ValueError while the file `flaky_while` exists (a transient fault:
   remove the file and the same spec, same unit keys, scores them);
-- `log_dir`: every request scored is logged there, one line `model<TAB>item_id<TAB>candidate` (a file per process).
+- `log_dir`: every request scored is logged there, one line `model<TAB>item_id<TAB>candidate` (a file per process);
+- `fail_load`: the model fails to load with this message, raised as `LoadRefused`, a UserError whose type name and
+  traceback hold no "UserError: " (the driver must recognise a load failure by its type).
 Scores are exactly the `length` baseline's, so a run with faults can be compared with a fault-free `length` run.
 `test-faulty-uncached` is the same kind never cached (`cacheable = False`, like length, random and published).
 """
@@ -24,7 +27,8 @@ import uuid
 from dataclasses import dataclass, field
 
 from rmorch.actors import register_kind
-from rmorch.actors.base import InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
+from rmorch.actors.base import ActorContext, InferenceSettings, ModelKind, ScoreOutcome, ScoreRequest
+from rmorch.core.errors import UserError
 from rmorch.core.model_spec import NOT_SCORING
 
 KIND = "test-faulty"
@@ -41,6 +45,11 @@ class FaultyConfig:
     flaky_on: tuple[str, ...] = field(default=(), metadata=NOT_SCORING)
     flaky_while: str = field(default="", metadata=NOT_SCORING)
     log_dir: str = field(default="", metadata=NOT_SCORING)
+    fail_load: str = field(default="", metadata=NOT_SCORING)
+
+
+class LoadRefused(UserError):
+    """`fail_load`: a UserError subclass, so that neither its type name nor its message says "UserError"."""
 
 
 def crashes_so_far(crash_dir: str) -> int:
@@ -67,6 +76,11 @@ class Faulty(ModelKind):
     uses_gpu = True
     description = "TEST AID (tests/fault_kinds.py): length scores with injected faults"
 
+    def __init__(self, config: FaultyConfig, ctx: ActorContext, name: str):
+        super().__init__(config, ctx, name)
+        if config.fail_load:
+            raise LoadRefused(config.fail_load)
+
     def settings(self) -> InferenceSettings:
         return InferenceSettings(backend="python")
 
@@ -77,12 +91,12 @@ class Faulty(ModelKind):
             os.makedirs(cfg.crash_dir, exist_ok=True)
             open(os.path.join(cfg.crash_dir, f"{os.getpid()}-{uuid.uuid4().hex}"), "w").close()
             os.kill(os.getpid(), signal.SIGKILL)  # the replica's process dies mid-shard
+        if cfg.delay_s:
+            time.sleep(cfg.delay_s)
         if ids & set(cfg.raise_on):
             raise ValueError(f"poison item in batch: {sorted(ids & set(cfg.raise_on))}")
         if ids & set(cfg.flaky_on) and cfg.flaky_while and os.path.exists(cfg.flaky_while):
             raise ValueError(f"flaky item in batch: {sorted(ids & set(cfg.flaky_on))}")
-        if cfg.delay_s:
-            time.sleep(cfg.delay_s)
         if cfg.log_dir:
             os.makedirs(cfg.log_dir, exist_ok=True)
             with open(os.path.join(cfg.log_dir, f"{os.getpid()}.log"), "a", encoding="utf-8") as f:

@@ -6,8 +6,10 @@ row. Through the CLI with `max_error_rate: 0.3` the sweep stops with exit 1 and 
 the worst model and its commonest error and how to raise the cap; what was written is in the store, verified and
 readable. A rerun with the cap raised and `--keep-errors` resumes from it and finishes, error rows included
 (without the flag it would redo them too: tests/test_redo.py). In process: with the cap off (null) the same sweep
-finishes; fewer than ERROR_CAP_MIN_ROWS rows never stop a sweep. The counting and the message are checked on their
-own too (ErrorTally).
+finishes; fewer than ERROR_CAP_MIN_ROWS rows never stop a sweep. Per model: among healthy models, one that fails
+on every item is stopped once it has ERROR_CAP_MIN_ROWS rows while the others finish, and a model that cannot load
+(a UserError subclass that never says "UserError") is reported by type. The counting and the message are checked on
+their own too (ErrorTally, tests/unit/test_error_cap.py).
 """
 
 from __future__ import annotations
@@ -141,6 +143,45 @@ def test_rerun_with_the_cap_raised_resumes_and_finishes(stopped: dict[str, Any])
         "keep_errors"] is True
     board = {e["model"]: e for e in json.loads((stopped["out"] / "leaderboard.json").read_text())}
     assert board["faulty"]["n_errors"] == N_ITEMS and board["length"]["n_errors"] == 0
+
+
+# ---- per model: one broken model stops, the others finish -----------------------------------------------------------
+
+
+def test_a_model_over_the_cap_is_stopped_alone_and_the_others_finish(tmp_path: Path) -> None:
+    """The default cap (0.5) per model: `broken` raises on every item, so once it has ERROR_CAP_MIN_ROWS rows (10
+    units) it is stopped; its delay keeps its errors below half of the sweep's rows (the sweep-wide cap never trips).
+    `unloadable` fails to load with a UserError subclass whose text never says "UserError": recognised by type."""
+    out = tmp_path / "out"
+    doc = _doc(out, _suite_file(tmp_path / "prefs.jsonl"))
+    doc["models"] = ["length", {"name": "healthy", "kind": FAULTY},
+                     {"name": "broken", "kind": FAULTY, "raise_on": [f"q{i}" for i in range(N_ITEMS)], "delay_s": 0.05},
+                     {"name": "unloadable", "kind": FAULTY, "fail_load": "the weights are missing here"}]
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(doc))
+    done = _rmorch("sweep", str(spec), "--quiet", "--num-cpus", "2")
+    where = f"exit {done.returncode}\nstdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
+    assert done.returncode == 1 and "Traceback" not in done.stderr, where
+    err = " ".join(done.stderr.split())
+    for needle in ("model broken stopped: 200 of its 200 result rows", "above max_error_rate 0.5",
+                   "ValueError: poison item in batch", "the other models went on",
+                   "model unloadable did not run: the weights are missing here"):
+        assert needle in err, f"{needle!r} missing\n{where}"
+    assert "sweep stopped:" not in err, where
+    last = json.loads((out / "run.json").read_text())["last_run"]
+    assert last["stopped"] is None and set(last["stopped_models"]) == {"broken"}, last
+    stop = last["stopped_models"]["broken"]
+    assert stop["rows"] == stop["error_rows"] == ERROR_CAP_MIN_ROWS and stop["max_error_rate"] == 0.5
+    assert stop["top_error"].startswith("ValueError: poison item in batch")
+    assert last["failed_models"] == {"unloadable": "the weights are missing here"}
+    assert all(r.get("released_at") for r in last["replicas"])
+    entries, rows = _stored(out)
+    units = {m: sum(e.model == m for e in entries) for m in ("length", "healthy", "broken", "unloadable")}
+    per_model = N_ITEMS // SHARD
+    assert units == {"length": per_model, "healthy": per_model, "broken": ERROR_CAP_MIN_ROWS // (2 * SHARD),
+                     "unloadable": 0}, units
+    assert all((r["error"] is not None) == (r["model"] == "broken") for r in rows)
+    assert "stopped: broken" in (out / "report.html").read_text(encoding="utf-8")
 
 
 # ---- in process ---------------------------------------------------------------------------------------------------

@@ -516,6 +516,11 @@ def run_section(inputs: ReportInputs) -> str:
             "GPU idle": (f"{100 * num(last.gpu_idle_fraction):.1f} % of {num(last.gpus) or 0:g} GPUs"
                          if last and num(last.gpu_idle_fraction) is not None else None),
         }
+        for model, stop in (last.stopped_models if last else {}).items():  # max_error_rate, per model
+            if isinstance(stop, dict):
+                facts[f"stopped: {model}"] = (f"{stop.get('error_rows')} of its {stop.get('rows')} result rows were "
+                                              f"errors, above max_error_rate {stop.get('max_error_rate')}; its "
+                                              f"remaining units were not run. Commonest error: {stop.get('top_error')}")
         boot = as_dict(as_dict(inputs.stats).get("bootstrap"))
         if boot:
             facts["bootstrap"] = ", ".join(f"{k} {v}" for k, v in boot.items())

@@ -23,11 +23,13 @@ with the replica.
 Failures: a replica that dies (process killed, node lost) has its in-flight units requeued and is replaced;
 a unit that fails more than `max_retries` times becomes error rows (a unit redone for the error rows of an earlier
 run, `WorkUnit.requests`, covers only those: rmorch.orchestrator.plan.redo writes them back among its good rows).
-A model that cannot load is reported and skipped; the rest of the sweep goes on. Error cap
-(rmorch.orchestrator.schedule.error_cap): once ERROR_CAP_MIN_ROWS result rows are written in this run and more
-than the spec's `max_error_rate` of them (all models and suites together) are error rows, the sweep stops: nothing
-more is submitted, every replica is killed, units in flight are dropped; what was written stays (a rerun resumes),
-and RunStats.stopped says why (ErrorCapStop.message names the worst models).
+A model that cannot load (its replica answers `ready` or `reload` with a LoadFailure) is reported and skipped; the
+rest of the sweep goes on. Error cap (rmorch.orchestrator.schedule.error_cap): once ERROR_CAP_MIN_ROWS result rows
+are written in this run and more than the spec's `max_error_rate` of them (all models and suites together) are error
+rows, the sweep stops: nothing more is submitted, every replica is killed, units in flight are dropped; what was
+written stays (a rerun resumes), and RunStats.stopped says why (ErrorCapStop.message names the worst models). The
+same cap per model: once a model has ERROR_CAP_MIN_ROWS rows in this run and more than `max_error_rate` of them are
+errors, that model alone stops the same way (RunStats.stopped_models) and the others go on.
 
 Run metadata: loads and engine starts per model, where each replica ran, per-model wall time, and GPU time split
 into working (a replica holds a unit), loading and idle.
@@ -49,8 +51,7 @@ from ray.util.placement_group import PlacementGroup, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from rmorch.actors import get_kind
-from rmorch.actors.worker import ModelWorker, ShardResult, ShardTask, error_table
-from rmorch.core.errors import UserError
+from rmorch.actors.worker import LoadFailure, ModelWorker, ShardResult, ShardTask, error_table
 from rmorch.core.model_spec import ModelSpec
 from rmorch.orchestrator.plan.costs import CostModel
 from rmorch.orchestrator.plan.items import ItemFile, item_rows
@@ -58,7 +59,7 @@ from rmorch.orchestrator.plan.redo import write_result
 from rmorch.orchestrator.plan.score_cache import ScoreCache
 from rmorch.orchestrator.plan.units import WorkUnit
 from rmorch.orchestrator.progress import Display
-from rmorch.orchestrator.schedule.error_cap import ErrorCapStop, ErrorTally
+from rmorch.orchestrator.schedule.error_cap import ErrorCapStop, ErrorTally, ModelErrorStop
 from rmorch.orchestrator.schedule.nodes import ClusterView, packed_group, pin_to_node
 from rmorch.orchestrator.schedule.placement import ModelDemand, plan_starts
 from rmorch.orchestrator.spec.sweep_spec import SweepSpec
@@ -90,6 +91,7 @@ class RunStats:
     gpu_seconds: dict[str, float] = field(default_factory=dict)
     gpu_idle_fraction: float | None = None  # 1 - working / total; None without GPUs
     stopped: ErrorCapStop | None = None  # the sweep was stopped early (max_error_rate)
+    stopped_models: dict[str, ModelErrorStop] = field(default_factory=dict)  # models stopped by max_error_rate
 
 
 @dataclass
@@ -277,8 +279,8 @@ class Scheduler:
                                    placement_group_capture_child_tasks=True))
             else:
                 options.update(num_cpus=spec.resources.num_cpus, num_gpus=self.gpus[model], **pin_to_node(node_id))
-            replica.actor = self.remote_worker.options(**options).remote(spec, self.spec.seed)
-            ready = replica.actor.describe.remote()
+            replica.actor = self.remote_worker.options(**options).remote(spec, self.spec.seed, keep_load_failure=True)
+            ready = replica.actor.ready.remote()
             self.stats.processes_started += 1
         self.view.hold(node_id, replica.gpus, replica.cpus)
         self.live.append(replica)
@@ -360,16 +362,9 @@ class Scheduler:
     def _on_ready(self, ref: Any, replica: Replica) -> None:
         try:
             info = ray.get(ref)
-        except RayError as e:
+        except RayError as e:  # the process died, or a reload raised something else than a UserError
             ray.kill(replica.actor)  # a reused process whose reload failed is still alive
             self._release(replica)
-            reason = _load_error(e)
-            if reason is not None:  # the model itself cannot load: retrying will not help
-                self.stats.failed_models[replica.model] = reason
-                dropped = self.queues.pop(replica.model, deque())
-                self.display.note(f"[red]model {replica.model} failed to load[/red]: {reason} "
-                                  f"({len(dropped)} units not run)")
-                return
             self.view.refresh()
             if replica.node_id is not None and replica.node_id not in self.view.nodes:
                 return  # its node died before it started: not the model's fault; the policy places it again
@@ -381,6 +376,14 @@ class Scheduler:
                 return
             self.stats.retries += 1
             return  # the policy starts a replacement if the model still has work
+        if isinstance(info, LoadFailure):  # the model itself cannot load: retrying will not help
+            ray.kill(replica.actor)
+            self._release(replica)
+            self.stats.failed_models[replica.model] = info.message
+            dropped = self.queues.pop(replica.model, deque())
+            self.display.note(f"[red]model {replica.model} failed to load[/red]: {info.message} "
+                              f"({len(dropped)} units not run)")
+            return
         replica.ready = True
         replica.ready_at = time.time()
         self.costs.record_load(replica.model, replica.ready_at - replica.requested_at)
@@ -459,6 +462,10 @@ class Scheduler:
             stop = self.errors.over_cap()
             if stop is not None:
                 self._stop(stop)
+            elif unit.model not in self.stats.stopped_models:
+                model_stop = self.errors.model_over_cap(unit.model)
+                if model_stop is not None:
+                    self._stop_model(model_stop)
 
     def _stop(self, stop: ErrorCapStop) -> None:
         """Stop the sweep: nothing more is submitted, every replica is killed and its resources released; units in
@@ -478,6 +485,24 @@ class Scheduler:
         self.display.note(f"[red]stopped[/red]: {stop.error_rows} of {stop.rows} result rows are errors "
                           f"({stop.rate:.1%} > max_error_rate {stop.max_error_rate:g})")
 
+    def _stop_model(self, stop: ModelErrorStop) -> None:
+        """Stop one model (its error share passed max_error_rate): its remaining units are not run, its replicas are
+        killed and their resources released, its units in flight dropped; its written rows stay, the other models
+        go on."""
+        self.stats.stopped_models[stop.model] = stop
+        self.queues.pop(stop.model, None)
+        self.queued_cost[stop.model] = 0.0
+        for refs in (self.ready_refs, self.shard_refs):
+            for ref, replica in list(refs.items()):
+                if replica.model == stop.model:
+                    del refs[ref]
+        for replica in [r for r in self.live if r.model == stop.model]:
+            replica.closing = True
+            replica.inflight.clear()
+            self._kill(replica)
+        self.display.note(f"[red]model {stop.model} stopped[/red]: {stop.error_rows} of its {stop.rows} result rows "
+                          f"are errors ({stop.rate:.1%} > max_error_rate {stop.max_error_rate:g})")
+
     # ---- metadata ----------------------------------------------------------------------------------------------
     def _finish_stats(self) -> None:
         replicas = self.released + self.live
@@ -496,19 +521,3 @@ class Scheduler:
         held = sum(r.gpus * ((r.released_at or end) - r.requested_at) for r in replicas)
         self.stats.gpu_seconds = {"total": total, "working": working, "loading": loading, "held": held}
         self.stats.gpu_idle_fraction = (1.0 - working / total) if total > 0 else None
-
-
-def _load_error(e: RayError) -> str | None:
-    """The user-facing reason when a replica's model could not load: a UserError (or any error) in the actor's
-    __init__, or a UserError in `ModelWorker.reload` (other reload errors may be the reused process's state: the
-    model is retried in a new process)."""
-    if isinstance(e, RayTaskError):
-        return str(e.cause) if isinstance(e.cause, UserError) else None
-    text = str(e)
-    marker = "UserError: "
-    if marker in text:
-        return text.split(marker, 1)[1].strip().splitlines()[0]
-    if "__init__" in text and "Error" in text:
-        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-        return lines[-1][:500] if lines else text[:500]
-    return None

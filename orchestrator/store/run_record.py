@@ -67,6 +67,9 @@ class LastRun:
     error_rows: int = 0
     # stopped early by max_error_rate: {max_error_rate, rows, error_rows, models: [...]}; else null
     stopped: dict[str, Any] | None = None
+    # models stopped by max_error_rate while the others went on: model -> {max_error_rate, rows, error_rows,
+    # top_error, top_error_rows} (orchestrator.schedule.error_cap.ModelErrorStop)
+    stopped_models: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
 
 

@@ -14,10 +14,14 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
+from rmorch.actors.worker import LoadFailure, ModelWorker
 from rmorch.core.errors import SpecError, UserError
+from rmorch.core.model_spec import ModelSpec
 from rmorch.orchestrator.cli import _rate_option
 from rmorch.orchestrator.schedule.error_cap import ERROR_CAP_MIN_ROWS, ErrorTally
 from rmorch.orchestrator.spec.parse import spec_from_dict
+from tests.fault_kinds import KIND as FAULTY  # importing it registers the test-faulty kind
+from tests.fault_kinds import LoadRefused
 
 # The full-tier half (Ray, a vLLM engine or a child process): tests/test_error_cap.py
 
@@ -59,6 +63,55 @@ def test_tally_needs_the_minimum_and_more_than_the_cap() -> None:
     off = ErrorTally(None)
     off.add("m", _table(["e"] * 1000), 1000)
     assert off.over_cap() is None
+
+
+def test_one_model_over_the_cap_is_stopped_alone() -> None:
+    tally = ErrorTally(0.5)
+    tally.add("good", _table([None] * 300), 0)
+    tally.add("bad", _table([f"ValueError: item q{i} failed" for i in range(ERROR_CAP_MIN_ROWS - 1)]),
+              ERROR_CAP_MIN_ROWS - 1)
+    assert tally.model_over_cap("bad") is None  # all errors, but too few rows of its own
+    tally.add("bad", _table(["HTTP 500: x"]), 1)
+    assert tally.over_cap() is None  # 200 of 500 rows over all models: the sweep goes on
+    assert tally.model_over_cap("good") is None
+    stop = tally.model_over_cap("bad")
+    assert stop is not None and (stop.model, stop.rows, stop.error_rows, stop.max_error_rate) == ("bad", 200, 200, 0.5)
+    assert stop.top_error == "ValueError: item q0 failed" and stop.top_error_rows == ERROR_CAP_MIN_ROWS - 1
+    text = stop.message()
+    assert "model bad stopped: 200 of its 200 result rows" in text and "above max_error_rate 0.5" in text
+    assert "ValueError: item q0 failed" in text and "the other models went on" in text
+
+
+def test_a_model_needs_its_own_minimum_and_more_than_the_cap() -> None:
+    tally = ErrorTally(0.5)
+    tally.add("m", _table(["e"] * 100 + [None] * 100), 100)
+    assert tally.model_over_cap("m") is None  # exactly the cap is not above it
+    tally.add("m", _table(["e"]), 1)
+    assert tally.model_over_cap("m") is not None
+    assert tally.model_over_cap("never-written") is None
+    off = ErrorTally(None)
+    off.add("m", _table(["e"] * 1000), 1000)
+    assert off.model_over_cap("m") is None
+
+
+# ---- a model that cannot load: a typed LoadFailure, not a text to search ------------------------------------------
+
+
+def _faulty(**config: object) -> ModelSpec:
+    return spec_from_dict({"suites": ["rewardbench"], "models": [{"name": "f", "kind": FAULTY, **config}]}).models[0]
+
+
+def test_a_load_failure_is_returned_by_type_whatever_its_text() -> None:
+    """A UserError subclass whose type name and message never say "UserError": still a LoadFailure, message kept."""
+    message = "the weights are missing here"
+    with pytest.raises(LoadRefused, match=message):  # used in process, the worker raises as before
+        ModelWorker(_faulty(fail_load=message), 0)
+    replica = ModelWorker(_faulty(fail_load=message), 0, keep_load_failure=True)  # the scheduler's replicas
+    assert replica.ready() == LoadFailure(message)
+    healthy = ModelWorker(_faulty(), 0, keep_load_failure=True)
+    assert healthy.ready()["model"] == "f"
+    assert healthy.reload(_faulty(fail_load=message), 0) == LoadFailure(message)  # in a reused process too
+    assert LoadFailure.of(RuntimeError("no memory")) == LoadFailure("RuntimeError: no memory")
 
 
 def test_spec_key_and_flag() -> None:

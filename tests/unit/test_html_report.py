@@ -201,3 +201,14 @@ def test_models_with_results_of_other_identities_are_named() -> None:
     page = render_html(ReportInputs(title="t", leaderboard=board))
     assert page.count("model rm-good: the store holds results of 3 identities") == 1
     assert "model length:" not in page
+
+
+def test_a_model_stopped_by_the_error_cap_is_named_with_its_reason() -> None:
+    """run.json `last_run.stopped_models` (max_error_rate per model): the run section says which model and why."""
+    stopped = {"broken": {"max_error_rate": 0.5, "rows": 200, "error_rows": 200, "top_error": "ValueError: <bad>",
+                          "top_error_rows": 200}, "odd": "not a mapping"}
+    run = RunRecord.from_json({"last_run": {"stopped_models": stopped}})
+    page = render_html(ReportInputs(title="t", run=run))
+    assert "stopped: broken" in page and "200 of its 200 result rows were errors" in page
+    assert "above max_error_rate 0.5" in page and "ValueError: &lt;bad&gt;" in page
+    assert "stopped: odd" not in page and "could not be drawn" not in page
