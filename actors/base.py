@@ -114,6 +114,9 @@ class Capabilities:
     # chat template file, published scores. A result's identity covers their whole content
     # (rmorch.orchestrator.plan.provenance), and the weights' and adapters' fingerprints.
     files: tuple[str, ...] = ()
+    # built-in content the config selects that can change outputs but is no file (a judge's built-in template's
+    # prompts): the identity covers it as it covers the content of `files`
+    texts: tuple[str, ...] = ()
     revision: str | None = None  # of hub ids
     trust_remote_code: bool = False  # the spec's opt-in to a checkpoint's own code
     allow_pickle: bool = False  # the spec's opt-in to pickle weights

@@ -14,8 +14,11 @@ Policy and reference live in the same replica (one actor, both models pinned to 
 
 `backend: vllm` runs policy and reference as two vLLM engines in the same replica (`rmorch.actors.backends.vllm_logprobs`:
 the same token ids as the transformers backend, prompt log-probs from one batched `generate` call per model per
-shard; each engine takes gpu_memory_utilization 0.4 when there are two, 0.9 alone; on CPU 1 GiB of KV cache each).
-`close()` shuts the engines down.
+shard; the engines' gpu_memory_utilization is sized from the replica's GPUs by
+`rmorch.actors.backends.vllm_engine.memory_share`: 0.9 for one engine on a whole GPU, 0.425 each for two, half that
+at `num_gpus: 0.5`; on CPU 1 GiB of KV cache each). `close()` shuts the engines down. On transformers, a replica of
+several GPUs shards both models over all of them (rmorch.actors.backends.hf.device_placement), each model within
+its half of every GPU's memory.
 
 Both backends load safetensors only unless `allow_pickle: true`, and a checkpoint's own code only with
 `trust_remote_code: true` (rmorch.actors.backends.model_files).
@@ -79,9 +82,11 @@ class Implicit(ModelKind):
             if path:
                 local_model_dir(path, name, config)
         if config.backend == "vllm":
+            from rmorch.actors.backends.vllm_engine import memory_share, replica_gpu_fraction
             from rmorch.actors.backends.vllm_logprobs import VllmLogprobs
 
-            share = 0.4 if config.ref_path else 0.9  # two engines in one replica share the device's memory
+            # the engines in one replica share the GPU memory the replica holds
+            share = memory_share(replica_gpu_fraction(), engines=2 if config.ref_path else 1)
             self.policy = VllmLogprobs(config.path, config, ctx, name, gpu_memory_utilization=share)
             if config.ref_path:
                 try:
@@ -93,9 +98,10 @@ class Implicit(ModelKind):
         else:
             from rmorch.actors.backends.hf_logprobs import TransformersLogprobs
 
-            self.policy = TransformersLogprobs(config.path, config, ctx, name)
-            self.reference = (TransformersLogprobs(config.ref_path, config, ctx, name,
-                                                   tokenizer=self.policy.tokenizer) if config.ref_path else None)
+            models = 2 if config.ref_path else 1  # on several GPUs each model shards within its share of each
+            self.policy = TransformersLogprobs(config.path, config, ctx, name, models_in_replica=models)
+            self.reference = (TransformersLogprobs(config.ref_path, config, ctx, name, tokenizer=self.policy.tokenizer,
+                                                   models_in_replica=models) if config.ref_path else None)
 
     def settings(self) -> InferenceSettings:
         return InferenceSettings(backend=self.config.backend, dtype=self.policy.dtype,

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import urlsplit
 
 from rmorch.actors import register_kind
 from rmorch.actors.backends.generation import Generation, Generator, SamplingConfig
@@ -30,6 +32,7 @@ from rmorch.actors.backends.verdict_probs import RATING_LABELS, LabelProbs, desc
 from rmorch.actors.base import (
     ActorContext,
     Capabilities,
+    CompareRequest,
     InferenceSettings,
     ModelKind,
     Presentation,
@@ -45,16 +48,18 @@ from rmorch.actors.judge_prompts import (
     Echo,
     ImageInput,
     Template,
+    arena_hard_marks,
+    builtin_texts,
     check_template_name,
     comparison_values,
     image_paths,
     load_template,
     messages,
-    parse_choice,
     parse_rating,
     prompt_echo,
     question_parts,
     read_image,
+    read_verdict,
     shorten,
     uses_ties_variant,
 )
@@ -64,8 +69,12 @@ from rmorch.core.permutations import Permutations
 
 DEFAULT_PERMUTATIONS = {"pairwise": "both", "nway": "cyclic", "rating": "single"}
 # What a built-in template changes in the defaults: `rewardbench` runs as the official scripts do (one order per
-# item: the seeded base order, permutation 0; their verdict rule; up to 2048 generated tokens). Given keys stay.
-TEMPLATE_DEFAULTS = {"rewardbench": {"permutations": "single", "parser": "rewardbench", "max_tokens": 2048}}
+# item: the seeded base order, permutation 0; their verdict rule; up to 2048 generated tokens); `arena_hard` as
+# JudgeBench runs its ArenaHard judge (both orders, its verdict rule, up to 4096 generated tokens). Given keys stay.
+TEMPLATE_DEFAULTS = {"rewardbench": {"permutations": "single", "parser": "rewardbench", "max_tokens": 2048},
+                     "arena_hard": {"permutations": "both", "parser": "arena_hard", "max_tokens": 4096}}
+# JudgeBench's ArenaHard judge asks once more when its first reply holds no verdict mark (utils/judges.py, e2c52c2)
+ARENA_HARD_CONTINUE = "continue your judgment and finish by outputting a final verdict label"
 
 
 @dataclass(frozen=True)
@@ -94,9 +103,10 @@ class JudgeConfig(WeightsConfig, ChatTemplateConfig, VllmEngineConfig):
     # in the protocol's placeholders; default: rmorch's own short prompts
     template: str | None = None
     # strict: only the protocol's marks ([[A]], [[7]]), exactly one; lenient: also verdict phrases where the output
-    # holds no mark; rewardbench: the official rule (rmorch.actors.judge_prompts "parsing"). Default: rewardbench with
-    # template rewardbench, else strict. The values are judge_prompts.PARSERS.
-    parser: Literal["strict", "lenient", "rewardbench"] | None = None
+    # holds no mark; rewardbench: the official rule; arena_hard: JudgeBench's reading of [[A>>B]] ... [[B>>A]], a tie
+    # read as no winner (rmorch.actors.judge_prompts "parsing"). Default: rewardbench with template rewardbench,
+    # arena_hard with template arena_hard, else strict. The values are judge_prompts.PARSERS.
+    parser: Literal["strict", "lenient", "rewardbench", "arena_hard"] | None = None
     # text: generate a reply and parse it; logprobs: start the reply with `verdict_prefix` and read the labels'
     # probabilities there, one prefill pass (rmorch.actors.backends.verdict_probs)
     verdict: Literal["text", "logprobs"] = "text"
@@ -113,12 +123,20 @@ class JudgeConfig(WeightsConfig, ChatTemplateConfig, VllmEngineConfig):
     lora: str | None = None  # vllm: a PEFT LoRA adapter directory applied to every request
     # auto: show images to vision-language models (vllm: iff vLLM loads the model as multimodal; openai: off)
     images: Literal["auto", "on", "off"] = "auto"
-    base_url: str | None = None  # openai: http(s)://HOST:PORT/v1
+    # openai: http(s)://HOST:PORT/v1; default: OPENAI_BASE_URL of the environment the spec is read in
+    base_url: str | None = None
     # openai: the environment variable that holds the key (never the key itself)
     api_key_env: str | None = field(default=None, metadata=NOT_SCORING)
     max_concurrency: int = field(default=8, metadata=NOT_SCORING)  # openai: requests in flight per replica
-    timeout_s: float = field(default=120.0, metadata=NOT_SCORING)  # openai: per request
-    request_retries: int = field(default=5, metadata=NOT_SCORING)  # openai: retries on 429/5xx/timeouts, backoff
+    timeout_s: float = field(default=120.0, metadata=NOT_SCORING)  # openai: per attempt
+    # openai: retries on 408/409/429/5xx/timeouts (the openai library's: Retry-After, else backoff)
+    request_retries: int = field(default=5, metadata=NOT_SCORING)
+    # openai: the OpenAI-Organization / OpenAI-Project headers; default: OPENAI_ORG_ID / OPENAI_PROJECT_ID of the
+    # environment the spec is read in
+    organization: str | None = field(default=None, metadata=NOT_SCORING)
+    project: str | None = field(default=None, metadata=NOT_SCORING)
+    # openai: headers sent with every request (never credentials: those come from api_key_env)
+    extra_headers: dict[str, str] | None = field(default=None, metadata=NOT_SCORING)
 
     def adapter_paths(self) -> tuple[str, ...]:
         return (self.lora,) if self.lora else ()
@@ -132,14 +150,14 @@ class JudgeConfig(WeightsConfig, ChatTemplateConfig, VllmEngineConfig):
         super().__post_init__()
         if self.template is not None:
             try:
-                check_template_name(self.template)
+                check_template_name(self.template, self.protocol)
             except ValueError as e:
                 raise SpecError("template", str(e)) from None
         defaults = {"permutations": DEFAULT_PERMUTATIONS[self.protocol], "parser": "strict", "max_tokens": 512,
                     **TEMPLATE_DEFAULTS.get(self.template or "", {})}
-        for key, value in defaults.items():
-            if getattr(self, key) is None:
-                object.__setattr__(self, key, value)
+        defaulted = {key for key in defaults if getattr(self, key) is None}
+        for key in defaulted:
+            object.__setattr__(self, key, defaults[key])
         try:
             perms = Permutations.parse(self.permutations)
         except ValueError as e:
@@ -151,14 +169,28 @@ class JudgeConfig(WeightsConfig, ChatTemplateConfig, VllmEngineConfig):
         if self.verdict == "logprobs" and self.temperature != 0:
             raise SpecError("temperature", "`verdict: logprobs` reads probabilities, it samples nothing: leave "
                             "temperature at 0")
-        if self.max_tokens < 1 or self.max_model_len <= self.max_tokens:
+        if "arena_hard" in (self.parser, self.template):
+            if self.parser == "arena_hard" and self.protocol != "pairwise":
+                raise SpecError("parser", "arena_hard reads pairwise verdicts only: use `protocol: pairwise`")
+            if self.verdict == "logprobs":
+                raise SpecError("verdict", "arena-hard verdicts ([[A>B]], [[A=B]], ...) are no single label after "
+                                "`[[`: use `verdict: text`")
+        # the context window is the engine's (vllm); a server (openai) knows its own
+        if self.max_tokens < 1 or (self.backend == "vllm" and self.max_model_len <= self.max_tokens):
+            if "max_tokens" in defaulted and self.template in TEMPLATE_DEFAULTS:
+                raise SpecError("max_tokens", f"template {self.template} generates up to {self.max_tokens} tokens "
+                                f"(the official budget), which needs max_model_len above it (now "
+                                f"{self.max_model_len}): set max_model_len to the model's context, or a smaller "
+                                f"max_tokens")
             raise SpecError("max_tokens", f"must be >= 1 and below max_model_len ({self.max_model_len})")
         if self.backend == "openai":
             if self.verdict == "logprobs" and self.protocol == "rating":
                 raise SpecError("verdict", "ratings by `verdict: logprobs` need `backend: vllm` (a server returns "
                                 "one token's alternatives; 10 takes two)")
+            self._openai_defaults_from_environment()
             if not self.base_url:
-                raise SpecError("base_url", "required with `backend: openai`")
+                raise SpecError("base_url", "required with `backend: openai` (or set OPENAI_BASE_URL)")
+            _check_extra_headers(self.extra_headers)
             for name in ("lora", "distributed_executor_backend"):
                 if getattr(self, name) is not None:
                     raise SpecError(name, "only with `backend: vllm`")
@@ -166,8 +198,45 @@ class JudgeConfig(WeightsConfig, ChatTemplateConfig, VllmEngineConfig):
                 raise SpecError("enforce_eager", "only with `backend: vllm`")
             if self.tensor_parallel_size != 1:
                 raise SpecError("tensor_parallel_size", "only with `backend: vllm` (the server decides)")
-        elif self.base_url or self.api_key_env:
-            raise SpecError("base_url", "only with `backend: openai`")
+        else:
+            for name in ("base_url", "api_key_env", "organization", "project", "extra_headers"):
+                if getattr(self, name) is not None:
+                    raise SpecError(name, "only with `backend: openai`")
+
+    def _openai_defaults_from_environment(self) -> None:
+        """The openai library's environment conventions, read where the spec is read (the driver), so the values
+        reach replicas on every node and are recorded with the spec. A URL holding a password is refused."""
+        for name, variable in (("base_url", "OPENAI_BASE_URL"), ("organization", "OPENAI_ORG_ID"),
+                               ("project", "OPENAI_PROJECT_ID")):
+            value = os.environ.get(variable, "").strip()
+            if getattr(self, name) is None and value:
+                if name == "base_url" and _url_password(value):
+                    raise SpecError(name, f"the URL in {variable} holds a password, which would be written to the "
+                                          "result store; give credentials through api_key_env")
+                object.__setattr__(self, name, value)
+
+
+# header names that carry credentials: a spec is written to the result store, so these come from api_key_env only
+_CREDENTIAL_HEADER_WORDS = ("auth", "key", "token", "secret", "password", "cookie", "credential", "signature")
+
+
+def _check_extra_headers(headers: object) -> None:
+    if headers is None:
+        return
+    if not isinstance(headers, dict) or not all(isinstance(k, str) and k and isinstance(v, str)
+                                                for k, v in headers.items()):
+        raise SpecError("extra_headers", "expected a mapping of header names to strings")
+    for name in headers:
+        if any(word in name.lower() for word in _CREDENTIAL_HEADER_WORDS):
+            raise SpecError("extra_headers", f"'{name}' looks like a credential, which would be written to the "
+                                             "result store; give the key through api_key_env")
+
+
+def _url_password(url: str) -> bool:
+    try:
+        return bool(urlsplit(url).password)
+    except ValueError:
+        return False
 
 
 @register_kind
@@ -186,10 +255,11 @@ class Judge(ModelKind):
 
     @classmethod
     def capabilities(cls, config: JudgeConfig) -> Capabilities:
+        texts = builtin_texts(config.template)  # a built-in template's text is part of the identity, as a file's
         if config.backend == "openai":  # `path` names the model on a server: nothing is loaded here
-            return Capabilities(backend="openai", files=config.input_files(), batch_invariant=False)
+            return Capabilities(backend="openai", files=config.input_files(), batch_invariant=False, texts=texts)
         caps = config.weights_capabilities("vllm", config.tensor_parallel_size)
-        return dataclasses.replace(caps, batch_invariant=config.deterministic)
+        return dataclasses.replace(caps, batch_invariant=config.deterministic, texts=texts)
 
     @classmethod
     def cache_key(cls, config: JudgeConfig, request: Request) -> str | None:
@@ -203,8 +273,8 @@ class Judge(ModelKind):
 
     def __init__(self, config: JudgeConfig, ctx: ActorContext, name: str):
         super().__init__(config, ctx, name)
-        # a file replaces the protocol's own template; a built-in one (rewardbench) every protocol's, so that items
-        # rated under a comparing protocol (RewardBench 2 Ties) get its rating prompt too
+        # a file replaces the protocol's own template; a built-in one every protocol's it has (rewardbench: all three),
+        # so that items rated under a comparing protocol (RewardBench 2 Ties) get its rating prompt too
         own = {p for p in ("pairwise", "nway", "rating") if p == config.protocol or config.template in BUILTIN}
         self.templates = {p: load_template(p, config.template if p in own else None, name)
                           for p in ("pairwise", "nway", "rating")}
@@ -238,8 +308,36 @@ class Judge(ModelKind):
             extra = {"images": [images[i] for i in todo]} if self.show_images else {}
             gens = self.generator.generate([prompts[i].messages for i in todo], self.sampling,
                                            [self._seed(requests[i]) for i in todo], **extra)
+            if self.config.parser == "arena_hard":
+                gens = self._second_attempts(requests, todo, prompts, images, gens)
             outcomes = {i: self._outcome(requests[i], g, prompts[i]) for i, g in zip(todo, gens, strict=True)}
         return [ScoreOutcome(error=failed[i]) if i in failed else outcomes[i] for i in range(len(requests))]
+
+    def _second_attempts(self, requests: list[Request], todo: list[int], prompts: dict[int, Prompt],
+                         images: list[list[ImageInput]], gens: list[Generation]) -> list[Generation]:
+        """`parser: arena_hard`, as JudgeBench's ArenaHard judge: a comparison whose reply holds no verdict mark at all
+        is asked once more, its reply and ARENA_HARD_CONTINUE added to the conversation, and its verdict is read
+        from both replies joined by a newline (as JudgeBench joins them). Where the second request fails (a prompt
+        now too long), the first reply stands: no verdict."""
+        again = [k for k, (i, g) in enumerate(zip(todo, gens)) if g.error is None and g.text is not None
+                 and isinstance(requests[i], CompareRequest) and not arena_hard_marks(g.text, prompts[i].echo)]
+        if not again:
+            return gens
+        convs = [[*prompts[todo[k]].messages, {"role": "assistant", "content": gens[k].text or ""},
+                  {"role": "user", "content": ARENA_HARD_CONTINUE}] for k in again]
+        extra = {"images": [images[todo[k]] for k in again]} if self.show_images else {}
+        seconds = self.generator.generate(convs, self.sampling, [self._seed(requests[todo[k]]) for k in again],
+                                          **extra)
+        out = list(gens)
+        for k, second in zip(again, seconds, strict=True):
+            first = gens[k]
+            if second.error is None and second.text is not None:
+                out[k] = dataclasses.replace(first, text=f"{first.text}\n{second.text}",
+                                             finish_reason=second.finish_reason,
+                                             n_output_tokens=None if first.n_output_tokens is None
+                                             or second.n_output_tokens is None
+                                             else first.n_output_tokens + second.n_output_tokens)
+        return out
 
     def _probability_verdicts(self, requests: list[Request], todo: list[int], prompts: dict[int, Prompt],
                               images: list[list[ImageInput]]) -> dict[int, ScoreOutcome]:
@@ -333,8 +431,9 @@ class Judge(ModelKind):
             rating = parse_rating(g.text, self.config.parser, prompt.echo)
             return ScoreOutcome(score=rating, raw_output=g.text, parsed=rating is not None,
                                 n_tokens=g.n_prompt_tokens, truncated=truncated)
-        choice = parse_choice(g.text, len(r.responses), self.config.parser, prompt.echo)
-        return ScoreOutcome(choice=choice, raw_output=g.text, parsed=choice is not None, n_tokens=g.n_prompt_tokens,
+        # a verdict read may name no winner (a tie under `parser: arena_hard`): parsed, no choice
+        choice, read = read_verdict(g.text, len(r.responses), self.config.parser, prompt.echo)
+        return ScoreOutcome(choice=choice, raw_output=g.text, parsed=read, n_tokens=g.n_prompt_tokens,
                             truncated=truncated)
 
 
@@ -370,13 +469,14 @@ def _shows_images(config: JudgeConfig, generator: Generator, name: str) -> bool:
 
 
 def _make_generator(config: JudgeConfig, ctx: ActorContext, name: str) -> Generator:
-    # late: the backends import httpx / torch / vLLM, which `import rmorch.actors` must not
+    # late: the backends import openai / torch / vLLM, which `import rmorch.actors` must not
     if config.backend == "openai":
         from rmorch.actors.backends.openai_http import OpenAIChatBackend
 
         return OpenAIChatBackend(config.base_url or "", config.path, model_name=name, api_key_env=config.api_key_env,
                                  max_concurrency=config.max_concurrency, timeout_s=config.timeout_s,
-                                 max_retries=config.request_retries)
+                                 max_retries=config.request_retries, organization=config.organization,
+                                 project=config.project, extra_headers=config.extra_headers)
     from rmorch.actors.backends.hf import local_model_path
     from rmorch.actors.backends.vllm_generate import VllmGenerator
 

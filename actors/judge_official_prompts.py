@@ -1,10 +1,21 @@
-"""allenai/reward-bench's generative-judge prompts, verbatim: the texts of `template: rewardbench`.
+"""Official generative-judge prompts, verbatim: the texts of the built-in templates `rewardbench` and `arena_hard`.
 
-Copied from allenai/reward-bench (Apache-2.0; Copyright 2023 AllenAI) at commit 05a9005:
+`template: rewardbench`: copied from allenai/reward-bench (Apache-2.0; Copyright 2023 AllenAI) at commit 05a9005:
 rewardbench/generative.py (prompt_v2, prompt_multi_v2, MTBENCH_V2, MTBENCH_MULTI_V2, ratings_prompt) and
 rewardbench/generative_v2.py (its four-way prompt_v2 and MTBENCH_V2, ratings_prompt_ties). They keep reward-bench's
-own `{field}`s; rmorch.actors.judge_prompts turns them into templates (`_official`, `BUILTIN`). Data only: nothing
-here is code of theirs.
+own `{field}`s.
+
+`template: arena_hard`: JudgeBench's arena-hard judge (the prompt its paper's prompted judges and the published
+o1-mini / claude-3-haiku runs use), copied from ScalerLab/JudgeBench at commit
+e2c52c284e735e139b3daa61c206ee208f36c461 (2024-11-06): utils/templates/arena_hard_judge_system.jinja2 (the system
+message) and utils/templates/arena_hard_judge_prompt.jinja2 (the user message), byte for byte (neither file ends in
+a newline; Jinja renders them unchanged but for the three `{{...}}` fields). JudgeBench states no licence; the text
+is arena-hard-auto's judge prompt (lmarena/arena-hard-auto, Apache-2.0: config/judge_config.yaml `system_prompt`
+and `prompt_template` at 4ce0f00, the commit JudgeBench's utils/judges.py cites, hold the same text), whose verdict
+rule and second attempt JudgeBench's ArenaHard judge also follows. They keep JudgeBench's Jinja `{{field}}`s.
+
+rmorch.actors.judge_prompts turns both into templates (`_official`, `_jinja`, `BUILTIN`). Data only: nothing here is
+code of theirs.
 """
 
 RB_PAIR_SYSTEM = (
@@ -80,3 +91,38 @@ Notes:
 {completion}
 
 [Your judgement]"""
+
+# JudgeBench's arena-hard judge (utils/templates/arena_hard_judge_system.jinja2, arena_hard_judge_prompt.jinja2)
+AH_SYSTEM = (
+    "Please act as an impartial judge and evaluate the quality of the responses provided by two AI assistants to the user prompt displayed below. You will be given assistant A's answer and assistant B's answer. Your job is to evaluate which assistant's answer is better.\n"
+    "\n"
+    "Begin your evaluation by generating your own answer to the prompt. You must provide your answers before judging any answers.\n"
+    "\n"
+    "When evaluating the assistants' answers, compare both assistants' answers with your answer. You must identify and correct any mistakes or inaccurate information.\n"
+    "\n"
+    "Then consider if the assistant's answers are helpful, relevant, and concise. Helpful means the answer correctly responds to the prompt or follows the instructions. Note when user prompt has any ambiguity or more than one interpretation, it is more helpful and appropriate to ask for clarifications or more information from the user than providing an answer based on assumptions. Relevant means all parts of the response closely connect or are appropriate to what is being asked. Concise means the response is clear and not verbose or excessive.\n"
+    "\n"
+    "Then consider the creativity and novelty of the assistant's answers when needed. Finally, identify any missing important information in the assistants' answers that would be beneficial to include when responding to the user prompt.\n"
+    "\n"
+    "After providing your explanation, you must output only one of the following choices as your final verdict with a label:\n"
+    "\n"
+    "1. Assistant A is significantly better: [[A>>B]]\n"
+    "2. Assistant A is slightly better: [[A>B]]\n"
+    "3. Tie, relatively the same: [[A=B]]\n"
+    "4. Assistant B is slightly better: [[B>A]]\n"
+    "5. Assistant B is significantly better: [[B>>A]]\n"
+    "\n"
+    'Example output: "My final verdict is tie: [[A=B]]".'
+)
+AH_USER = (
+    "<|User Prompt|>\n"
+    "{{prompt}}\n"
+    "\n"
+    "<|The Start of Assistant A's Answer|>\n"
+    "{{answer_a}}\n"
+    "<|The End of Assistant A's Answer|>\n"
+    "\n"
+    "<|The Start of Assistant B's Answer|>\n"
+    "{{answer_b}}\n"
+    "<|The End of Assistant B's Answer|>"
+)

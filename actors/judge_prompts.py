@@ -17,13 +17,17 @@ Users give their own template as a YAML file `{system: ..., user: ...}` (system 
 the judge loads: unknown placeholders and missing required ones are errors. `template: NAME` picks a built-in
 template instead (`BUILTIN`): `rewardbench`, allenai/reward-bench's own generative-judge prompts (see "RewardBench's
 official prompts" below), with per-item variants: its two-turn pairwise prompt for a conversation of user,
-assistant, user, and its Ties rating prompt for RewardBench 2's Ties items.
+assistant, user, and its Ties rating prompt for RewardBench 2's Ties items; `arena_hard`, JudgeBench's arena-hard
+judge prompt (pairwise only; see "JudgeBench's arena-hard prompt" below). A built-in template replaces the prompts of
+the protocols it has; the others keep the defaults.
 
 Verdicts and ratings (see "parsing" below): `parser: strict` (the default) reads the protocol's explicit marks alone,
 `[[X]]` or `[[N]]`, and only exactly one distinct mark, after cutting out whatever the judge may echo of its prompt;
 `parser: lenient` also reads verdict phrases and rating forms where the output holds no mark; `parser: rewardbench`
 is the official RewardBench rule (the first of "[[A]]", "[[B]]", ... found anywhere; a trailing integer 1-10), the
-default of `template: rewardbench` only. Anything else is unparsed: the raw output is kept and `parsed` is False.
+default of `template: rewardbench` only; `parser: arena_hard` reads arena-hard's five marks as JudgeBench does
+([[A>>B]], [[A>B]], [[A=B]], [[B>A]], [[B>>A]]; a tie is a verdict read that names no winner), the default of
+`template: arena_hard` only. Anything else is unparsed: the raw output is kept and `parsed` is False.
 
 Images (vision-language judges): an item's context may hold image parts ({"kind": "image", "content": PATH}). A
 text-only judge sees them as "[Image k: PATH]" lines. A judge that is shown the images gets them as `ImageInput`s
@@ -40,6 +44,8 @@ import string
 from dataclasses import dataclass, field
 
 from rmorch.actors.judge_official_prompts import (
+    AH_SYSTEM,
+    AH_USER,
     RB_FOUR_SYSTEM,
     RB_FOUR_USER,
     RB_MULTI_SYSTEM,
@@ -122,22 +128,28 @@ class Template:
         return self
 
 
-def check_template_name(name: str) -> None:
-    """ValueError for a bare name (no folder, no extension) that is neither a built-in template nor a file."""
-    if name in BUILTIN or os.path.exists(name) or any(c in name for c in "/\\."):
+def check_template_name(name: str, protocol: str | None = None) -> None:
+    """ValueError for a bare name (no folder, no extension) that is neither a built-in template nor a file, and for
+    a built-in template that has no prompt of the judge's `protocol` (arena_hard is pairwise only)."""
+    if name in BUILTIN:
+        if protocol is not None and protocol not in BUILTIN[name]:
+            raise ValueError(f"the built-in template {name} has no {protocol} prompt (it has: "
+                             f"{', '.join(BUILTIN[name])}): use `protocol: {next(iter(BUILTIN[name]))}`")
+        return
+    if os.path.exists(name) or any(c in name for c in "/\\."):
         return
     raise ValueError(f"{name!r:.80} is neither a built-in template ({', '.join(BUILTIN)}) nor a file (a template "
                      f"file is a YAML path such as my-template.yaml)")
 
 
 def load_template(protocol: str, path: str | None, model: str) -> Template:
-    """The protocol's default template, a built-in one by name (`BUILTIN`), or the user's YAML file, checked
-    against the protocol's placeholders."""
-    if path is None:
+    """The protocol's default template, a built-in one by name (`BUILTIN`; the default where the built-in has no
+    prompt of this protocol), or the user's YAML file, checked against the protocol's placeholders."""
+    if path in BUILTIN and protocol in BUILTIN[path]:
+        return BUILTIN[path][protocol]
+    if path is None or path in BUILTIN:
         d = DEFAULTS[protocol]
         return Template(d["system"], d["user"], "default")
-    if path in BUILTIN:
-        return BUILTIN[path][protocol]
     try:
         check_template_name(path)
     except ValueError as e:
@@ -217,7 +229,39 @@ def _rewardbench() -> dict[str, Template]:
     }
 
 
-BUILTIN: dict[str, dict[str, Template]] = {"rewardbench": _rewardbench()}
+# ---- JudgeBench's arena-hard prompt (`template: arena_hard`) ---------------------------------------------------
+#
+# The texts are JudgeBench's own, verbatim, in rmorch.actors.judge_official_prompts (source and licence there): a
+# system message and a user message, as its ArenaHard judge sends them. Its Jinja fields become our placeholders.
+_AH_FIELDS = {"prompt": "question", "answer_a": "response_a", "answer_b": "response_b"}
+
+
+def _jinja(text: str) -> str:
+    """A JudgeBench Jinja template with its `{{field}}`s as our `{{placeholder}}`s (every brace must be a field)."""
+    out = re.sub(r"\{\{([a-z_]+)\}\}", lambda m: "{{" + _AH_FIELDS[m.group(1)] + "}}", text)
+    if "{" in _PLACEHOLDER.sub("", out) or "}" in _PLACEHOLDER.sub("", out):
+        raise AssertionError("a JudgeBench prompt holds a brace that is no field")
+    return out
+
+
+def _arena_hard() -> dict[str, Template]:
+    return {"pairwise": Template(AH_SYSTEM, _jinja(AH_USER), "builtin:arena_hard", n_responses=2)}
+
+
+BUILTIN: dict[str, dict[str, Template]] = {"rewardbench": _rewardbench(), "arena_hard": _arena_hard()}
+
+
+def builtin_texts(name: str | None) -> tuple[str, ...]:
+    """Every text of the built-in template `name` (each prompt and variant: system, then user), () for anything else:
+    part of a judge's identity (rmorch.orchestrator.plan.provenance), so that editing a built-in prompt scores its
+    judges again, as editing a template file does."""
+    out: list[str] = []
+    for protocol, template in sorted(BUILTIN.get(name or "", {}).items()):
+        for variant in (template, template.two_turn, template.ties):
+            if variant is not None:
+                out += [protocol, variant.system, variant.user]
+    return tuple(out)
+
 
 TIES_SUBSET = "Ties"  # RewardBench 2's subset whose items are rated with the Ties variant of a built-in template
 
@@ -356,11 +400,19 @@ def shorten(text: str, keep: int) -> str:
 # stripped output (r"\b([1-9]|10)\b\s*$": "... 9" is 9, "Rating: 7." is none, "8/10" is 10), else none. Nothing
 # echoed is cut out: an echo of the official system prompt ("[[A]]" if assistant A is better, ...) reads as A, as it
 # does there. It is the default of `template: rewardbench` only, never of other templates.
+# `parser: arena_hard` is JudgeBench's reading of arena-hard's verdicts (ScalerLab/JudgeBench utils/judges.py,
+# ArenaHard.get_score, at e2c52c2): every exact `[[X]]` whose X is made of A, B, <, > and = (its regex
+# r"\[\[([AB<>=]+)\]\]", case and spacing exact) is a mark; one distinct mark is the decision, with ">>" read as ">":
+# [[A>>B]] and [[A>B]] name A, [[B>A]] and [[B>>A]] name B, [[A=B]] (or [[B=A]]) is a tie: a verdict read (`parsed`)
+# that names no winner; any other mark ([[A<B]], [[AB]]) gives no decision, as there. Two distinct marks ([[A>B]] and
+# [[A>>B]] too) are ambiguous: no verdict. Only pairwise. Beyond JudgeBench, as the strict parser, what the judge
+# echoes of its prompt is cut out first (the system prompt's list of the five marks): an echo is never a verdict,
+# where JudgeBench would find the listed marks ambiguous. Its default of `template: arena_hard` only.
 #
 # No two `\s*` may meet (an optional part between them being absent): a long run of whitespace would then be split
 # between them in every possible way, and a 1 MB judge output of spaces would take hours. Each optional part
 # carries its own trailing whitespace instead.
-PARSERS = ("strict", "lenient", "rewardbench")  # JudgeConfig.parser lists the same
+PARSERS = ("strict", "lenient", "rewardbench", "arena_hard")  # JudgeConfig.parser lists the same
 _VERDICT = re.compile(r"\[\[\s*([A-Za-z])\s*\]\]")
 _MARK = re.compile(r"\[\[([^\[\]\n]{1,24})\]\]")  # any [[...]]: a rating mark, or a mark that is no rating
 _CUT = "\x00"  # what a cut-out echo leaves: no mark or phrase is formed across it
@@ -369,6 +421,9 @@ _VERDICT_PHRASE = re.compile(
     r"(?:\*\*\s*)?(?:(?:assistant|response)\s*)?(?:\(\[?\s*|\[\s*)?(?-i:([A-Z]))\b",
     re.IGNORECASE,
 )
+_ARENA_HARD_MARK = re.compile(r"\[\[([AB<>=]+)\]\]")  # JudgeBench's pattern, exactly
+ARENA_HARD_DECISIONS = {"A>B": 0, "B>A": 1}  # a decision (">>" read as ">") -> the position it names
+ARENA_HARD_TIES = ("A=B", "B=A")
 _LAST_LINE_LABEL = re.compile(r"^[\s\*\"'(\[]*(?:assistant\s+|response\s+)?(?-i:([A-Z]))[\s\*\"')\].]*$", re.IGNORECASE)
 
 
@@ -421,6 +476,8 @@ def parse_choice(text: str | None, n: int, parser: str = "strict", echo: Echo = 
         return None
     if parser == "rewardbench":
         return next((k for k, label in enumerate(LABELS[:n]) if f"[[{label}]]" in text), None)
+    if parser == "arena_hard":
+        return ARENA_HARD_DECISIONS.get(arena_hard_decision(text, echo) or "") if n == 2 else None
     text = _cut(text, echo.marked)
     valid = LABELS[:n]
     marks = {m.upper() for m in _VERDICT.findall(text)}
@@ -441,6 +498,27 @@ def parse_choice(text: str | None, n: int, parser: str = "strict", echo: Echo = 
         if m and m.group(1) in valid:
             return valid.index(m.group(1))
     return None
+
+
+def arena_hard_marks(text: str | None, echo: Echo = NO_ECHO) -> set[str]:
+    """The distinct arena-hard marks in a judge's output (JudgeBench's pattern), after cutting out its prompt's echo."""
+    return set(_ARENA_HARD_MARK.findall(_cut(text, echo.marked))) if text else set()
+
+
+def arena_hard_decision(text: str | None, echo: Echo = NO_ECHO) -> str | None:
+    """JudgeBench's decision from an arena-hard judgment: its one distinct mark with ">>" read as ">" ("A>B",
+    "B>A", "A=B", or another mark's text), or None (no mark, or two different marks)."""
+    marks = arena_hard_marks(text, echo)
+    return marks.pop().replace(">>", ">") if len(marks) == 1 else None
+
+
+def read_verdict(text: str | None, n: int, parser: str = "strict", echo: Echo = NO_ECHO) -> tuple[int | None, bool]:
+    """(the position the judge picked or None, whether a verdict was read): a tie under `parser: arena_hard` is read
+    and names no winner; under every other parser a verdict is read iff it names a position (`parse_choice`)."""
+    choice = parse_choice(text, n, parser, echo)
+    if parser == "arena_hard" and choice is None:
+        return None, n == 2 and arena_hard_decision(text, echo) in ARENA_HARD_TIES
+    return choice, choice is not None
 
 
 _NUM = r"(10(?:\.0+)?|[1-9](?:\.[0-9]+)?)"

@@ -1,7 +1,9 @@
 """One model replica: load the model once, then score the shards it is fed. Runs inside a Ray actor.
 
 Errors are data: an item that makes the model raise is isolated by bisecting the batch and becomes an error row;
-the rest of the shard scores normally.
+the rest of the shard scores normally. A dead engine is not an item's fault: it fails the whole unit
+(`EngineFailure`), or, where the engine vanished without a word, the replica exits; either way the scheduler
+replaces the replica and retries the unit (rmorch.actors.engine_health).
 
 Nothing is scored twice: requests with the same cache key (`ModelKind.cache_key`, a hash of what the model is
 shown) are scored once per replica -- duplicates within a shard, across suites and permutations -- and outcomes the
@@ -31,6 +33,15 @@ from rmorch.actors.base import (
     ScoreOutcome,
     ScoreRequest,
 )
+from rmorch.actors.engine_health import (
+    EXIT_ENGINE_FAULT,
+    EngineFailure,
+    Watchdog,
+    descendant_pids,
+    engine_processes,
+    is_engine_failure,
+    kill_descendants,
+)
 from rmorch.core.errors import UserError
 from rmorch.core.model_spec import ModelSpec
 from rmorch.core.permutations import item_orders
@@ -54,6 +65,7 @@ class ShardTask:
     # only these of the unit's requests, by position (the error rows of its earlier result, redone); None: all
     requests: tuple[int, ...] | None = None
     identity: str | None = None  # the identity of the model's results, written into every row (rmorch.core.schema)
+    timeout_s: float | None = None  # the replica exits if scoring takes longer (rmorch.actors.engine_health)
 
 
 @dataclass
@@ -204,12 +216,17 @@ class ModelWorker:
     """A replica: one model loaded in this process at a time. `reload` swaps in another model of the same shape
     (the scheduler's process reuse, for kinds whose `reusable_process` says dropping a model frees it)."""
 
-    def __init__(self, spec: ModelSpec, seed: int, keep_load_failure: bool = False):
+    def __init__(self, spec: ModelSpec, seed: int, keep_load_failure: bool = False, watchdog: bool = False):
         """Load `spec`. With `keep_load_failure` (the scheduler's replicas) an exception while loading is kept as
-        `load_failure`, which `ready()` returns, instead of raised."""
+        `load_failure`, which `ready()` returns, instead of raised. With `watchdog` (the scheduler's replicas) the
+        process kills its engine and exits when an engine process its model started dies or a unit passes its
+        `timeout_s` (rmorch.actors.engine_health): the scheduler then replaces it, instead of waiting on an engine
+        that will never answer."""
         self.process_started_at = time.time()
         self.models_loaded = 0  # models this process has loaded (> 1: it was reused)
         self.load_failure: LoadFailure | None = None
+        self.watchdog = watchdog
+        self.watch: Watchdog | None = None
         try:
             self._load(spec, seed)
         except Exception as e:
@@ -233,7 +250,10 @@ class ModelWorker:
         self.ctx = ActorContext(seed=seed, threads=threads, gpu_ids=gpu_ids, device=_torch_device(gpu_ids))
         t0 = time.perf_counter()
         self.kind = get_kind(spec.kind)
+        before = descendant_pids()
         self.model = self.kind(spec.config, self.ctx, spec.name)
+        if self.watchdog:
+            self.watch = Watchdog(engine_processes(before), self._engine_fault, f"model {spec.name}")
         self.memo: dict[str, ScoreOutcome] = {}  # cache key -> outcome this replica computed
         self.load_seconds = time.perf_counter() - t0
         self.settings = self.model.settings()
@@ -277,8 +297,18 @@ class ModelWorker:
             "reused_process": self.models_loaded > 1,
             "settings": asdict(self.settings),
             "engine_starts": _engine_starts(),
+            "engine_processes": self.watch.describe() if self.watch else [],
             "placement_group": pg,
         }
+
+    def _engine_fault(self, why: str) -> None:
+        """An engine process of the model is gone, or a unit passed its deadline: no answer is coming. Kill what is
+        left of the engine and exit, so that the scheduler sees the replica die, starts a new one and retries the
+        unit (`max_retries`)."""
+        print(f"rmorch: {why}; the replica (pid {os.getpid()}) kills its engine and exits so that it is replaced",
+              file=sys.stderr, flush=True)
+        kill_descendants()
+        os._exit(EXIT_ENGINE_FAULT)
 
     def score_shard(self, task: ShardTask, shard: pa.Table,
                     known: dict[str, ScoreOutcome] | None = None) -> ShardResult:
@@ -287,7 +317,13 @@ class ModelWorker:
         t0 = time.perf_counter()
         reqs = shard_requests(shard, self.presentation, task)
         keys = [self.kind.cache_key(self.spec.config, r) for r in reqs]
-        outcomes, cached = self._score_once(reqs, keys, known or {})
+        if self.watch is not None:
+            self.watch.arm(task.timeout_s)
+        try:
+            outcomes, cached = self._score_once(reqs, keys, known or {})
+        finally:
+            if self.watch is not None:
+                self.watch.disarm()
         table = result_rows(task, shard, reqs, outcomes, self.settings, self.spec.settings_hash, keys, cached)
         n_errors = sum(o.error is not None for o in outcomes)
         return ShardResult(task.key, table, time.perf_counter() - t0, n_errors, _engine_starts())
@@ -328,6 +364,9 @@ class ModelWorker:
 
     def close(self) -> None:
         """Release the model before the replica is killed or reloaded (vLLM engine processes exit cleanly)."""
+        if self.watch is not None:
+            self.watch.stop()
+            self.watch = None
         if self.model is not None:
             self.model.close()
 
@@ -339,7 +378,9 @@ class ModelWorker:
             if len(outcomes) != len(reqs):
                 raise RuntimeError(f"{self.spec.kind} returned {len(outcomes)} outcomes for {len(reqs)} requests")
             return outcomes
-        except Exception as e:  # noqa: BLE001 -- any model failure becomes data, never a dead sweep
+        except Exception as e:  # any model failure becomes data (an engine failure: a new replica), never a dead sweep
+            if is_engine_failure(e):  # every request would fail alike: the replica is replaced instead
+                raise EngineFailure(f"{type(e).__name__}: {e}"[:2000]) from e
             if len(reqs) == 1:
                 return [ScoreOutcome(error=f"{type(e).__name__}: {e}"[:2000])]
             mid = len(reqs) // 2

@@ -56,7 +56,9 @@ def main(verbose: bool) -> None:
 @click.option("--limit-per-subset", type=int, help="Seeded sample of at most N items per subset.")
 @click.option("--out", type=click.Path(file_okay=False), help="Output directory (overrides the spec's `out`).")
 @click.option("--seed", type=int, help="Seed (overrides the spec's `seed`).")
-@click.option("--address", help="Join this Ray cluster (else RAY_ADDRESS, else start a local instance).")
+@click.option("--address", help="Join this Ray cluster: HOST:PORT (the head's GCS port) or auto (else RAY_ADDRESS, "
+                                "else start a local instance); a token the head asks for comes from RAY_AUTH_TOKEN, "
+                                "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token.")
 @click.option("--num-cpus", type=int, help="CPUs of the local Ray instance.")
 @click.option("--num-gpus", type=int, help="GPUs of the local Ray instance (default: detected).")
 @click.option("--max-error-rate", metavar="RATE|none",
@@ -238,7 +240,13 @@ def status(out: str, as_json: bool) -> None:
 
     from rich.table import Table
 
-    from rmorch.orchestrator.store.status import describe_state, read_status, several_identities
+    from rmorch.orchestrator.store.status import (
+        describe_state,
+        read_status,
+        replaced_replicas,
+        several_identities,
+        stopped_model,
+    )
 
     st = read_status(out)
     if as_json:
@@ -254,14 +262,138 @@ def status(out: str, as_json: bool) -> None:
                   str(p.units_with_errors))
     console.print(t)
     console.print(escape(describe_state(st)), highlight=False, soft_wrap=True)
+    _print_progress(st)
     for model, reason in st.failed_models.items():
         err_console.print(f"[bold red]model {escape(model)} did not run:[/bold red] {escape(reason)}", highlight=False)
+    for model, stop in st.stopped_models.items():
+        err_console.print(f"[bold red]{escape(stopped_model(model, stop))}[/bold red]", highlight=False,
+                          soft_wrap=True)
+    for model, reasons in st.replaced.items():
+        console.print(f"[yellow]{escape(replaced_replicas(model, reasons))}[/yellow]", highlight=False,
+                      soft_wrap=True)
     if st.other_units:
         console.print(f"[dim]{st.other_units} finished units in the store belong to earlier settings or specs[/dim]")
     for model, n in st.identities.items():
         console.print(escape(several_identities(model, n)), highlight=False, soft_wrap=True)
     for problem in st.problems:
         err_console.print(f"[yellow]warning:[/yellow] {escape(problem)}", highlight=False)
+
+
+def _print_progress(st: Any) -> None:
+    """`rmorch status`: per model the measured rate, the work left and the ETA; stalled models flagged."""
+    from rich.table import Table
+
+    from rmorch.orchestrator.plan.estimate import STALL_FACTOR, eta_text
+
+    busy = [p for p in st.progress if p.units_left or p.rate_source == "this run"]
+    if not busy:
+        return
+    t = Table(title="rates and time left", title_justify="left")
+    for name, justify in (("model", "left"), ("tokens/s per replica", "right"), ("from", "left"),
+                          ("units left", "right"), ("work left", "right"), ("replicas busy", "right"),
+                          ("ETA", "right")):
+        t.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for p in busy:
+        rate = f"{p.tokens_per_second:,.0f}" if p.tokens_per_second else "-"
+        t.add_row(escape(p.model), rate, p.rate_source or "-", str(p.units_left), eta_text(p.work_left_seconds),
+                  f"{p.busy_replicas:.1f}" if p.busy_replicas else "-", eta_text(p.eta_seconds))
+    console.print(t)
+    if not st.finished:
+        console.print(f"ETA of the scoring at the pace so far: {eta_text(st.eta_seconds)}", highlight=False)
+    for p in st.progress:
+        if p.stalled:
+            err_console.print(f"[yellow]warning:[/yellow] model {escape(p.model)}: no unit landed for "
+                              f"{eta_text(p.idle_seconds)}, more than {STALL_FACTOR:g} x its longest unit "
+                              f"({eta_text(p.longest_unit_seconds)}); its replicas may be stuck", highlight=False)
+
+
+@main.command()
+@click.argument("spec_file", type=click.Path(dir_okay=False, exists=True))
+@click.option("--gpus", type=int, help="Plan for one node of N GPUs (0: this machine's CPUs, the default).")
+@click.option("--nodes", metavar="NxG", help="Plan for N nodes of G GPUs each, e.g. 2x4.")
+@click.option("--address", help="Plan for the live nodes of this Ray cluster (e.g. auto).")
+@click.option("--gpu-memory-gb", type=float, default=80.0, show_default=True, help="Memory of one GPU.")
+@click.option("--calibrate-from", "calibrate", multiple=True, type=click.Path(file_okay=False),
+              help="Use the rates measured by the sweep in this store (repeatable; default: the spec's own store).")
+@click.option("--out", type=click.Path(file_okay=False), help="The store to plan against (overrides the spec's `out`).")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@user_errors
+def plan(spec_file: str, gpus: int | None, nodes: str | None, address: str | None, gpu_memory_gb: float,
+         calibrate: tuple[str, ...], out: str | None, as_json: bool) -> None:
+    """What `rmorch sweep SPEC_FILE` would run, and how long it would take, without loading a model: units per
+    model (and what the store already holds), estimated tokens, GPU-seconds and load times, whether each model fits
+    the cluster, the simulated makespan and its critical path."""
+    import json as json_module
+
+    from rmorch.orchestrator.plan.forecast import gpu_nodes, parse_nodes, plan_sweep, ray_cluster, this_machine
+    from rmorch.orchestrator.spec.parse import load_spec, spec_from_dict
+
+    if sum(x is not None for x in (gpus, nodes, address)) > 1:
+        raise UserError("give at most one of --gpus, --nodes and --address")
+    if gpu_memory_gb <= 0:
+        raise UserError("--gpu-memory-gb must be > 0")
+    if nodes is not None:
+        cluster = parse_nodes(nodes, gpu_memory_gb)
+    elif address is not None:
+        cluster = ray_cluster(address, gpu_memory_gb)
+    elif gpus:
+        cluster = gpu_nodes(1, gpus, gpu_memory_gb)
+    else:
+        cluster = this_machine()
+    spec = load_spec(spec_file)
+    if out is not None:
+        spec = spec_from_dict({**spec.to_dict(), "out": out}, source=spec_file)
+    result = plan_sweep(spec, cluster, list(calibrate) if calibrate else None, source=spec_file)
+    if as_json:
+        click.echo(json_module.dumps(result.to_dict(), indent=2))
+        return
+    _print_plan(result)
+
+
+def _print_plan(p: Any) -> None:
+    from rich.table import Table
+
+    from rmorch.orchestrator.plan.estimate import eta_text
+
+    console.print(f"{escape(p.spec)} on {escape(p.cluster)}; store {escape(p.out)}", highlight=False)
+    for s in p.suites:
+        console.print(f"  suite {escape(s.name)}: {s.items} items, ~{s.tokens:,.0f} tokens", highlight=False)
+    on_gpus = any(m.gpus for m in p.models)
+    t = Table(title_justify="left")
+    columns = [("model", "left"), ("units", "right"), ("stored", "right"), ("tokens", "right"), ("tok/s", "right"),
+               ("start", "right")]
+    columns += [("GPU-s", "right"), ("GPUs", "right"), ("GB/GPU", "right")] if on_gpus else [("CPU-s", "right")]
+    columns += [("repl.", "right"), ("ends", "right"), ("runs", "left")]
+    for name, justify in columns:
+        t.add_column(name, justify=justify)  # type: ignore[arg-type]
+
+    def mark(source: str) -> str:
+        return "" if source == "measured" else "*"
+
+    for m in p.models:
+        size = ([f"{m.gpu_seconds:,.0f}", f"{m.gpus:g}", f"{m.memory_gb_per_gpu:.1f}" if m.memory_gb_per_gpu else "-"]
+                if on_gpus else [f"{m.replica_seconds:,.0f}"])
+        t.add_row(escape(m.name), str(m.units), str(m.units_stored), f"{m.tokens:,.0f}",
+                  f"{m.tokens_per_second:,.0f}{mark(m.rate_source)}", f"{m.start_seconds:.0f}s{mark(m.start_source)}",
+                  *size, str(m.replicas or "-"), eta_text(m.end_s), "yes" if m.can_run else "[red]no[/red]")
+    console.print(t)
+    if any(m.rate_source != "measured" or m.start_source != "measured" for m in p.models):
+        console.print("[dim]* assumed (no measurement of it in the store: see `rmorch plan --calibrate-from`)[/dim]")
+    for m in p.models:
+        if not m.can_run:
+            reason = m.reason or ""
+            named = reason if f"'{m.name}'" in reason else f"model {m.name}: {reason}"  # the sweep's refusals name it
+            err_console.print(f"[bold red]cannot run:[/bold red] {escape(named)}", highlight=False, soft_wrap=True)
+    overheads = "" if p.overheads_source == "measured" else " (assumed)"
+    console.print(f"makespan ~{eta_text(p.makespan_s)}: start-up {eta_text(p.startup_s)}, scheduling "
+                  f"{eta_text(p.schedule_s)}, report {eta_text(p.report_s)}{overheads}; lower bound "
+                  f"{eta_text(p.lower_bound_s)}; {p.gpu_hours:.2f} GPU-hours", highlight=False)
+    if p.critical_path:
+        cp = p.critical_path
+        console.print(f"critical path: {escape(cp['model'])} ends last ({eta_text(cp['end_s'])}): "
+                      f"{escape(cp['why'])}", highlight=False, soft_wrap=True)
+    if p.calibrated_from:
+        console.print(f"[dim]measured rates from: {escape(', '.join(p.calibrated_from))}[/dim]")
 
 
 @main.command(name="ls")

@@ -21,6 +21,8 @@ from ray._private import ray_constants
 
 from rmorch.actors import get_kind
 from rmorch.core.errors import UserError
+from rmorch.orchestrator.join import join_cluster
+from rmorch.orchestrator.plan.estimate import process_seconds, record_measurements
 from rmorch.orchestrator.plan.items import spool_directory
 from rmorch.orchestrator.plan.provenance import ModelIdentity, model_identities
 from rmorch.orchestrator.plan.redo import pending_units
@@ -29,7 +31,8 @@ from rmorch.orchestrator.plan.units import LoadedSuite, WorkUnit, load_suite, ma
 from rmorch.orchestrator.progress import Display, QuietDisplay
 from rmorch.orchestrator.report.compute import LeaderboardEntry, build_report
 from rmorch.orchestrator.report.render import write_report
-from rmorch.orchestrator.schedule.scheduler import RunStats, Scheduler, gpus_per_replica, tensor_parallel_size
+from rmorch.orchestrator.schedule.placement import NodeSize, placement_refusal, replica_needs
+from rmorch.orchestrator.schedule.scheduler import RunStats, Scheduler
 from rmorch.orchestrator.spec.sweep_spec import SweepSpec
 from rmorch.orchestrator.store.results import ManifestEntry, ResultStore
 from rmorch.orchestrator.store.run_record import (
@@ -76,6 +79,7 @@ class RayOptions:
 
 def run_sweep(spec: SweepSpec, ray_options: RayOptions | None = None, display: Display | None = None) -> SweepResult:
     t0 = time.perf_counter()
+    process_age = process_seconds()  # the CLI's start before this call (None in a notebook)
     display = display or QuietDisplay()
     store = ResultStore(spec.out)
     with spool_directory() as spool:  # the suites' item files (rmorch.orchestrator.plan.items)
@@ -118,16 +122,21 @@ def run_sweep(spec: SweepSpec, ray_options: RayOptions | None = None, display: D
         gpu_idle_fraction=stats.gpu_idle_fraction,
         failed_models=stats.failed_models,
         retries=stats.retries,
+        replaced=stats.replaced,
         error_rows=stats.error_rows,
         stopped=asdict(stats.stopped) if stats.stopped is not None else None,
         stopped_models={m: {k: v for k, v in asdict(s).items() if k != "model"}
                         for m, s in stats.stopped_models.items()},
         seconds=time.perf_counter() - t0,
     )
+    record_measurements(run, spec, units, store, stats, process_age)  # what `rmorch plan` and `status` learn from
     write_run(store, run)
     del suites, cache  # the report reads what it needs back from the store
+    t_report = time.perf_counter()
     report = build_report([spec.out], resamples=spec.resamples)
     write_report(spec.out, report)
+    run.overheads["report_seconds"] = time.perf_counter() - t_report
+    write_run(store, run)
     return SweepResult(spec.out, report.entries, stats, len(units), len(units) - len(pending), time.perf_counter() - t0,
                        errors_redone)
 
@@ -175,10 +184,7 @@ def _init_ray(opts: RayOptions) -> str | None:
     address = opts.address or os.environ.get("RAY_ADDRESS")
     common: dict[str, Any] = {"log_to_driver": False, "logging_level": "ERROR", "configure_logging": True}
     if address:
-        try:
-            ray.init(address=address, **common)
-        except ConnectionError as e:
-            raise UserError(f"cannot join the Ray cluster at {address}: {e}") from None
+        join_cluster(address, **common)  # fails within seconds where it cannot join (rmorch.orchestrator.join)
         return None
     # The switch is read by this process (services.get_node_ip_address) and by the processes ray.init starts (the
     # raylet hands it on to the workers); both are set for the start only and restored after.
@@ -207,20 +213,19 @@ def _init_ray(opts: RayOptions) -> str | None:
 
 def _check_resources(spec: SweepSpec, autoscaling: bool = False) -> None:
     """A replica that no node can hold would wait forever: refuse it up front on a local instance. On a joined
-    cluster (`--address`) an autoscaler may still add such nodes (KubeRay groups scaling from 0): warn instead."""
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    cluster_gpus = sum(n.get("GPU", 0) for n in nodes)
+    cluster (`--address`) an autoscaler may still add such nodes (KubeRay groups scaling from 0): warn instead.
+    On a cluster with GPUs a tensor-parallel replica needs one GPU per rank on one node; only a CPU-only cluster runs
+    its ranks on CPU cores. GPU requests that can never work (rmorch.orchestrator.schedule.placement.placement_refusal)
+    are refused on any cluster."""
+    nodes = [NodeSize(float(n["Resources"].get("GPU", 0)), float(n["Resources"].get("CPU", 0)))
+             for n in ray.nodes() if n.get("Alive")]
     for m in spec.models:
-        gpus = gpus_per_replica(m, cluster_gpus)
-        cpus = m.resources.num_cpus
-        if not any(n.get("GPU", 0) >= gpus and n.get("CPU", 0) >= cpus for n in nodes):
-            tp = tensor_parallel_size(m)
-            where = f" on one node (tensor_parallel_size {tp})" if tp > 1 else ""
-            message = (f"model '{m.name}' needs {gpus:g} GPU and {cpus:g} CPU per replica{where}, "
-                       f"but no node of this Ray cluster has that much")
-            if not autoscaling:
-                raise UserError(message)
-            log.warning("%s yet; waiting for the autoscaler to add one", message)
+        refusal = placement_refusal(replica_needs(m), nodes)
+        if refusal is None:
+            continue
+        if not (refusal.needs_node and autoscaling):
+            raise UserError(refusal.message)
+        log.warning("%s yet; waiting for the autoscaler to add one", refusal.message)
 
 
 def _start_store(store: ResultStore, spec: SweepSpec, suites: list[LoadedSuite], units: list[WorkUnit],
@@ -283,6 +288,8 @@ def _run_metadata(store: ResultStore, spec: SweepSpec, suites: list[LoadedSuite]
         items={ls.name: ls.num_rows for ls in suites},
         models=models,
         ensembles={**previous.ensembles, **{e.name: e.to_dict() for e in spec.ensembles}},
+        rates=dict(previous.rates),  # measured speeds, kept until a run measures the model again
+        overheads=dict(previous.overheads),
         started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         run_id=new_run_id(),
         store_problems=list(store.problems),

@@ -15,6 +15,7 @@ suite_names = SUITES.names
 # Built-in suites (imported for their registration side effect).
 from rmorch.suites import (  # noqa: F401
     gsm8kbon,
+    judgebench,
     longrewardbench,
     mrewardbench,
     ragrewardbench,

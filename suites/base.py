@@ -58,6 +58,9 @@ class Suite(ABC):
     hub_split: ClassVar[str] = "test"
     Options: ClassVar[type[SuiteOptions]] = SuiteOptions
     description: ClassVar[str] = ""
+    # the fewest presented orders a comparing judge must show each compared item in (JudgeBench: 2, its metric
+    # judges every pair in both orders); the plan refuses a judge whose `permutations` give fewer
+    min_orders: ClassVar[int] = 1
 
     def __init__(self, options: SuiteOptions | None = None):
         self.options = options if options is not None else self.Options()

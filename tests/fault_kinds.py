@@ -9,6 +9,10 @@ for a GPU like a real model, so replicas land on GPU nodes (logical GPUs on a te
 - `raise_on`: item ids whose requests raise ValueError (a poison item: the worker bisects the batch);
 - `crash_on`: item ids whose shard kills the replica's own process with SIGKILL, at most `crash_times` times in
   all (counted by files in `crash_dir`, so the count holds across replicas and nodes of one machine);
+- `hang_on`: item ids whose shard blocks the replica forever (a hung engine), at most `hang_times` times in all
+  (counted by files in `crash_dir`, like crashes);
+- `dead_on`: item ids whose shard raises an `EngineDeadError` (what vLLM raises once its engine process is gone), at
+  most `dead_times` times in all (counted in `crash_dir`);
 - `flaky_on`: item ids whose requests raise ValueError while the file `flaky_while` exists (a transient fault:
   remove the file and the same spec, same unit keys, scores them);
 - `log_dir`: every request scored is logged there, one line `model<TAB>item_id<TAB>candidate` (a file per process);
@@ -42,6 +46,10 @@ class FaultyConfig:
     crash_on: tuple[str, ...] = field(default=(), metadata=NOT_SCORING)
     crash_times: int = field(default=1, metadata=NOT_SCORING)
     crash_dir: str = field(default="", metadata=NOT_SCORING)
+    hang_on: tuple[str, ...] = field(default=(), metadata=NOT_SCORING)
+    hang_times: int = field(default=1, metadata=NOT_SCORING)
+    dead_on: tuple[str, ...] = field(default=(), metadata=NOT_SCORING)
+    dead_times: int = field(default=1, metadata=NOT_SCORING)
     flaky_on: tuple[str, ...] = field(default=(), metadata=NOT_SCORING)
     flaky_while: str = field(default="", metadata=NOT_SCORING)
     log_dir: str = field(default="", metadata=NOT_SCORING)
@@ -52,8 +60,20 @@ class LoadRefused(UserError):
     """`fail_load`: a UserError subclass, so that neither its type name nor its message says "UserError"."""
 
 
-def crashes_so_far(crash_dir: str) -> int:
-    return len(os.listdir(crash_dir)) if crash_dir and os.path.isdir(crash_dir) else 0
+class EngineDeadError(RuntimeError):
+    """Named as vLLM's (vllm.v1.engine.exceptions.EngineDeadError): the worker knows it by its name."""
+
+
+def crashes_so_far(crash_dir: str, what: str = "crash") -> int:
+    """Faults of one sort (`crash`, `hang`, `dead`) injected so far with this `crash_dir`."""
+    if not (crash_dir and os.path.isdir(crash_dir)):
+        return 0
+    return sum(1 for name in os.listdir(crash_dir) if name.startswith(f"{what}-"))
+
+
+def _count_fault(crash_dir: str, what: str) -> None:
+    os.makedirs(crash_dir, exist_ok=True)
+    open(os.path.join(crash_dir, f"{what}-{os.getpid()}-{uuid.uuid4().hex}"), "w").close()
 
 
 def scored_so_far(log_dir: str) -> list[tuple[str, str, int]]:
@@ -88,9 +108,15 @@ class Faulty(ModelKind):
         cfg: FaultyConfig = self.config
         ids = {r.item_id for r in requests}
         if ids & set(cfg.crash_on) and crashes_so_far(cfg.crash_dir) < cfg.crash_times:
-            os.makedirs(cfg.crash_dir, exist_ok=True)
-            open(os.path.join(cfg.crash_dir, f"{os.getpid()}-{uuid.uuid4().hex}"), "w").close()
+            _count_fault(cfg.crash_dir, "crash")
             os.kill(os.getpid(), signal.SIGKILL)  # the replica's process dies mid-shard
+        if ids & set(cfg.hang_on) and crashes_so_far(cfg.crash_dir, "hang") < cfg.hang_times:
+            _count_fault(cfg.crash_dir, "hang")
+            while True:  # a hung engine: never returns, never raises
+                time.sleep(3600)
+        if ids & set(cfg.dead_on) and crashes_so_far(cfg.crash_dir, "dead") < cfg.dead_times:
+            _count_fault(cfg.crash_dir, "dead")
+            raise EngineDeadError("EngineCore encountered an issue. See stack trace (above) for the root cause.")
         if cfg.delay_s:
             time.sleep(cfg.delay_s)
         if ids & set(cfg.raise_on):

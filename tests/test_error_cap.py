@@ -182,6 +182,8 @@ def test_a_model_over_the_cap_is_stopped_alone_and_the_others_finish(tmp_path: P
                      "unloadable": 0}, units
     assert all((r["error"] is not None) == (r["model"] == "broken") for r in rows)
     assert "stopped: broken" in (out / "report.html").read_text(encoding="utf-8")
+    status = _rmorch("status", str(out), "--json")
+    assert status.returncode == 0 and set(json.loads(status.stdout)["stopped_models"]) == {"broken"}, status.stderr
 
 
 # ---- in process ---------------------------------------------------------------------------------------------------

@@ -41,7 +41,9 @@ SHARD = 2  # items per unit: 23 units
 
 
 def _doc(out: str, data: Path, **model: Any) -> dict[str, Any]:
+    timeout = {"unit_timeout_s": model.pop("unit_timeout_s")} if "unit_timeout_s" in model else {}
     return {"seed": 1, "out": out, "shard_size": SHARD, "max_retries": model.pop("max_retries", 2), "resamples": 0,
+            **timeout,
             "suites": [{"name": "rewardbench", "data": str(data), "limit_per_subset": LIMIT}],
             "models": [{"name": "faulty", "kind": "test-faulty", "num_gpus": 1, "replicas": 2, **model}]}
 
@@ -152,6 +154,35 @@ class TestOnCluster:
         assert result.ok and result.stats.retries >= 1 and result.stats.error_rows == 0
         assert result.stats.loads["faulty"] == 2  # the one replica, then a new one for the one that died
         assert _rows(out) == _rows(fault_free)
+
+    def test_dead_engine_replaces_the_replica_instead_of_writing_error_rows(self, cluster, fault_free, items,
+                                                                            rewardbench_file, tmp_path):
+        # the model raises vLLM's EngineDeadError once: every request of the unit would fail alike, so the worker
+        # does not bisect it into error rows; the replica is replaced and the unit retried
+        out, crash_dir = str(tmp_path / "out"), str(tmp_path / "faults")
+        result = _sweep(out, rewardbench_file.parent, dead_on=_unit_of(items, 5)[:1], crash_dir=crash_dir,
+                        replicas=1)
+        assert crashes_so_far(crash_dir, "dead") == 1
+        assert result.ok and result.stats.error_rows == 0 and result.stats.retries == 1
+        assert result.stats.loads["faulty"] == 2
+        assert [r.split(":")[0] for r in result.stats.replaced["faulty"]] == ["engine died"]
+        assert "EngineDeadError" in result.stats.replaced["faulty"][0]
+        assert _rows(out) == _rows(fault_free)
+        run = json.loads((Path(out) / "run.json").read_text())
+        assert run["last_run"]["replaced"] == {"faulty": result.stats.replaced["faulty"]}
+
+    def test_hung_unit_times_out_and_is_retried_on_a_new_replica(self, cluster, fault_free, items, rewardbench_file,
+                                                                tmp_path):
+        out, crash_dir = str(tmp_path / "out"), str(tmp_path / "faults")
+        t0 = time.monotonic()
+        result = _sweep(out, rewardbench_file.parent, hang_on=_unit_of(items, 5)[:1], crash_dir=crash_dir,
+                        replicas=1, unit_timeout_s=3)
+        assert crashes_so_far(crash_dir, "hang") == 1
+        assert result.ok and result.stats.error_rows == 0 and result.stats.retries == 1
+        assert result.stats.loads["faulty"] == 2
+        assert result.stats.replaced["faulty"] == ["unit timed out after 3s (unit_timeout_s)"]
+        assert _rows(out) == _rows(fault_free)
+        assert time.monotonic() - t0 < 60  # not waiting on the hung replica
 
     def test_replica_that_always_dies_ends_in_error_rows_after_bounded_retries(self, cluster, items, expected,
                                                                               rewardbench_file, tmp_path):

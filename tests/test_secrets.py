@@ -15,6 +15,7 @@ runs, naming the key, never repeating the value.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -135,10 +137,14 @@ def _write_suite(path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def swept(server, tmp_path_factory) -> dict[str, Any]:
+@pytest.fixture(scope="module", params=["local", "cluster"])
+def swept(request, server, tmp_path_factory) -> dict[str, Any]:
+    """The sweep on the local Ray instance the CLI starts (the key in the CLI's environment, which the instance's
+    workers inherit), or joined (`--address`) to a multi-node cluster whose worker nodes alone hold the key, as
+    KubeRay gives it to every pod from a secret: there the CLI's environment lacks it."""
     base, quotes = server
-    tmp = tmp_path_factory.mktemp("secrets")
+    before = dict(quotes.counts)
+    tmp = tmp_path_factory.mktemp(f"secrets-{request.param}")
     judge = {"kind": "judge", "backend": "openai", "path": "leaky-judge", "api_key_env": KEY_ENV,
              "request_retries": 1, "max_concurrency": 4}
     spec = {
@@ -146,23 +152,69 @@ def swept(server, tmp_path_factory) -> dict[str, Any]:
         "suites": [{"name": "my-prefs", "kind": "file", "data": str(_write_suite(tmp / "prefs.jsonl")),
                     "columns": {"prompt": "q", "chosen": "good", "rejected": "bad"}}],
         "models": ["length",
-                   {"name": "api-judge", "base_url": f"{base}/v1", **judge},
+                   {"name": "api-judge", **judge},  # its base_url: OPENAI_BASE_URL, the openai library's convention
                    {"name": "locked-judge", "base_url": f"{base}/locked/v1", **judge}],
     }
     spec_file = tmp / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(spec, sort_keys=False))
     # A short directory of its own for the Ray session (its unix socket paths must stay under ~107 bytes).
     ray_tmp = tempfile.mkdtemp(prefix="rmsec-", dir="/tmp")
-    env = {**os.environ, KEY_ENV: KEY, "RAY_TMPDIR": ray_tmp, "HF_HUB_OFFLINE": "1", "COLUMNS": "200",
-           "NO_COLOR": "1"}
+    env = {**os.environ, "RAY_TMPDIR": ray_tmp, "HF_HUB_OFFLINE": "1", "COLUMNS": "200",
+           "NO_COLOR": "1", "OPENAI_BASE_URL": f"{base}/v1"}
     env.pop("RAY_ADDRESS", None)
+    env.pop(KEY_ENV, None)
+    cmd = [*_rmorch(), "-v", "sweep", str(spec_file), "--quiet"]
+    run = {"capture_output": True, "text": True, "timeout": 600, "cwd": tmp}
+    cluster_state = None
     try:
-        done = subprocess.run([*_rmorch(), "-v", "sweep", str(spec_file), "--quiet", "--num-cpus", "2"], env=env,
-                              capture_output=True, text=True, timeout=600, cwd=tmp, check=False)
+        if request.param == "local":
+            done = subprocess.run([*cmd, "--num-cpus", "2"], env={**env, KEY_ENV: KEY}, check=False, **run)
+        else:
+            with _cluster_with_the_key_on_its_workers(ray_tmp) as (cluster, workers):
+                done = subprocess.run([*cmd, "--address", cluster.address], env=env, check=False, **run)
+                cluster_state = _what_ray_holds(cluster, workers)
         ray_files = {p: p.read_bytes() for p in Path(ray_tmp).rglob("*") if p.is_file() and not p.is_symlink()}
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
-    return {"done": done, "out": tmp / "out", "ray_files": ray_files, "quotes": dict(quotes.counts)}
+    return {"done": done, "out": tmp / "out", "ray_files": ray_files, "base": base, "cluster": cluster_state,
+            "quotes": {kind: n - before.get(kind, 0) for kind, n in quotes.counts.items()}}  # this sweep's
+
+
+@contextlib.contextmanager
+def _cluster_with_the_key_on_its_workers(ray_tmp: str) -> Iterator[tuple[Any, set[str]]]:
+    """A `ray.cluster_utils.Cluster`: a head with no CPU (no replica runs there) and two 1-CPU worker nodes whose
+    environment (inherited by their raylets, so by the replicas they start) holds the key. Yields it and the worker
+    nodes' ids."""
+    from ray.cluster_utils import Cluster
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_TMPDIR", ray_tmp)
+        mp.delenv(KEY_ENV, raising=False)
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+        try:
+            mp.setenv(KEY_ENV, KEY)  # the worker nodes' environment only
+            workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+            mp.delenv(KEY_ENV)
+            cluster.wait_for_nodes()
+            yield cluster, {w.node_id for w in workers}
+        finally:
+            cluster.shutdown()
+
+
+def _what_ray_holds(cluster: Any, workers: set[str]) -> dict[str, Any]:
+    """What Ray's dashboard shows of a cluster, read where the dashboard reads it (the GCS): jobs with their runtime
+    environments and metadata, actors, nodes, and the internal key-value store (function table, job, session and
+    dashboard data)."""
+    from ray._raylet import GcsClient
+
+    gcs = GcsClient(address=cluster.address)
+    kv = {}
+    for namespace in (None, b"fun", b"job", b"session", b"dashboard", b"cluster"):
+        for key in gcs.internal_kv_keys(b"", namespace):
+            kv[(namespace, key)] = gcs.internal_kv_get(key, namespace) or b""
+    return {"jobs": str(gcs.get_all_job_info()), "nodes": str(gcs.get_all_node_info()), "kv": kv,
+            "actors": cluster.global_state.actor_table(None), "workers": workers,
+            "head": cluster.head_node.node_id}
 
 
 def test_the_sweep_ran_and_the_server_quoted_the_key(swept: dict[str, Any]) -> None:
@@ -208,6 +260,10 @@ def test_the_key_is_in_no_output_file(swept: dict[str, Any]) -> None:
     # The spec copy names the variable, never its value.
     models = yaml.safe_load((out / "spec.yaml").read_text())["models"]
     assert {m.get("api_key_env") for m in models if m["kind"] == "judge"} == {KEY_ENV}
+    # the base URL taken from OPENAI_BASE_URL is recorded; the spec's own wins over it
+    base = swept["base"]
+    assert {m["name"]: m["base_url"] for m in models if m["kind"] == "judge"} == {
+        "api-judge": f"{base}/v1", "locked-judge": f"{base}/locked/v1"}
 
 
 def test_the_key_is_not_on_the_console(swept: dict[str, Any]) -> None:
@@ -236,3 +292,20 @@ def test_cli_refuses_a_key_in_the_spec_before_anything_runs(tmp_path: Path) -> N
     assert "api_key_env" in done.stderr and "Traceback" not in done.stderr
     assert not leaks(done.stdout + done.stderr), done.stderr
     assert not out.exists()
+
+
+def test_on_a_cluster_the_key_reaches_replicas_only_through_their_nodes(swept: dict[str, Any]) -> None:
+    """Multi-node: the CLI (the driver) never had the key; the judges' replicas ran on the worker nodes and read it
+    from their own environment (the server accepted it: verdicts); nothing Ray holds carries a piece of it."""
+    state = swept["cluster"]
+    if state is None:
+        pytest.skip("the cluster half of the sweep")
+    nodes = {a["Address"]["NodeID"] for a in state["actors"].values()}
+    assert nodes and nodes <= state["workers"], (nodes, state["workers"])
+    rows = [r for p in (swept["out"] / "results").rglob("*.parquet") for r in pq.read_table(p).to_pylist()]
+    assert any(r["model"] == "api-judge" and r["verdict"] is not None for r in rows)
+    for name in ("jobs", "nodes"):
+        assert not leaks(state[name]), (name, leaks(state[name]))
+    assert not leaks(repr(state["actors"])), leaks(repr(state["actors"]))
+    found = {key: leaks(value) for key, value in state["kv"].items() if leaks(value)}
+    assert not found, found

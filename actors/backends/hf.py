@@ -3,6 +3,11 @@
 Every loader finds its model through `local_model_path` / `local_model_dir` here, which also run the file checks of
 `rmorch.actors.backends.model_files` (pickle weights, custom code) before any weights are read; transformers loaders pass
 `use_safetensors=safetensors_only(config)`, so pickle weights are refused unless the spec sets `allow_pickle: true`.
+
+Devices: a replica on one device (a GPU, a fraction of one, or the CPU) moves its model there whole. A replica of
+several GPUs (`num_gpus: 2`) shards the model's layers over all of them (`device_placement`: a device map, each GPU
+giving the model its share of its memory); a model that would spill to the CPU is refused. The sharded path has not
+run on GPUs yet: none has been at hand.
 """
 
 from __future__ import annotations
@@ -30,6 +35,29 @@ from rmorch.core.errors import UserError
 log = logging.getLogger(__name__)
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+SHARDED_MEMORY_SHARE = 0.85  # of each GPU's memory for weights when a model is sharded; the rest: activations
+
+
+def device_placement(ctx: ActorContext, models_in_replica: int = 1) -> dict[str, Any]:
+    """`from_pretrained` arguments that place a model on the replica's GPUs: none on one device (the caller moves
+    the model there); on several, a device map sharding its layers over all of them, each GPU giving it an equal
+    part of SHARDED_MEMORY_SHARE of its memory among the replica's models."""
+    if ctx.device != "cuda" or len(ctx.gpu_ids) < 2:
+        return {}
+    budget = {i: int(torch.cuda.get_device_properties(i).total_memory * SHARDED_MEMORY_SHARE / models_in_replica)
+              for i in range(torch.cuda.device_count())}
+    return {"device_map": "auto", "max_memory": budget}
+
+
+def place_model(model: Any, ctx: ActorContext, sharded: bool, model_name: str) -> Any:
+    """Move a model loaded whole to the replica's device; check that a sharded one sits on GPUs only."""
+    if not sharded:
+        return model.to(ctx.device).eval()
+    spilled = sorted({str(d) for d in getattr(model, "hf_device_map", {}).values() if not isinstance(d, int)})
+    if spilled:
+        raise UserError(f"model '{model_name}' does not fit in the {len(ctx.gpu_ids)} GPUs of its replica (parts "
+                        f"would sit on {', '.join(spilled)}): raise num_gpus or use a smaller dtype")
+    return model.eval()
 
 
 def resolve_dtype(name: str, device: str) -> str:
@@ -116,6 +144,7 @@ class TransformersClassifier:
             # A trained classifier keeps its own head (several outputs for multi-objective RMs).
             torch.manual_seed(ctx.seed)
             new_head = {} if _is_trained_classifier(path, config) else {"num_labels": 1}
+            placement = device_placement(ctx)
             self.model = AutoModelForSequenceClassification.from_pretrained(
                 path,
                 dtype=DTYPES[self.dtype],
@@ -123,10 +152,11 @@ class TransformersClassifier:
                 revision=config.revision,
                 use_safetensors=safetensors_only(config),
                 **new_head,
+                **placement,
             )
         except (OSError, ValueError) as e:
             raise UserError(f"model '{model_name}': cannot load '{config.path}': {e}{offline_hint(path)}") from None
-        self.model.to(self.device).eval()
+        self.model = place_model(self.model, ctx, bool(placement), model_name)
         n_out = int(getattr(self.model.config, "num_labels", 1))
         self.objective = objective
         if n_out > 1 and objective is None:

@@ -12,7 +12,15 @@ from typing import Any
 
 import torch
 
-from rmorch.actors.backends.hf import DTYPES, load_tokenizer, local_model_dir, offline_hint, resolve_dtype
+from rmorch.actors.backends.hf import (
+    DTYPES,
+    device_placement,
+    load_tokenizer,
+    local_model_dir,
+    offline_hint,
+    place_model,
+    resolve_dtype,
+)
 from rmorch.actors.backends.model_files import safetensors_only
 from rmorch.actors.backends.text import encode, pass_tensors, render, rows_per_pass, setup_chat_template, width_batches
 from rmorch.actors.base import ActorContext, ScoreRequest
@@ -48,7 +56,8 @@ def response_tokens(prompt_ids: list[int], full_ids: list[int], max_length: int)
 class TransformersLogprobs:
     """A causal LM loaded once; `token_logprobs` of many encoded responses in token-budget batches."""
 
-    def __init__(self, path: str, config: Any, ctx: ActorContext, model_name: str, tokenizer: Any = None):
+    def __init__(self, path: str, config: Any, ctx: ActorContext, model_name: str, tokenizer: Any = None,
+                 models_in_replica: int = 1):
         from transformers import AutoModelForCausalLM
 
         self.config = config
@@ -57,14 +66,15 @@ class TransformersLogprobs:
         local = local_model_dir(path, model_name, config)  # refuses pickle weights / custom code not opted in
         self.dtype = resolve_dtype(config.dtype, self.device)
         self.tokenizer = tokenizer or load_tokenizer(local, config, model_name)
+        placement = device_placement(ctx, models_in_replica)  # several GPUs: sharded (hf.device_placement)
         try:
             self.model = AutoModelForCausalLM.from_pretrained(local, dtype=DTYPES[self.dtype],
                                                               trust_remote_code=config.trust_remote_code,
                                                               revision=config.revision,
-                                                              use_safetensors=safetensors_only(config))
+                                                              use_safetensors=safetensors_only(config), **placement)
         except (OSError, ValueError) as e:
             raise UserError(f"model '{model_name}': cannot load '{path}': {e}{offline_hint(local)}") from None
-        self.model.to(self.device).eval()
+        self.model = place_model(self.model, ctx, bool(placement), model_name)
         self.template = (setup_chat_template(self.tokenizer, config.chat_template, model_name)
                          if tokenizer is None else config.chat_template)
         limit = getattr(self.model.config.get_text_config(), "max_position_embeddings", None)

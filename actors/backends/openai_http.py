@@ -1,21 +1,31 @@
 """OpenAI-compatible HTTP backend of generative judges (`backend: openai`): vLLM serve, SGLang, TGI, OpenAI, ...
 
-Implements the `rmorch.actors.backends.generation.Generator` contract against `POST {base_url}/chat/completions`.
+Implements the `rmorch.actors.backends.generation.Generator` contract with the `openai` client library: one
+synchronous `openai.OpenAI` client per backend instance, `chat.completions.create` against
+`{base_url}/chat/completions`.
 
-- Synchronous: `generate` is called from a synchronous Ray actor method. One `httpx.Client` (connection pool) and
-  one thread pool of `max_concurrency` threads per backend instance, reused by every call; at most
-  `max_concurrency` requests are in flight. Results come back in input order.
-- Per request: `timeout_s` (connect, write, read and pool each). Retried with exponential backoff and jitter
-  (`backoff_s * 2**attempt`, capped at `max_backoff_s`, drawn from [delay/2, delay]) on 408, 409, 429, 5xx,
-  connection errors and timeouts; a `Retry-After` header (seconds or an HTTP date; OpenAI's `retry-after-ms` too)
-  replaces the computed delay, capped at `max_backoff_s`. After `max_retries` retries (so `max_retries + 1`
-  attempts) the conversation gets a `Generation` with `error` ("HTTP 500: <server message> (after 6 attempts)").
-  Other statuses (400 prompt too long, 401, 403, 404, 422, ...) are not retried. Nothing that goes wrong with one
-  conversation raises or touches the others.
+- Concurrency: `generate` is called from a synchronous Ray actor method. One client (its connection pool) and one
+  thread pool of `max_concurrency` threads per backend instance, reused by every call: at most `max_concurrency`
+  requests are in flight. Results come back in input order.
+- Timeouts and retries are the library's: `timeout_s` per attempt (connect, write, read and pool each), and up to
+  `max_retries` retries (so `max_retries + 1` attempts) on 408, 409, 429, 5xx, connection errors and timeouts (a
+  server's `x-should-retry: true|false` overrides the status). The wait before a retry is the server's
+  `retry-after-ms` or `Retry-After` (seconds or an HTTP date) where it lies in (0, 120] s, else the library's
+  exponential backoff (0.5 s doubling up to 8 s, less up to 25 % jitter); a `Retry-After` beyond 120 s is not waited
+  for: no retry. So one request takes at most (max_retries + 1) * timeout_s + max_retries * 120 s. After the last
+  attempt the conversation gets a `Generation` with `error` ("HTTP 500: <server message> (after 6 attempts)"; the
+  attempts are counted from the library's `x-stainless-retry-count` request header). Other statuses (400 prompt too
+  long, 401, 403, 404, 422, ...) are not retried. Nothing that goes wrong with one conversation raises or touches
+  the others.
 - The API key is read once, at construction, from the environment variable named by `api_key_env`, and goes only
-  into the Authorization header. It is never logged, never part of an exception text, `Generation.error`,
-  `repr()`/`str()`; any server text that is kept (error messages, completion texts) is redacted first (the whole key
-  and any 8-character piece of it), then shortened.
+  into the Authorization header of each request (set per request, so the library's OPENAI_API_KEY and
+  OPENAI_CUSTOM_HEADERS conventions can neither replace it nor add another key; without `api_key_env` no
+  Authorization header is sent). It is never logged, never part of an exception text, `Generation.error`,
+  `repr()`/`str()`; any server text that is kept (error messages, completion texts) is redacted first (the whole
+  key and any 8-character piece of it), then shortened. The library's exceptions, whose texts hold server bodies,
+  never leave this module.
+- Headers: `organization` and `project` become OpenAI's `OpenAI-Organization` / `OpenAI-Project` headers,
+  `extra_headers` (name -> value) go with every request.
 - Images (vision-language judges): `generate(..., images=...)` sends conversation i's images as OpenAI-style parts
   at the start of its first user turn: `[{"type": "image_url", "image_url": {"url": "data:MIME;base64,..."}},
   ..., {"type": "text", "text": ...}]`, the file's own bytes and MIME type (nothing re-encoded, nothing fetched by
@@ -28,20 +38,17 @@ Implements the `rmorch.actors.backends.generation.Generator` contract against `P
 from __future__ import annotations
 
 import base64
-import email.utils
 import json
 import logging
 import math
 import os
-import random
-import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
+import openai
 
 from rmorch.actors.backends.generation import Generation, Message, SamplingConfig
 from rmorch.actors.backends.verdict_probs import LabelProbs
@@ -52,11 +59,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({408, 409, 429})  # and every 5xx
 MAX_ERROR_CHARS = 300  # server text kept in Generation.error / UserError messages
 REDACTED = "***"
 _REDACT_PIECE = 8  # any piece of the key at least this long is redacted from server text
 _MODELS_CHECK_TIMEOUT_S = 30.0
+_NO_KEY = "unused"  # the library insists on some key; without api_key_env no Authorization header is sent
 TOP_LOGPROBS = 20  # alternatives per position asked of the server for probability verdicts (OpenAI's maximum)
 
 
@@ -146,36 +153,26 @@ def _read_api_key(api_key_env: str | None, model_name: str) -> _Secret | None:
         raise UserError(f"judge '{model_name}': environment variable {api_key_env} (api_key_env) is not set or "
                         f"empty; export the API key in it")
     if not value.isascii() or not value.isprintable() or any(c.isspace() for c in value):
-        # httpx would reject it in a header with an exception text that contains the value.
+        # the HTTP client would reject it in a header with an exception text that contains the value
         raise UserError(f"judge '{model_name}': the API key in environment variable {api_key_env} contains "
                         f"whitespace, control or non-ASCII characters")
     return _Secret(value)
 
 
-def _parse_retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds to wait from `retry-after-ms` (OpenAI) or `Retry-After` (delta-seconds or an HTTP date), or None
-    if absent or unreadable."""
-    ms = headers.get("retry-after-ms")
-    if ms is not None:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    value = value.strip()
+def _header_value_ok(value: str) -> bool:
+    return value.isascii() and value.isprintable()
+
+
+def _attempts(request: Any) -> int:
+    """How many times the library sent a request, from the retry count it wrote into the last one."""
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+        return int(request.headers.get("x-stainless-retry-count", "0")) + 1
+    except (AttributeError, TypeError, ValueError):
+        return 1
+
+
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
 class OpenAIChatBackend:
@@ -188,7 +185,8 @@ class OpenAIChatBackend:
 
     def __init__(self, base_url: str, model: str, *, model_name: str, api_key_env: str | None = None,
                  max_concurrency: int = 8, timeout_s: float = 120.0, max_retries: int = 5,
-                 backoff_s: float = 1.0, max_backoff_s: float = 60.0, check_server: bool = True):
+                 organization: str | None = None, project: str | None = None,
+                 extra_headers: Mapping[str, str] | None = None, check_server: bool = True):
         self.model_name = model_name
         where = f"judge '{model_name}'"
         self.base_url, self._display = _validate_base_url(base_url, model_name)
@@ -198,33 +196,26 @@ class OpenAIChatBackend:
         for name, value, low in (("max_concurrency", max_concurrency, 1), ("max_retries", max_retries, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise UserError(f"{where}: {name} must be an integer >= {low}, got {value!r}")
-        for name, value in (("timeout_s", timeout_s), ("backoff_s", backoff_s), ("max_backoff_s", max_backoff_s)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise UserError(f"{where}: {name} must be a number >= 0, got {value!r}")
-        if not timeout_s > 0:
-            raise UserError(f"{where}: timeout_s must be > 0, got {timeout_s!r}")
+        if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
+            raise UserError(f"{where}: timeout_s must be a number > 0, got {timeout_s!r}")
+        headers = dict(extra_headers or {})
+        if not all(isinstance(k, str) and isinstance(v, str) and _header_value_ok(k) and _header_value_ok(v)
+                   for k, v in headers.items()):
+            raise UserError(f"{where}: extra_headers must map header names to printable ASCII strings")
+        for name, value in (("organization", organization), ("project", project)):
+            if value is not None and not (isinstance(value, str) and value and _header_value_ok(value)):
+                raise UserError(f"{where}: {name} must be a non-empty printable ASCII string, got {value!r}")
         self.max_concurrency = max_concurrency
         self.timeout_s = float(timeout_s)
         self.max_retries = max_retries
-        self.backoff_s = float(backoff_s)
-        self.max_backoff_s = float(max_backoff_s)
         self.api_key_env = api_key_env
         self._key = _read_api_key(api_key_env, model_name)
-
-        headers = {"Accept": "application/json"}
-        if self._key is not None:
-            headers["Authorization"] = f"Bearer {self._key.value}"  # httpx shows it as [secure] in reprs
-        self._client = httpx.Client(
-            headers=headers,
-            timeout=httpx.Timeout(self.timeout_s),
-            limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
-            follow_redirects=False,
-            trust_env=True,  # HTTP(S)_PROXY / NO_PROXY as users expect
-        )
+        self._client = openai.OpenAI(
+            api_key=self._key.value if self._key is not None else _NO_KEY, base_url=self.base_url,
+            organization=organization, project=project, default_headers=headers or None,
+            timeout=self.timeout_s, max_retries=max_retries)
         self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(max_workers=max_concurrency,
                                                                    thread_name_prefix="openai-judge")
-        self._closing = threading.Event()  # wakes retry back-offs on close()
-        self._rng = random.Random()  # jitter only; never affects results
         try:
             if check_server:
                 self._check_server()
@@ -254,9 +245,7 @@ class OpenAIChatBackend:
         if len(seeds) != len(conversations) or (images is not None and len(images) != len(conversations)):
             raise ValueError(f"{len(conversations)} conversations but {len(seeds)} seeds"
                              + (f" and {len(images)} image lists" if images is not None else ""))
-        pool = self._pool
-        if pool is None or self._closing.is_set():
-            raise RuntimeError(f"judge '{self.model_name}': generate() after close()")
+        pool = self._open_pool("generate")
         if not conversations:
             return []
         t0 = time.perf_counter()
@@ -267,10 +256,8 @@ class OpenAIChatBackend:
         for fut in futures:
             try:
                 out.append(fut.result())
-            except BaseException as e:  # only if _generate_one itself is broken; keep the others
-                if isinstance(e, (KeyboardInterrupt, SystemExit)):
-                    raise
-                out.append(Generation(error=self._redact(f"{type(e).__name__}: {e}")))
+            except Exception as e:  # noqa: BLE001 -- only if _generate_one itself is broken; keep the others
+                out.append(Generation(error=self._redact(f"{type(e).__name__}: {e}", MAX_ERROR_CHARS)))
         n_err = sum(g.error is not None for g in out)
         log.debug("judge %s: %d conversations in %.2f s, %d errors", self.model_name, len(out),
                   time.perf_counter() - t0, n_err)
@@ -293,9 +280,7 @@ class OpenAIChatBackend:
                             f"labels only (A, B, ...); ratings need `backend: vllm`")
         if images is not None and len(images) != len(conversations):
             raise ValueError(f"{len(conversations)} conversations but {len(images)} image lists")
-        pool = self._pool
-        if pool is None or self._closing.is_set():
-            raise RuntimeError(f"judge '{self.model_name}': verdict_probs() after close()")
+        pool = self._open_pool("verdict_probs")
         shown = images if images is not None else [[] for _ in conversations]
         futures = [pool.submit(self._verdict_one, conv, prefix, labels, ims) for conv, ims in zip(conversations, shown)]
         try:
@@ -305,46 +290,7 @@ class OpenAIChatBackend:
                 f.cancel()
             raise
 
-    def _verdict_one(self, conversation: list[Message], prefix: str, labels: list[str],
-                     images: list[ImageInput]) -> LabelProbs:
-        try:
-            payload = self._payload([*conversation, {"role": "assistant", "content": prefix}],
-                                    SamplingConfig(temperature=0.0, max_tokens=1), 0, images)
-        except ValueError as e:
-            return LabelProbs(error=str(e))
-        payload.update(logprobs=True, top_logprobs=TOP_LOGPROBS, add_generation_prompt=False,
-                       continue_final_message=True)
-        try:
-            body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        except (TypeError, ValueError) as e:
-            return LabelProbs(error=self._redact(f"conversation is not JSON-serialisable: {e}"))
-        status, data, err = self._request("POST", "/chat/completions", content=body)
-        if err is not None:
-            if status in (401, 403) and self.api_key_env:
-                err += f" (API key from environment variable {self.api_key_env})"
-            return LabelProbs(error=err)
-        try:
-            first = data["choices"][0]["logprobs"]["content"][0]
-            chosen = first["token"]
-            if not isinstance(chosen, str) or not first["top_logprobs"]:
-                raise KeyError("top_logprobs")
-            top: dict[str, float] = {}
-            for e in first["top_logprobs"]:  # tokens that decode alike (byte fallback): the most likely one
-                top[e["token"]] = max(float(e["logprob"]), top.get(e["token"], -math.inf))
-        except (TypeError, KeyError, IndexError, ValueError, AttributeError):
-            raise UserError(f"judge '{self.model_name}': the server at {self._display} returned no log-probabilities "
-                            "for `verdict: logprobs` (it needs `logprobs`/`top_logprobs` and `continue_final_message`"
-                            " in chat completions, as vLLM's server has); use `verdict: text`") from None
-        p = [math.exp(top[lb]) if lb in top else 0.0 for lb in labels]
-        mass = sum(p)
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-        n = usage.get("prompt_tokens") if isinstance(usage.get("prompt_tokens"), int) else None
-        if mass <= 0.0:
-            return LabelProbs(probs=[1.0 / len(labels)] * len(labels), mass=0.0, greedy_label=False, n_prompt_tokens=n)
-        return LabelProbs(probs=[x / mass for x in p], mass=mass, greedy_label=chosen in labels, n_prompt_tokens=n)
-
     def close(self) -> None:
-        self._closing.set()
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -358,99 +304,103 @@ class OpenAIChatBackend:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # -- internals -----------------------------------------------------------------------------------------------
-
-    def _payload(self, conversation: list[Message], sampling: SamplingConfig, seed: int,
-                 images: list[ImageInput] | None = None) -> dict:
-        return {
-            "model": self.model,
-            "messages": with_image_parts(conversation, images) if images else conversation,
-            "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
-            "max_tokens": sampling.max_tokens,
-            "seed": int(seed),
-            "n": 1,
-            "stream": False,
-        }
+    # -- one request -------------------------------------------------------------------------------------------
 
     def _generate_one(self, conversation: list[Message], sampling: SamplingConfig, seed: int,
-                      images: list[ImageInput] | None = None) -> Generation:
-        try:
-            payload = self._payload(conversation, sampling, seed, images)
-        except ValueError as e:  # images but no user turn to put them in
-            return Generation(error=str(e))
-        try:
-            body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        except (TypeError, ValueError) as e:
-            return Generation(error=self._redact(f"conversation is not JSON-serialisable: {e}"))
-        status, data, err = self._request("POST", "/chat/completions", content=body)
+                      images: list[ImageInput]) -> Generation:
+        completion, err = self._chat(conversation, images, temperature=sampling.temperature, top_p=sampling.top_p,
+                                     max_tokens=sampling.max_tokens, seed=int(seed))
         if err is not None:
-            if status in (401, 403) and self.api_key_env:
-                err += f" (API key from environment variable {self.api_key_env})"
             return Generation(error=err)
-        return self._parse_completion(status, data)
+        try:
+            choice = completion.choices[0]
+            text = choice.message.content
+        except (TypeError, KeyError, IndexError, AttributeError):
+            return Generation(error=self._redact(f"the response has no choices[0].message (got "
+                                                 f"{_keys(completion)})", MAX_ERROR_CHARS))
+        usage = completion.usage
+        finish = choice.finish_reason
+        return Generation(  # the texts are kept (raw_output): redacted like any server text
+            text=self._redact(text) if isinstance(text, str) else "",  # None: e.g. cut off inside reasoning
+            n_prompt_tokens=_int(getattr(usage, "prompt_tokens", None)),
+            n_output_tokens=_int(getattr(usage, "completion_tokens", None)),
+            finish_reason=self._redact(finish, 40) if isinstance(finish, str) else None,
+        )
 
-    def _request(self, method: str, path: str, content: bytes | None = None, timeout: float | None = None,
-                 base_url: str | None = None, retries: int | None = None) -> tuple[int | None, Any, str | None]:
-        """(status, parsed JSON body, None) on a 2xx answer, else (status or None, None, redacted error text).
+    def _verdict_one(self, conversation: list[Message], prefix: str, labels: list[str],
+                     images: list[ImageInput]) -> LabelProbs:
+        completion, err = self._chat(
+            [*conversation, {"role": "assistant", "content": prefix}], images, temperature=0.0, top_p=1.0,
+            max_tokens=1, seed=0, logprobs=True, top_logprobs=TOP_LOGPROBS,
+            extra_body={"add_generation_prompt": False, "continue_final_message": True})
+        if err is not None:
+            return LabelProbs(error=err)
+        try:
+            first = completion.choices[0].logprobs.content[0]
+            chosen = first.token
+            if not isinstance(chosen, str) or not first.top_logprobs:
+                raise KeyError("top_logprobs")
+            top: dict[str, float] = {}
+            for e in first.top_logprobs:  # tokens that decode alike (byte fallback): the most likely one
+                top[e.token] = max(float(e.logprob), top.get(e.token, -math.inf))
+        except (TypeError, KeyError, IndexError, ValueError, AttributeError):
+            raise UserError(f"judge '{self.model_name}': the server at {self._display} returned no log-probabilities "
+                            "for `verdict: logprobs` (it needs `logprobs`/`top_logprobs` and `continue_final_message`"
+                            " in chat completions, as vLLM's server has); use `verdict: text`") from None
+        p = [math.exp(top[lb]) if lb in top else 0.0 for lb in labels]
+        mass = sum(p)
+        n = _int(getattr(completion.usage, "prompt_tokens", None))
+        if mass <= 0.0:
+            return LabelProbs(probs=[1.0 / len(labels)] * len(labels), mass=0.0, greedy_label=False, n_prompt_tokens=n)
+        return LabelProbs(probs=[x / mass for x in p], mass=mass, greedy_label=chosen in labels, n_prompt_tokens=n)
 
-        Retries retryable failures; never raises for anything the network or the server does."""
-        url = (base_url or self.base_url) + path
-        headers = {"Content-Type": "application/json"} if content is not None else None
-        attempts = (self.max_retries if retries is None else retries) + 1
-        last = ""
-        for attempt in range(attempts):
-            if self._closing.is_set() and attempt:
-                return None, None, f"{last} (backend closed before retry {attempt})"
-            retry_after = None
-            status = None
-            try:
-                resp = self._client.request(method, url, content=content, headers=headers,
-                                            timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
-                status = resp.status_code
-            except httpx.TimeoutException as e:
-                t = timeout if timeout is not None else self.timeout_s
-                last = f"request timed out after {t:g} s ({type(e).__name__})"
-                retryable = True
-            except httpx.TransportError as e:  # connection refused / reset, protocol errors, proxy errors
-                last = f"connection error: {type(e).__name__}: {self._redact(str(e), 200) or 'no detail'}"
-                retryable = True
-            except httpx.HTTPError as e:  # invalid URL and other client-side errors: no point retrying
-                return None, None, f"request failed: {type(e).__name__}: {self._redact(str(e), 200)}"
-            else:
-                if 200 <= status < 300:
-                    try:
-                        return status, resp.json(), None
-                    except ValueError:
-                        return status, None, (f"HTTP {status} with a body that is not JSON: "
-                                              f"{self._redact(resp.text, 100)!r}")
-                last = f"HTTP {status}: {self._server_message(resp)}"
-                retryable = status in RETRY_STATUSES or status >= 500
-                retry_after = _parse_retry_after(resp.headers) if retryable else None
-            if not retryable:
-                log.debug("judge %s: %s %s -> %s (not retried)", self.model_name, method, path, last)
-                return status, None, last
-            if attempt + 1 >= attempts:
-                break
-            delay = self._backoff(attempt, retry_after)
-            log.debug("judge %s: %s %s attempt %d/%d -> %s; retrying in %.2f s", self.model_name, method, path,
-                      attempt + 1, attempts, last, delay)
-            if self._closing.wait(delay):
-                return status, None, f"{last} (backend closed before retry {attempt + 1})"
-        suffix = f" (after {attempts} attempts)" if attempts > 1 else ""
-        return status, None, last + suffix
+    def _chat(self, conversation: list[Message], images: list[ImageInput], **params: Any) -> tuple[Any, str | None]:
+        """One chat completion, retried by the library: (the completion, None), or (None, the redacted error text).
+        Never raises for anything the network or the server does."""
+        try:
+            messages = with_image_parts(conversation, images) if images else conversation
+        except ValueError as e:  # images but no user turn to put them in
+            return None, str(e)
+        try:
+            completion = self._client.chat.completions.create(model=self.model, messages=messages, n=1, stream=False,
+                                                              extra_headers=self._auth_header(), **params)
+        except Exception as e:  # noqa: BLE001 -- the library's errors, and a conversation it cannot serialise
+            err = self._error_text(e, self.timeout_s)
+            if isinstance(e, openai.APIStatusError) and e.status_code in (401, 403) and self.api_key_env:
+                err += f" (API key from environment variable {self.api_key_env})"
+            return None, err
+        if not isinstance(completion, openai.BaseModel):  # a 2xx body that is not JSON comes back as text
+            return None, f"HTTP 200 with a body that is not JSON: {self._redact(str(completion), 100)!r}"
+        return completion, None
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.max_backoff_s)
-        delay = min(self.backoff_s * (2 ** attempt), self.max_backoff_s)
-        return self._rng.uniform(delay / 2, delay)
+    def _auth_header(self) -> dict[str, Any]:
+        """The Authorization header of one request: ours, or none (never one from the library's environment)."""
+        return {"Authorization": f"Bearer {self._key.value}" if self._key is not None else openai.Omit()}
 
-    def _server_message(self, resp: httpx.Response) -> str:
+    def _error_text(self, e: Exception, timeout_s: float) -> str:
+        """What went wrong, for a result row or a message: status and server message, redacted; never the library's
+        own exception text (it quotes the server's body)."""
+        attempts = 1
+        if isinstance(e, openai.APIStatusError):
+            text = f"HTTP {e.status_code}: {self._server_message(e.response)}"
+            attempts = _attempts(e.response.request)
+        elif isinstance(e, openai.APITimeoutError):
+            cause = type(e.__cause__).__name__ if e.__cause__ is not None else type(e).__name__
+            text = f"request timed out after {timeout_s:g} s ({cause})"
+            attempts = _attempts(e.request)
+        elif isinstance(e, openai.APIConnectionError):  # refused / reset, protocol and proxy errors
+            cause = e.__cause__ if e.__cause__ is not None else e
+            text = f"connection error: {type(cause).__name__}: {self._redact(str(cause), 200) or 'no detail'}"
+            attempts = _attempts(e.request)
+        else:  # a body the library cannot read, a conversation it cannot serialise, ...
+            text = f"request failed: {type(e).__name__}: {self._redact(str(e), 200)}"
+        return text + (f" (after {attempts} attempts)" if attempts > 1 else "")
+
+    def _server_message(self, resp: Any) -> str:
         """A short, redacted message from an error response: OpenAI-style {"error": {"message": ...}} or text."""
         try:
             text = resp.text
-        except Exception:  # noqa: BLE001 -- an undecodable body, whatever httpx raises for it
+        except Exception:  # noqa: BLE001 -- an undecodable body, whatever the HTTP client raises for it
             return "(unreadable body)"
         msg = None
         try:
@@ -464,30 +414,8 @@ class OpenAIChatBackend:
             if err is not None:
                 msg = err if isinstance(err, str) else json.dumps(err, ensure_ascii=False)
         if msg is None:
-            msg = text.strip() or resp.reason_phrase or "(empty body)"
+            msg = text.strip() or getattr(resp, "reason_phrase", "") or "(empty body)"
         return self._redact(" ".join(msg.split()), MAX_ERROR_CHARS)
-
-    def _parse_completion(self, status: int, data: Any) -> Generation:
-        try:
-            choice = data["choices"][0]
-            message = choice.get("message") or {}
-            text = message.get("content")
-        except (TypeError, KeyError, IndexError, AttributeError):
-            keys = sorted(map(str, data))[:8] if isinstance(data, dict) else type(data).__name__
-            return Generation(error=self._redact(f"HTTP {status}: response has no choices[0].message (got {keys})",
-                                                 MAX_ERROR_CHARS))
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-
-        def _int(v):
-            return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-        finish = choice.get("finish_reason")
-        return Generation(  # the texts are kept (raw_output): redacted like any server text
-            text=self._redact(text) if isinstance(text, str) else "",  # None: e.g. cut off inside reasoning
-            n_prompt_tokens=_int(usage.get("prompt_tokens")),
-            n_output_tokens=_int(usage.get("completion_tokens")),
-            finish_reason=self._redact(finish, 40) if isinstance(finish, str) else None,
-        )
 
     def _redact(self, text: str, limit: int | None = None) -> str:
         """Remove the API key (whole, and any piece of 8+ characters of it) from text, then shorten it."""
@@ -516,38 +444,76 @@ class OpenAIChatBackend:
             text = text[: limit - 1] + "…"
         return text
 
+    def _open_pool(self, what: str) -> ThreadPoolExecutor:
+        if self._pool is None:
+            raise RuntimeError(f"judge '{self.model_name}': {what}() after close()")
+        return self._pool
+
+    # -- the check at load -------------------------------------------------------------------------------------
+
+    def _served_models(self, base_url: str | None = None, retries: int | None = None) -> list[str] | None:
+        """The model ids of GET {base_url}/models (None where the answer has an unknown shape); the library's
+        errors pass through."""
+        timeout = min(self.timeout_s, _MODELS_CHECK_TIMEOUT_S)
+        client = self._client.with_options(timeout=timeout, max_retries=self.max_retries if retries is None
+                                           else retries, **({"base_url": base_url} if base_url else {}))
+        try:
+            page = client.models.list(extra_headers=self._auth_header())
+            entries = page.data
+        except openai.APIError:
+            raise
+        except Exception:  # noqa: BLE001 -- a body of another shape (a list, ...): the library cannot page it
+            return None
+        if not isinstance(entries, list):
+            return None
+        return [m.id for m in entries if isinstance(getattr(m, "id", None), str)]
+
+    def _answers(self, base_url: str) -> bool:
+        """Whether GET {base_url}/models answers 2xx (one attempt)."""
+        try:
+            self._served_models(base_url=base_url, retries=0)
+        except Exception:  # noqa: BLE001 -- any failure: it does not answer
+            return False
+        return True
+
     def _check_server(self) -> None:
         """GET /models: reachable, key accepted, `model` served. UserError otherwise."""
         where = f"judge '{self.model_name}'"
-        status, data, err = self._request("GET", "/models", timeout=min(self.timeout_s, _MODELS_CHECK_TIMEOUT_S))
-        if err is not None:
+        try:
+            served = self._served_models()
+        except Exception as e:  # noqa: BLE001 -- the library's errors: kept as redacted text only
+            status = e.status_code if isinstance(e, openai.APIStatusError) else None
+            err = self._error_text(e, min(self.timeout_s, _MODELS_CHECK_TIMEOUT_S))
             if status in (401, 403):
                 who = f"the API key in environment variable {self.api_key_env}" if self.api_key_env else \
                     "a request without an API key (set api_key_env)"
-                raise UserError(f"{where}: the server at {self._display} rejected {who}: {err}")
-            if status is None or status in RETRY_STATUSES or status >= 500:
+                raise UserError(f"{where}: the server at {self._display} rejected {who}: {err}") from None
+            if status is None or status in (408, 409, 429) or status >= 500:
                 raise UserError(f"{where}: cannot reach an OpenAI-compatible server at {self._display} "
-                                f"(GET /models: {err})")
-            if status == 404 and not self.base_url.endswith("/v1"):
-                # The commonest slip: the server root instead of its API root. Say so if {base_url}/v1 answers.
-                v1 = self.base_url + "/v1"
-                _, _, err2 = self._request("GET", "/models", timeout=min(self.timeout_s, _MODELS_CHECK_TIMEOUT_S),
-                                            base_url=v1, retries=0)
-                if err2 is None:
-                    raise UserError(f"{where}: GET {self._display}/models gave HTTP 404, but {_display_url(v1)} "
-                                    f"answers: did you mean base_url '{_display_url(v1)}'?")
+                                f"(GET /models: {err})") from None
+            v1 = self.base_url + "/v1"
+            if status == 404 and not self.base_url.endswith("/v1") and self._answers(v1):
+                # The commonest slip: the server root instead of its API root.
+                raise UserError(f"{where}: GET {self._display}/models gave HTTP 404, but {_display_url(v1)} "
+                                f"answers: did you mean base_url '{_display_url(v1)}'?") from None
             # 404, 405, ...: a server or proxy without a models endpoint; generation may still work.
             log.info("judge %s: GET %s/models gave %s; skipping the served-model check", self.model_name,
                      self._display, err)
             return
-        entries = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(entries, list):
+        if served is None:
             log.info("judge %s: GET %s/models answered in an unknown shape; skipping the served-model check",
                      self.model_name, self._display)
             return
-        served = [e.get("id") for e in entries if isinstance(e, dict) and isinstance(e.get("id"), str)]
         if self.model not in served:
             shown = ", ".join(served[:50]) + (f", ... ({len(served)} in all)" if len(served) > 50 else "")
             raise UserError(self._redact(f"{where}: the server at {self._display} does not serve model "
                                          f"'{self.model}'; it serves: {shown or '(none)'}"))
         log.debug("judge %s: server %s serves %s", self.model_name, self._display, self.model)
+
+
+def _keys(completion: Any) -> Any:
+    """The top-level keys of a response (for an error message), or its type."""
+    try:
+        return sorted(map(str, completion.to_dict()))[:8]
+    except Exception:  # noqa: BLE001 -- not a model at all
+        return type(completion).__name__

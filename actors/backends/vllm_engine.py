@@ -12,6 +12,11 @@
   tensor-parallel replicas live): on GPUs its workers then take the group's bundles. The CPU platform has no Ray
   device key ("current platform cpu does not support ray"), so on CPU the default is "mp" (worker processes on
   this node, inside the group's reservation).
+- GPU memory: vLLM's engine takes `gpu_memory_utilization` of the whole device (0.9 by default) whatever share of
+  it Ray gave the replica. `memory_share` sizes it from the replica's GPUs instead: a replica of `num_gpus: 0.5`
+  gets 0.45, so two such replicas fit on one GPU; several engines in one replica (the implicit kind's policy and
+  reference) split that share, less 0.05 of the device per further engine for its own CUDA context and
+  activations. Not run on a GPU yet: none has been at hand (the arithmetic is tests/unit/test_gpu_placement.py).
 - `shutdown(llm)` stops the engine core; without it the process exits with 134 at interpreter exit.
 """
 
@@ -30,6 +35,29 @@ from rmorch.core.errors import UserError
 log = logging.getLogger(__name__)
 
 _engine_starts = 0
+
+VLLM_MEMORY_SHARE = 0.9  # vLLM's default gpu_memory_utilization: one engine alone on its GPU
+PER_EXTRA_ENGINE = 0.05  # of the device, left to each further engine in the same replica (CUDA context, activations)
+
+
+def memory_share(gpus_held: float, engines: int = 1) -> float:
+    """`gpu_memory_utilization` for each of `engines` vLLM engines in a replica that holds `gpus_held` GPUs: a
+    fraction of one GPU scales vLLM's default down to it; whole GPUs (or 0: unknown, as for a tensor-parallel
+    replica whose ranks take their own GPUs) keep the default."""
+    fraction = gpus_held if 0 < gpus_held < 1 else 1.0
+    return fraction * (VLLM_MEMORY_SHARE - PER_EXTRA_ENGINE * (engines - 1)) / engines
+
+
+def replica_gpu_fraction() -> float:
+    """The GPUs Ray assigned to this process (0.5 for `num_gpus: 0.5`); 0 outside a Ray worker (a driver holds
+    none) and in a tensor-parallel replica's placement group (its actor holds none, its ranks hold whole GPUs)."""
+    try:
+        import ray
+    except ImportError:
+        return 0.0
+    if not ray.is_initialized() or ray.get_runtime_context().worker.mode != ray.WORKER_MODE:
+        return 0.0
+    return float(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
 
 
 def engine_starts() -> int:
@@ -95,7 +123,8 @@ def start_engine(model_name: str, path: str, *, dtype: str, tensor_parallel_size
     bf16 on CPUs that compute it natively, else fp32 (vLLM's own "auto" on GPUs). `deterministic`: the settings of
     `batch_invariance`. Weights load as safetensors only (`load_format="safetensors"`, also for hub ids)
     unless the model's spec allows pickle (`allow_pickle: true`, recorded by model_files.check_model_files, which
-    the callers run on `path` first)."""
+    the callers run on `path` first). On a GPU, `gpu_memory_utilization` defaults to `memory_share` of this replica's
+    GPUs (a caller with several engines passes its own)."""
 
     global _engine_starts
     cpu = on_cpu()
@@ -103,6 +132,8 @@ def start_engine(model_name: str, path: str, *, dtype: str, tensor_parallel_size
     if deterministic:
         extra, env = batch_invariance(model_name, cpu)
         kwargs.update(extra)
+    if not cpu:
+        kwargs.setdefault("gpu_memory_utilization", memory_share(replica_gpu_fraction()))
     if cpu:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
         os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")

@@ -7,8 +7,8 @@ go to vLLM as `TokensPrompt`s; vLLM never tokenises anything.
 
 - One engine (`vllm.LLM`) per instance, built in `__init__` and reused; `close()` shuts its engine core down
   (without it the process exits with 134). The implicit kind runs policy and reference as two engines in one
-  replica: each gets `gpu_memory_utilization` (0.4 when two share a GPU) and, on CPU, the KV cache of
-  `VLLM_CPU_KVCACHE_SPACE` (1 GiB by default, set by `start_engine`).
+  replica: each gets `gpu_memory_utilization` (`vllm_engine.memory_share`: 0.425 when two share a GPU) and, on
+  CPU, the KV cache of `VLLM_CPU_KVCACHE_SPACE` (1 GiB by default, set by `start_engine`).
 - Every `token_logprobs` call is ONE batched `llm.generate([...], SamplingParams(max_tokens=1, prompt_logprobs=0))`:
   `prompt_logprobs[t]` holds the log-prob of the actual prompt token t given tokens < t (from the raw logits, before
   any sampling transform); entries start..end are the response tokens. The one generated token is discarded.

@@ -3,7 +3,8 @@
 A unit's cost is `tokens x params` (tokens estimated as characters / 4, params in billions): the compute a
 transformer spends on it, up to a constant. The size hint of a model comes, in order, from its kind when it knows
 (`Capabilities.param_count`), from the `config.json` of its local model directory (`Capabilities.weights`, the main
-model), from the spec's `params_b`, else from a default by kind (baselines cost next to nothing).
+model; a built-in's converted copy once made), from the spec's `params_b`, from the size a hub id names
+('...-72B-Instruct'), else from a default by kind (baselines cost next to nothing).
 
 Seconds come from measurement as the sweep runs: per model, scoring seconds per cost unit over its finished units
 (one replica); a model with nothing finished yet borrows the pooled GPU-seconds per cost unit of all finished units,
@@ -16,9 +17,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 
 from rmorch.actors import get_kind
+from rmorch.actors.backends.builtin import default_cache_dir, is_builtin
 from rmorch.core.model_spec import ModelSpec
 
 CHARS_PER_TOKEN = 4.0
@@ -34,12 +37,33 @@ def param_hint_b(spec: ModelSpec) -> float:
     if caps.param_count:
         return float(caps.param_count) / 1e9
     if caps.weights:
-        n = params_from_config_json(os.path.expanduser(caps.weights[0]))
+        n = params_from_config_json(_local_dir(caps.weights[0]))
         if n:
             return n / 1e9
     if spec.resources.params_b is not None:
         return spec.resources.params_b
+    named = params_from_name(caps.weights[0]) if caps.weights else None
+    if named:
+        return named
     return DEFAULT_PARAMS_B if kind.uses_gpu else NO_GPU_PARAMS_B
+
+
+def params_from_name(path: str) -> float | None:
+    """Billions of parameters as a hub id usually says them ('Qwen/Qwen2.5-72B-Instruct' -> 72, 'org/x-8x7b' -> 56,
+    'Llama-3.2-1B' -> 1, 'internlm2-1_8b' -> 1.8); None when it says none."""
+    name = path.rsplit("/", 1)[-1]
+    moe = re.search(r"(?<![\d.])(\d+)x(\d+(?:\.\d+)?)[bB](?![a-zA-Z])", name)
+    if moe:
+        return float(moe.group(1)) * float(moe.group(2))
+    found = re.findall(r"(?<![\d._])(\d+(?:[._]\d+)?)[bB](?![a-zA-Z])", name)  # 1_8b: 1.8
+    return float(found[-1].replace("_", ".")) if found else None
+
+
+def _local_dir(path: str) -> str:
+    """Where a model's files are without fetching anything: a built-in's converted copy (if made), else the path."""
+    if is_builtin(path):
+        return os.path.join(default_cache_dir(), "models", path[len("builtin:"):])
+    return os.path.expanduser(path)
 
 
 def params_from_config_json(model_dir: str) -> float | None:
@@ -89,6 +113,10 @@ class CostModel:
     def known(self) -> bool:
         """True once some GPU unit has finished: estimates are then in seconds, not only relative."""
         return any(c > 0 and self.gpus.get(m, 0.0) > 0 for m, c in self._cost.items())
+
+    def measured(self, model: str) -> bool:
+        """Whether some unit of `model` itself has finished (its seconds per cost unit are its own)."""
+        return self._cost.get(model, 0.0) > 0 and self._seconds.get(model, 0.0) > 0
 
     def seconds_per_cost(self, model: str) -> float:
         """Scoring seconds of one replica of `model` per cost unit (relative units until `known`)."""

@@ -7,12 +7,15 @@ implementation of the kind, another torch or vLLM, other hardware behind `dtype:
 same settings. `provenance(model)` is what the driver can know of those before anything loads, as a small JSON
 object (recorded per model in run.json):
 
-    kind_version  the kind's implementation version (`ModelKind.version`; a built-in judge template's text and the
-                  default prompts and parsers are covered by it)
+    kind_version  the kind's implementation version (`ModelKind.version`; the default prompts and parsers are
+                  covered by it)
     weights       per model the replica loads (`Capabilities.weights`, main first), a fingerprint (below)
     adapters      per adapter directory (`Capabilities.adapters`: LoRA), a fingerprint
     files         per file the config names (`Capabilities.files`: judge template, chat template, published scores),
                   the SHA-256 of its whole content (of every file under it, for a directory)
+    texts         the SHA-256 of the built-in content the config selects (`Capabilities.texts`: the prompts of a
+                  judge's built-in template, `template: rewardbench` or `arena_hard`), so that editing one in rmorch
+                  scores its judges again
     packages      the versions of torch and transformers (and vllm, backend vllm) installed on the driver (the
                   replicas run the same environment)
     hardware      the driver's hardware class: CPU model, its bf16/AMX flags, GPU models
@@ -90,6 +93,8 @@ def provenance(model: ModelSpec, env: Environment | None = None) -> dict[str, An
         out["adapters"] = [path_fingerprint(p) for p in caps.adapters]
     if caps.files:
         out["files"] = {p: content_hash(p) for p in caps.files}
+    if caps.texts:
+        out["texts"] = hashlib.sha256(json.dumps(list(caps.texts)).encode()).hexdigest()[:16]
     if caps.backend in LOCAL_BACKENDS:
         env = env or current_environment()
         out["packages"] = {p: env.packages.get(p) for p in LOCAL_BACKENDS[caps.backend]}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 import weakref
@@ -211,6 +212,11 @@ def _orders_per_item(model: ModelSpec, presentation: Presentation, ls: LoadedSui
             out.append(perms.count(n))
         except ValueError as e:
             raise SpecError(f"models.{model.name}.permutations", str(e)) from None
+        if out[-1] < min(ls.suite.min_orders, math.factorial(n)):
+            raise SpecError(f"models.{model.name}.permutations",
+                            f"suite {ls.name} needs every item judged in at least {ls.suite.min_orders} orders (its "
+                            f"official metric), but permutations '{presentation.permutations}' show {out[-1]}: set "
+                            f"`permutations: both`, or leave {ls.name} out of the model's `suites`")
     return out
 
 

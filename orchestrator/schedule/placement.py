@@ -26,6 +26,9 @@ import heapq
 import math
 from dataclasses import dataclass, replace
 
+from rmorch.actors import get_kind
+from rmorch.core.model_spec import ModelSpec
+
 EPS = 1e-9
 
 
@@ -159,3 +162,80 @@ def _reserve(d: ModelDemand, nodes, reserved: set[str]) -> None:
              and n.total_cpus >= d.cpus - EPS]
     if could:
         reserved.add(max(could, key=lambda n: (n.gpus, n.cpus, n.node_id)).node_id)
+
+
+# ---- Before anything loads: can a replica of each model work on this cluster at all? ----------------------------
+
+
+@dataclass(frozen=True)
+class ReplicaNeeds:
+    """What the placement check knows of one model: its kind's GPU use and backend, and the spec's resources."""
+
+    model: str
+    uses_gpu: bool  # the kind can use a GPU (baselines and API clients cannot)
+    backend: str  # transformers | vllm | openai | none
+    tensor_parallel_size: int
+    num_gpus: float | None  # the spec's; None = the default (replica_gpus)
+    num_cpus: float
+
+
+@dataclass(frozen=True)
+class NodeSize:
+    gpus: float
+    cpus: float
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a model cannot run here. `needs_node`: only because no node is large enough yet (an autoscaler may add
+    one); otherwise the spec asks for something that can never work."""
+
+    message: str
+    needs_node: bool = False
+
+
+def replica_needs(spec: ModelSpec) -> ReplicaNeeds:
+    """What the placement rules know of a model spec (its kind's GPU use, backend and tensor parallelism)."""
+    kind = get_kind(spec.kind)
+    caps = kind.capabilities(spec.config)
+    return ReplicaNeeds(model=spec.name, uses_gpu=kind.uses_gpu, backend=caps.backend,
+                        tensor_parallel_size=caps.tensor_parallel_size, num_gpus=spec.resources.num_gpus,
+                        num_cpus=spec.resources.num_cpus)
+
+
+def replica_gpus(needs: ReplicaNeeds, cluster_gpus: float) -> float:
+    """GPUs one replica holds: the spec's `num_gpus`; else one per tensor-parallel rank on a cluster with GPUs, and
+    none on a CPU-only cluster (tensor-parallel models then run their ranks on CPU cores)."""
+    if not needs.uses_gpu:
+        return 0.0
+    if needs.num_gpus is not None:
+        return needs.num_gpus
+    return float(needs.tensor_parallel_size) if cluster_gpus > 0 else 0.0
+
+
+def placement_refusal(needs: ReplicaNeeds, nodes: list[NodeSize]) -> Refusal | None:
+    """Why no replica of this model can work on a cluster of these nodes (None: one can).
+
+    - GPUs above one must be whole (Ray's rule for one actor).
+    - A tensor-parallel replica takes one whole GPU per rank: `num_gpus` is its size or left out.
+    - A vLLM replica without tensor parallelism uses one GPU: more would idle (set tensor_parallel_size instead).
+    - The replica must fit on one node; else `needs_node`, with the largest node named."""
+    cluster_gpus = sum(n.gpus for n in nodes)
+    gpus = replica_gpus(needs, cluster_gpus)
+    tp = needs.tensor_parallel_size
+    name = f"model '{needs.model}'"
+    if gpus > 1 and gpus != int(gpus):
+        return Refusal(f"{name}: num_gpus {gpus:g}: a replica takes a fraction of one GPU or whole GPUs")
+    if gpus > 0 and tp > 1 and gpus != tp:
+        return Refusal(f"{name}: tensor_parallel_size {tp} takes one whole GPU per rank: num_gpus must be {tp} "
+                       f"(or left out), not {gpus:g}")
+    if needs.backend == "vllm" and tp == 1 and gpus > 1:
+        return Refusal(f"{name}: num_gpus {gpus:g} with tensor_parallel_size 1: a vLLM engine uses one GPU, the "
+                       f"others would idle; set tensor_parallel_size: {gpus:g} to shard the model over them")
+    if any(n.gpus >= gpus - EPS and n.cpus >= needs.num_cpus - EPS for n in nodes):
+        return None
+    where = f" on one node (tensor_parallel_size {tp})" if tp > 1 else ""
+    largest = max(nodes, key=lambda n: (n.gpus, n.cpus), default=NodeSize(0.0, 0.0))
+    return Refusal(f"{name} needs {gpus:g} GPU and {needs.num_cpus:g} CPU per replica{where}, but no node of "
+                   f"this Ray cluster has that much: the largest has {largest.gpus:g} GPU and {largest.cpus:g} CPU",
+                   needs_node=True)

@@ -20,7 +20,10 @@ STRICT_PACK on the chosen node) per replica; its actor is scheduled into bundle 
 engine's workers (vLLM's Ray executor on GPUs, its processes on CPU) use the group's bundles. The group is removed
 with the replica.
 
-Failures: a replica that dies (process killed, node lost) has its in-flight units requeued and is replaced;
+Failures: a replica that dies (process killed, node lost), whose engine dies (rmorch.actors.engine_health: the
+engine raises that it is dead, or its process vanishes and the replica exits), or whose unit runs past its timeout
+(`unit_timeout_s`: a number, `auto` from the measured rate, or null) is killed and replaced: the unit it was
+running is charged an attempt, the units queued behind it are requeued, nothing is bisected into error rows;
 a unit that fails more than `max_retries` times becomes error rows (a unit redone for the error rows of an earlier
 run, `WorkUnit.requests`, covers only those: rmorch.orchestrator.plan.redo writes them back among its good rows).
 A model that cannot load (its replica answers `ready` or `reload` with a LoadFailure) is reported and skipped; the
@@ -51,6 +54,7 @@ from ray.util.placement_group import PlacementGroup, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from rmorch.actors import get_kind
+from rmorch.actors.engine_health import EngineFailure
 from rmorch.actors.worker import LoadFailure, ModelWorker, ShardResult, ShardTask, error_table
 from rmorch.core.model_spec import ModelSpec
 from rmorch.orchestrator.plan.costs import CostModel
@@ -61,7 +65,7 @@ from rmorch.orchestrator.plan.units import WorkUnit
 from rmorch.orchestrator.progress import Display
 from rmorch.orchestrator.schedule.error_cap import ErrorCapStop, ErrorTally, ModelErrorStop
 from rmorch.orchestrator.schedule.nodes import ClusterView, packed_group, pin_to_node
-from rmorch.orchestrator.schedule.placement import ModelDemand, plan_starts
+from rmorch.orchestrator.schedule.placement import ModelDemand, plan_starts, replica_gpus, replica_needs
 from rmorch.orchestrator.spec.sweep_spec import SweepSpec
 from rmorch.orchestrator.store.results import ResultStore
 
@@ -69,6 +73,31 @@ log = logging.getLogger(__name__)
 
 IN_FLIGHT_PER_REPLICA = 2
 REFRESH_NODES_SECONDS = 10.0
+# unit_timeout_s: auto (Scheduler.unit_timeout)
+UNIT_TIMEOUT_FACTOR = 20.0
+UNIT_TIMEOUT_FLOOR_S = 300.0
+UNIT_TIMEOUT_UNMEASURED_S = 3600.0
+UNIT_TIMEOUT_GRACE_S = 30.0  # past a unit's deadline, before the scheduler kills a replica its watchdog did not end
+
+
+def unit_timeout(setting: float | str | None, expected_seconds: float | None) -> float | None:
+    """The spec's `unit_timeout_s` as seconds; with `auto`, UNIT_TIMEOUT_FACTOR x the unit's expected seconds (from
+    its model's measured rate), at least UNIT_TIMEOUT_FLOOR_S, or UNIT_TIMEOUT_UNMEASURED_S while nothing of the
+    model is measured (`expected_seconds` None); None: never."""
+    if setting != "auto":
+        return None if setting is None else float(setting)
+    if expected_seconds is None:
+        return UNIT_TIMEOUT_UNMEASURED_S
+    return max(UNIT_TIMEOUT_FLOOR_S, UNIT_TIMEOUT_FACTOR * expected_seconds)
+
+
+def _timed_out(limit: float) -> str:
+    return f"unit timed out after {limit:.0f}s (unit_timeout_s)"
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__
 @dataclass
 class RunStats:
     computed: list[str] = field(default_factory=list)  # unit keys written in this run
@@ -92,6 +121,8 @@ class RunStats:
     gpu_idle_fraction: float | None = None  # 1 - working / total; None without GPUs
     stopped: ErrorCapStop | None = None  # the sweep was stopped early (max_error_rate)
     stopped_models: dict[str, ModelErrorStop] = field(default_factory=dict)  # models stopped by max_error_rate
+    # model -> why each of its replicas was lost while working and replaced (process died, engine died, timed out)
+    replaced: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -122,13 +153,8 @@ def tensor_parallel_size(spec: ModelSpec) -> int:
 
 
 def gpus_per_replica(spec: ModelSpec, cluster_gpus: float) -> float:
-    """GPUs one replica holds in all (a tensor-parallel replica: one per rank)."""
-    if not get_kind(spec.kind).uses_gpu:
-        return 0.0
-    if spec.resources.num_gpus is not None:
-        return spec.resources.num_gpus
-    tp = tensor_parallel_size(spec)
-    return float(tp) if cluster_gpus >= tp else 0.0
+    """GPUs one replica holds in all (a tensor-parallel replica: one per rank; none on a CPU-only cluster)."""
+    return replica_gpus(replica_needs(spec), cluster_gpus)
 
 
 def tensor_parallel_bundles(spec: ModelSpec, cluster_gpus: float) -> list[dict[str, float]]:
@@ -170,6 +196,7 @@ class Scheduler:
             self.queues.setdefault(u.model, deque()).append(u)
         self.queued_cost = {m: sum(u.cost for u in q) for m, q in self.queues.items()}
         self.attempts: dict[str, int] = {}  # unit key -> failed attempts
+        self.timeouts: dict[str, float | None] = {}  # unit key -> the timeout its replica was last sent
         self.start_failures: dict[str, int] = {}  # model -> replicas that died before they were ready
         self.started: dict[str, float] = {}
         self.live: list[Replica] = []  # requested and not yet released
@@ -195,6 +222,7 @@ class Scheduler:
                     self._on_shard(ref, self.shard_refs.pop(ref))
                 elif ref in self.closing:
                     self._kill(self.closing.pop(ref))
+            self._time_out_hung()
             if time.monotonic() - last_refresh > REFRESH_NODES_SECONDS:
                 self._refresh_nodes()
                 last_refresh = time.monotonic()
@@ -279,7 +307,8 @@ class Scheduler:
                                    placement_group_capture_child_tasks=True))
             else:
                 options.update(num_cpus=spec.resources.num_cpus, num_gpus=self.gpus[model], **pin_to_node(node_id))
-            replica.actor = self.remote_worker.options(**options).remote(spec, self.spec.seed, keep_load_failure=True)
+            replica.actor = self.remote_worker.options(**options).remote(spec, self.spec.seed, keep_load_failure=True,
+                                                                        watchdog=True)
             ready = replica.actor.ready.remote()
             self.stats.processes_started += 1
         self.view.hold(node_id, replica.gpus, replica.cpus)
@@ -353,7 +382,10 @@ class Scheduler:
                 self.closing[replica.actor.close.remote()] = replica
 
     def _task(self, unit: WorkUnit) -> ShardTask:
-        return unit.task(self.spec.seed)
+        """What the replica is sent: the unit and the deadline its watchdog holds it to (rmorch.actors.engine_health)."""
+        timeout = self.unit_timeout(unit)
+        self.timeouts[unit.key] = timeout
+        return replace(unit.task(self.spec.seed), timeout_s=timeout)
 
     def _requeue(self, unit: WorkUnit) -> None:
         self.queues.setdefault(unit.model, deque()).appendleft(unit)
@@ -402,27 +434,27 @@ class Scheduler:
         head = next(iter(replica.inflight.values()))  # the unit the replica was running (one at a time, in order)
         unit = replica.inflight.pop(ref)
         now = time.time()
-        replica.head_started = now
+        head_started, replica.head_started = replica.head_started, now
         if not replica.inflight and replica.working_since is not None:
             replica.working_seconds += now - replica.working_since
             replica.working_since = None
         try:
             result: ShardResult = ray.get(ref)
-        except RayActorError:
-            # The replica died: the unit it was running is charged an attempt; the units queued behind it on the
-            # replica go back to the queue uncharged. The policy starts a replacement.
-            for other_ref, other in list(replica.inflight.items()):
-                self.shard_refs.pop(other_ref, None)
-                if other is not head:
-                    self._requeue(other)
-            replica.inflight.clear()
+        except RayActorError as e:
             if unit is not head:
                 self._requeue(unit)
-            self._retry_or_fail(head, "replica died")
-            self._release(replica)
-            self.view.refresh()
+            limit = self.timeouts.get(head.key)
+            if limit is not None and now - head_started >= limit:  # its watchdog's deadline passed
+                self._lose(replica, head, _timed_out(limit))
+            else:
+                self._lose(replica, head, f"replica died: {_first_line(e)}")
             return
         except RayTaskError as e:
+            if isinstance(e.cause, EngineFailure):  # the engine is dead: a new replica retries the unit
+                if unit is not head:
+                    self._requeue(unit)
+                self._lose(replica, head, f"engine died: {e.cause}")
+                return
             self._retry_or_fail(unit, f"{type(e.cause).__name__}: {e.cause}" if e.cause else str(e))
             self._submit(replica)
             return
@@ -430,6 +462,42 @@ class Scheduler:
         self._count_engines(replica, result.engine_starts)
         self._write(unit, result.table, result.n_errors, result.seconds)
         self._submit(replica)
+
+    def _lose(self, replica: Replica, head: WorkUnit, reason: str) -> None:
+        """The replica is gone or useless (its process died, its engine died, its unit hung): kill it and give its
+        resources back; the unit it was running (`head`) is charged an attempt, the units queued behind it go back
+        to the queue uncharged. The packing policy starts a replacement while the model has work."""
+        for ref, other in list(replica.inflight.items()):
+            self.shard_refs.pop(ref, None)
+            if other is not head:
+                self._requeue(other)
+        replica.inflight.clear()
+        replica.closing = True
+        self.stats.replaced.setdefault(replica.model, []).append(reason[:500])
+        log.warning("replica of %s lost: %s", replica.model, reason)
+        self.display.note(f"[yellow]replica of {replica.model} replaced[/yellow]: {reason[:200]}")
+        ray.kill(replica.actor)
+        self._release(replica)
+        self.view.refresh()
+        self._retry_or_fail(head, reason)
+
+    def unit_timeout(self, unit: WorkUnit) -> float | None:
+        """Seconds a replica may spend on `unit` before it counts as hung (`unit_timeout`)."""
+        measured = self.costs.measured(unit.model)
+        expected = unit.cost * self.costs.seconds_per_cost(unit.model) if measured else None
+        return unit_timeout(self.spec.unit_timeout_s, expected)
+
+    def _time_out_hung(self) -> None:
+        """Kill every replica still running a unit a grace period after its deadline (its own watchdog should have
+        ended it: a process too stuck to run it); retry the unit elsewhere."""
+        now = time.time()
+        for replica in list(self.live):
+            if not (replica.ready and replica.inflight) or replica.closing:
+                continue
+            head = next(iter(replica.inflight.values()))
+            limit = self.timeouts.get(head.key)
+            if limit is not None and now - replica.head_started > limit + max(UNIT_TIMEOUT_GRACE_S, limit / 4):
+                self._lose(replica, head, _timed_out(limit))
 
     def _count_engines(self, replica: Replica, engine_starts: int) -> None:
         new = engine_starts - replica.engine_starts

@@ -109,7 +109,13 @@ def _check_type(value: Any, hint: Any, key: str, source: str | None) -> Any:
 
 
 def _hint_name(hint: Any) -> str:
-    return " or ".join(getattr(a, "__name__", str(a)) for a in typing.get_args(hint) if a is not type(None))
+    names = []
+    for a in typing.get_args(hint):
+        if typing.get_origin(a) is Literal:
+            names.extend(repr(v) for v in typing.get_args(a))
+        elif a is not type(None):
+            names.append(getattr(a, "__name__", str(a)))
+    return " or ".join(names)
 
 
 # ---- the YAML document -------------------------------------------------------------------------------------

@@ -62,7 +62,11 @@ class SweepSpec:
     seed: int = 0
     out: str = "runs/latest"
     shard_size: int = 256  # items per work unit: the granularity of sharding, resume and retries
-    max_retries: int = 2  # per work unit, when a replica dies
+    max_retries: int = 2  # per work unit, when a replica dies (process, engine) or its unit times out
+    # seconds a replica may work on one unit before it counts as hung, is killed and replaced; "auto": 20x the unit's
+    # expected time from the model's measured rate, at least 300 s (an hour before anything of it is measured);
+    # None: never (rmorch.orchestrator.schedule.scheduler.Scheduler.unit_timeout)
+    unit_timeout_s: float | Literal["auto"] | None = "auto"
     resamples: int = DEFAULT_RESAMPLES  # bootstrap resamples of the report's intervals and paired tests (0: none)
     # stop the sweep once more than this share of the result rows written in this run are error rows (checked from
     # rmorch.orchestrator.schedule.error_cap.ERROR_CAP_MIN_ROWS rows on); None: never stop for errors
@@ -88,6 +92,10 @@ class SweepSpec:
             raise SpecError("seed", "must be >= 0")
         if self.max_retries < 0:
             raise SpecError("max_retries", "must be >= 0")
+        if self.unit_timeout_s != "auto" and self.unit_timeout_s is not None and (
+                isinstance(self.unit_timeout_s, bool) or not isinstance(self.unit_timeout_s, int | float)
+                or self.unit_timeout_s <= 0):
+            raise SpecError("unit_timeout_s", "a number of seconds > 0, auto, or null (never time a unit out)")
         if self.resamples < 0:
             raise SpecError("resamples", "must be >= 0")
         if self.max_error_rate is not None and not 0 < self.max_error_rate <= 1:

@@ -64,6 +64,8 @@ class LastRun:
     gpu_idle_fraction: float | None = None  # GPU-seconds without a working replica / total
     failed_models: dict[str, str] = field(default_factory=dict)  # model -> why it could not run
     retries: int = 0
+    # model -> why each of its replicas lost while working was replaced (process died, engine died, unit timed out)
+    replaced: dict[str, list[str]] = field(default_factory=dict)
     error_rows: int = 0
     # stopped early by max_error_rate: {max_error_rate, rows, error_rows, models: [...]}; else null
     stopped: dict[str, Any] | None = None
@@ -71,6 +73,23 @@ class LastRun:
     # top_error, top_error_rows} (orchestrator.schedule.error_cap.ModelErrorStop)
     stopped_models: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
+
+
+@dataclass
+class MeasuredRate:
+    """A model's speed as measured by a sweep that computed some of its units (rmorch.orchestrator.plan.estimate):
+    what `rmorch plan` and `rmorch status` use instead of assumptions."""
+
+    tokens_per_second: float = 0.0  # input tokens scored per second by one replica (a unit's own scoring time)
+    gpus: float = 0.0  # GPUs per replica it ran with (0: a CPU replica)
+    cpus: float = 0.0  # CPUs per replica
+    units: int = 0  # units the rate was measured on
+    tokens: float = 0.0
+    seconds: float = 0.0  # their scoring seconds, all replicas together
+    start_seconds: float | None = None  # mean seconds from requesting a replica to its first unit (process + load)
+    load_seconds: float | None = None  # mean seconds the replica itself spent loading (model files, engine start)
+    engine_starts: int = 0  # inference engines started (vLLM)
+    run_id: str | None = None  # the sweep that measured it
 
 
 @dataclass
@@ -92,6 +111,11 @@ class RunRecord:
     store_problems: list[str] | None = None  # files found unusable: their units are computed again
     last_run: LastRun | None = None
     merged_from: list[str] | None = None  # a merged report's record: the sweeps it merged
+    # model -> its latest measured speed, merged over runs (a run that computed nothing of a model keeps the older)
+    rates: dict[str, MeasuredRate] = field(default_factory=dict)
+    # the sweep's own overheads as last measured: startup_seconds (the driver up to scheduling and after it: suites,
+    # identities, store, Ray), report_seconds, process_seconds (the CLI process before run_sweep: imports)
+    overheads: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The record as run.json holds it (absent values left out)."""

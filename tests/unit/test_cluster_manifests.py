@@ -1,15 +1,20 @@
 """cluster/: the KubeRay manifests, the image and the sweep they run.
 
-Nothing here needs Kubernetes or Docker: the manifests are checked against a JSON schema of the KubeRay (ray.io/v1)
-and core pod fields they use (unknown keys fail, so a typo such as `minReplica` cannot slip through), then against
-rmorch's own rules: GPU groups scale from zero, secrets only through secretKeyRef, one image and one Ray version
-everywhere, the RayJob's entrypoint is `rmorch sweep SPEC` with a SPEC the image ships and load_spec accepts, and
-every model of that spec fits a worker group. Each rule is also shown to reject a broken manifest.
+Nothing here needs Kubernetes or Docker. The manifests are validated against KubeRay's own CustomResourceDefinitions
+(v1.7.0, ../shared/data/kuberay-crds): each CRD's `openAPIV3Schema` is read as the API server applies it (unknown
+fields are errors, as with kubectl's strict field validation; int-or-string, nullable, preserve-unknown-fields,
+list-type map/set uniqueness, int32/int64 ranges), plus apiVersion, kind and the object's metadata, which the CRD
+leaves to the API server. Then come rmorch's own rules: GPU groups scale from zero, secrets only through
+secretKeyRef, one image and one Ray version everywhere, the RayJob's entrypoint is `rmorch sweep SPEC` with a SPEC
+the image ships and load_spec accepts, and every model of that spec fits a worker group. Each check is also shown to
+reject a broken manifest.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import json
 import re
 import shlex
 import sys
@@ -24,144 +29,121 @@ import yaml
 
 from rmorch.actors import get_kind
 from rmorch.orchestrator.spec.parse import load_spec
+from tests.conftest import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "cluster"
 APP = PurePosixPath("/app")  # the image's WORKDIR: /app/X is the repository's X
 
-# ---- the schema: the KubeRay and pod fields these manifests use ----------------------------------------------
+# ---- the schema: KubeRay's CRDs, read as the Kubernetes API server applies them -------------------------------
 
-_QUANTITY = {"oneOf": [{"type": "integer", "minimum": 0},
-                       {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"}]}
-_STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
-
-
-def _obj(required: list[str], props: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "required": required, "properties": props, "additionalProperties": False}
-
-
-_DEFS: dict[str, Any] = {
-    "quantity": _QUANTITY,
-    "resources": _obj([], {
-        "requests": {"type": "object", "additionalProperties": {"$ref": "#/$defs/quantity"}},
-        "limits": {"type": "object", "additionalProperties": {"$ref": "#/$defs/quantity"}},
-    }),
-    "keyRef": _obj(["name", "key"], {"name": {"type": "string", "minLength": 1}, "key": {"type": "string", "minLength": 1},
-                                     "optional": {"type": "boolean"}}),
-    "envVar": {
-        "type": "object", "required": ["name"], "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
-            "value": {"type": "string"},
-            "valueFrom": {"type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
-                          "properties": {"secretKeyRef": {"$ref": "#/$defs/keyRef"},
-                                         "configMapKeyRef": {"$ref": "#/$defs/keyRef"},
-                                         "fieldRef": {"type": "object"}}},
-        },
-        "not": {"required": ["value", "valueFrom"]},
+CRD_DIR = SHARED_DATA / "kuberay-crds"
+CRD_FILES = {"RayCluster": "ray.io_rayclusters.yaml", "RayJob": "ray.io_rayjobs.yaml"}
+CRD_VERSION = "v1"
+# Keys of a structural schema that JSON Schema either does not know or must not see as written (converted below).
+_K8S_ONLY = {"description", "nullable", "x-kubernetes-int-or-string", "x-kubernetes-preserve-unknown-fields",
+             "x-kubernetes-map-type", "x-kubernetes-embedded-resource"}
+# The object's metadata is ObjectMeta, which the API server validates itself (the CRD says only `type: object`):
+# the fields a manifest may write, and a name that KubeRay accepts (a DNS-1035 label; it derives longer names).
+OBJECT_META: dict[str, Any] = {
+    "type": "object", "required": ["name"], "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "pattern": r"^[a-z]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
+        "namespace": {"type": "string"},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+        "finalizers": {"type": "array", "items": {"type": "string"}},
     },
-    "securityContext": {"type": "object"},
-    "container": _obj(["name", "image", "resources"], {
-        "name": {"type": "string", "minLength": 1},
-        "image": {"type": "string", "minLength": 1},
-        "imagePullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]},
-        "command": {"type": "array", "items": {"type": "string"}},
-        "args": {"type": "array", "items": {"type": "string"}},
-        "ports": {"type": "array", "items": _obj(["containerPort"], {
-            "name": {"type": "string"}, "containerPort": {"type": "integer", "minimum": 1, "maximum": 65535},
-            "protocol": {"enum": ["TCP", "UDP", "SCTP"]}})},
-        "resources": {"$ref": "#/$defs/resources"},
-        "env": {"type": "array", "items": {"$ref": "#/$defs/envVar"}},
-        "volumeMounts": {"type": "array", "items": _obj(["name", "mountPath"], {
-            "name": {"type": "string"}, "mountPath": {"type": "string", "pattern": "^/"},
-            "readOnly": {"type": "boolean"}, "subPath": {"type": "string"}})},
-        "securityContext": {"$ref": "#/$defs/securityContext"},
-    }),
-    "volume": {"type": "object", "required": ["name"], "minProperties": 2, "maxProperties": 2,
-               "properties": {"name": {"type": "string"},
-                              "emptyDir": _obj([], {"medium": {"enum": ["", "Memory"]},
-                                                    "sizeLimit": {"$ref": "#/$defs/quantity"}}),
-                              "persistentVolumeClaim": {"type": "object"}, "configMap": {"type": "object"},
-                              "secret": {"type": "object"}},
-               "additionalProperties": False},
-    "podTemplate": _obj(["spec"], {
-        "metadata": _obj([], {"labels": _STR_MAP, "annotations": _STR_MAP}),
-        "spec": _obj(["containers"], {
-            "containers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/container"}},
-            "volumes": {"type": "array", "items": {"$ref": "#/$defs/volume"}},
-            "restartPolicy": {"enum": ["Always", "OnFailure", "Never"]},
-            "securityContext": {"$ref": "#/$defs/securityContext"},
-            "tolerations": {"type": "array", "items": _obj(["operator"], {
-                "key": {"type": "string"}, "operator": {"enum": ["Exists", "Equal"]}, "value": {"type": "string"},
-                "effect": {"enum": ["NoSchedule", "PreferNoSchedule", "NoExecute"]}})},
-            "nodeSelector": _STR_MAP,
-            "affinity": {"type": "object"},
-            "serviceAccountName": {"type": "string"},
-            "imagePullSecrets": {"type": "array"},
-            "priorityClassName": {"type": "string"},
-        }),
-    }),
-    "headGroupSpec": _obj(["rayStartParams", "template"], {
-        "serviceType": {"enum": ["ClusterIP", "NodePort", "LoadBalancer"]},
-        "enableIngress": {"type": "boolean"},
-        "rayStartParams": _STR_MAP,  # ray start flags are strings, numbers included
-        "template": {"$ref": "#/$defs/podTemplate"},
-    }),
-    "workerGroupSpec": _obj(["groupName", "minReplicas", "maxReplicas", "rayStartParams", "template"], {
-        "groupName": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
-        "replicas": {"type": "integer", "minimum": 0},
-        "minReplicas": {"type": "integer", "minimum": 0},
-        "maxReplicas": {"type": "integer", "minimum": 1},
-        "idleTimeoutSeconds": {"type": "integer", "minimum": 0},
-        "numOfHosts": {"type": "integer", "minimum": 1},
-        "rayStartParams": _STR_MAP,
-        "template": {"$ref": "#/$defs/podTemplate"},
-    }),
-    "rayClusterSpec": _obj(["rayVersion", "enableInTreeAutoscaling", "headGroupSpec", "workerGroupSpecs"], {
-        "rayVersion": {"type": "string", "pattern": r"^\d+\.\d+\.\d+$"},
-        "enableInTreeAutoscaling": {"type": "boolean"},
-        "autoscalerOptions": _obj([], {
-            "version": {"enum": ["v1", "v2"]},
-            "upscalingMode": {"enum": ["Default", "Aggressive", "Conservative"]},
-            "idleTimeoutSeconds": {"type": "integer", "minimum": 0},
-            "imagePullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]},
-            "resources": {"$ref": "#/$defs/resources"},
-            "env": {"type": "array", "items": {"$ref": "#/$defs/envVar"}},
-            "securityContext": {"$ref": "#/$defs/securityContext"},
-        }),
-        "headGroupSpec": {"$ref": "#/$defs/headGroupSpec"},
-        "workerGroupSpecs": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/workerGroupSpec"}},
-    }),
-    "metadata": _obj(["name"], {"name": {"type": "string", "pattern": r"^[a-z]([-a-z0-9]*[a-z0-9])?$",
-                                         "maxLength": 40},  # KubeRay appends suffixes to the names it derives
-                                "namespace": {"type": "string"}, "labels": _STR_MAP, "annotations": _STR_MAP}),
 }
 
-RAYCLUSTER_SCHEMA = {
-    "$defs": _DEFS,
-    **_obj(["apiVersion", "kind", "metadata", "spec"], {
-        "apiVersion": {"const": "ray.io/v1"}, "kind": {"const": "RayCluster"},
-        "metadata": {"$ref": "#/$defs/metadata"}, "spec": {"$ref": "#/$defs/rayClusterSpec"}}),
-}
 
-RAYJOB_SCHEMA = {
-    "$defs": _DEFS,
-    **_obj(["apiVersion", "kind", "metadata", "spec"], {
-        "apiVersion": {"const": "ray.io/v1"}, "kind": {"const": "RayJob"},
-        "metadata": {"$ref": "#/$defs/metadata"},
-        "spec": _obj(["entrypoint", "rayClusterSpec", "shutdownAfterJobFinishes", "activeDeadlineSeconds",
-                      "ttlSecondsAfterFinished", "backoffLimit"], {
-            "entrypoint": {"type": "string", "minLength": 1},
-            "submissionMode": {"enum": ["K8sJobMode", "HTTPMode", "SidecarMode", "InteractiveMode"]},
-            "shutdownAfterJobFinishes": {"type": "boolean"},
-            "ttlSecondsAfterFinished": {"type": "integer", "minimum": 0},
-            "activeDeadlineSeconds": {"type": "integer", "minimum": 1},
-            "backoffLimit": {"type": "integer", "minimum": 0},
-            "runtimeEnvYAML": {"type": "string"},
-            "rayClusterSpec": {"$ref": "#/$defs/rayClusterSpec"},
-        }),
-    }),
-}
+def structural_to_json_schema(node: dict[str, Any]) -> dict[str, Any]:
+    """A Kubernetes structural schema node as JSON Schema with the API server's meaning:
+    - an object without `additionalProperties` takes only its `properties` (the server prunes other fields, and
+      strict field validation turns each pruned field into an error), unless `x-kubernetes-preserve-unknown-fields`;
+    - `x-kubernetes-int-or-string` takes an integer or a string; `nullable` also takes null;
+    - `x-kubernetes-list-type` and `x-kubernetes-validations` stay, for the keywords of CRD_VALIDATOR."""
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _K8S_ONLY:
+            continue
+        if key == "properties":
+            out[key] = {name: structural_to_json_schema(sub) for name, sub in value.items()}
+        elif key in ("items", "not") or (key == "additionalProperties" and isinstance(value, dict)):
+            out[key] = structural_to_json_schema(value)
+        elif key in ("allOf", "anyOf", "oneOf"):
+            out[key] = [structural_to_json_schema(sub) for sub in value]
+        else:
+            out[key] = value
+    if node.get("x-kubernetes-int-or-string"):
+        out.pop("anyOf", None)
+        out["type"] = ["integer", "string"]
+    is_object = node.get("type") == "object" or "properties" in node
+    if is_object and "additionalProperties" not in node and not node.get("x-kubernetes-preserve-unknown-fields"):
+        out["additionalProperties"] = False
+    if node.get("nullable"):
+        out = {"anyOf": [{"type": "null"}, out]}
+    return out
+
+
+def _list_type(validator, list_type: str, instance: Any, schema: dict[str, Any]):
+    """x-kubernetes-list-type: a `set` holds no item twice, a `map` no two items with the same list-map-keys."""
+    if not validator.is_type(instance, "array") or list_type not in ("set", "map"):
+        return
+    if list_type == "set":
+        keys = [json.dumps(item, sort_keys=True) for item in instance]
+    else:
+        props = schema.get("items", {}).get("properties", {})
+        names = schema["x-kubernetes-list-map-keys"]
+        keys = [json.dumps([item.get(k, props.get(k, {}).get("default")) for k in names])
+                for item in instance if isinstance(item, dict)]
+    dupes = sorted({k for k in keys if keys.count(k) > 1})
+    if dupes:
+        yield jsonschema.ValidationError(f"duplicate entries in a list of type {list_type}: {', '.join(dupes)}")
+
+
+def _cel_rules(validator, rules: list[dict[str, Any]], instance: Any, schema: dict[str, Any]):
+    """x-kubernetes-validations (CEL): `self == oldSelf` (immutability) holds on create; any other rule is not
+    evaluated here, so a manifest that sets such a field fails instead of passing unchecked."""
+    for rule in rules:
+        if rule["rule"].replace(" ", "") != "self==oldSelf":
+            yield jsonschema.ValidationError(f"a CEL rule this test cannot evaluate guards this field "
+                                             f"({rule.get('message', rule['rule'])}); check it with "
+                                             "`kubectl apply --dry-run=server` and extend the test")
+
+
+CRD_VALIDATOR = jsonschema.validators.extend(jsonschema.Draft202012Validator, {
+    "x-kubernetes-list-type": _list_type, "x-kubernetes-validations": _cel_rules})
+FORMATS = jsonschema.FormatChecker(formats=())
+FORMATS.checks("int32")(lambda v: not isinstance(v, int) or -2**31 <= v < 2**31)
+FORMATS.checks("int64")(lambda v: not isinstance(v, int) or -2**63 <= v < 2**63)
+
+
+@functools.cache
+def crd_schema(kind: str) -> dict[str, Any]:
+    """The JSON Schema of a whole `kind` object: the CRD's openAPIV3Schema of CRD_VERSION (which the CRD must serve),
+    with apiVersion and kind fixed and the metadata of OBJECT_META."""
+    with open(CRD_DIR / CRD_FILES[kind], encoding="utf-8") as f:
+        crd = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    assert crd["kind"] == "CustomResourceDefinition" and crd["spec"]["names"]["kind"] == kind
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == CRD_VERSION]
+    assert version["served"], f"{kind} {CRD_VERSION} is not served by this CRD"
+    schema = structural_to_json_schema(version["schema"]["openAPIV3Schema"])
+    schema["properties"].update(apiVersion={"const": f"{crd['spec']['group']}/{CRD_VERSION}"}, kind={"const": kind},
+                                metadata=OBJECT_META)
+    schema["required"] = sorted({"apiVersion", "kind", "metadata", "spec", *schema.get("required", [])})
+    return schema
+
+
+def schema_errors(doc: dict[str, Any]) -> list[str]:
+    """What the API server would refuse in doc, one line per error (path: message), [] if it is valid."""
+    kind = doc.get("kind")
+    if kind not in CRD_FILES:
+        return [f"kind: {kind!r} is not one of {sorted(CRD_FILES)}"]
+    validator = CRD_VALIDATOR(crd_schema(kind), format_checker=FORMATS)
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
+    return [f"{'.'.join(map(str, e.absolute_path)) or '<top>'}: {e.message}" for e in errors]
+
 
 # ---- loading and walking ---------------------------------------------------------------------------------------
 
@@ -200,18 +182,12 @@ def _containers(doc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _gpus(container: dict[str, Any]) -> int:
-    return int(container["resources"].get("limits", {}).get("nvidia.com/gpu", 0))
+    return int(container.get("resources", {}).get("limits", {}).get("nvidia.com/gpu", 0))
 
 
 def _cpus(container: dict[str, Any]) -> float:
     q = str(container["resources"]["limits"]["cpu"])
     return float(q[:-1]) / 1000 if q.endswith("m") else float(q)
-
-
-def schema_errors(doc: dict[str, Any]) -> list[str]:
-    schema = RAYJOB_SCHEMA if doc.get("kind") == "RayJob" else RAYCLUSTER_SCHEMA
-    validator = jsonschema.Draft202012Validator(schema)
-    return [f"{'/'.join(map(str, e.absolute_path)) or '<top>'}: {e.message}" for e in validator.iter_errors(doc)]
 
 
 # ---- rmorch's rules ------------------------------------------------------------------------------------------
@@ -228,7 +204,7 @@ def cluster_problems(doc: dict[str, Any]) -> list[str]:
     if spec.get("enableInTreeAutoscaling") is not True:
         problems.append("enableInTreeAutoscaling must be true")
     head = spec["headGroupSpec"]
-    if head["rayStartParams"].get("num-gpus") != "0":
+    if head.get("rayStartParams", {}).get("num-gpus") != "0":
         problems.append("head: rayStartParams num-gpus must be \"0\"")
     if head.get("serviceType", "ClusterIP") != "ClusterIP" or head.get("enableIngress"):
         problems.append("head: the dashboard must stay inside the cluster (ClusterIP, no ingress)")
@@ -244,7 +220,7 @@ def cluster_problems(doc: dict[str, Any]) -> list[str]:
         pod = g["template"]["spec"]
         shm = {v["name"] for v in pod.get("volumes", []) if v.get("emptyDir", {}).get("medium") == "Memory"}
         for c in pod["containers"]:
-            req, lim = c["resources"].get("requests", {}), c["resources"].get("limits", {})
+            req, lim = c.get("resources", {}).get("requests", {}), c.get("resources", {}).get("limits", {})
             if "nvidia.com/gpu" not in lim:
                 problems.append(f"{name}: worker container needs an nvidia.com/gpu limit")
             elif str(req.get("nvidia.com/gpu", lim["nvidia.com/gpu"])) != str(lim["nvidia.com/gpu"]):
@@ -259,9 +235,13 @@ def cluster_problems(doc: dict[str, Any]) -> list[str]:
         images.add(c["image"])
         if name == "head" and _gpus(c):
             problems.append("head: the head is CPU-only (no nvidia.com/gpu)")
+        if "cpu" not in c.get("resources", {}).get("limits", {}):
+            problems.append(f"{name}: container {c['name']} needs a cpu limit (Ray's num-cpus comes from it)")
         names = set()
         for var in c.get("env", []):
             names.add(var["name"])
+            if "value" in var and "valueFrom" in var:  # pod validation (when KubeRay creates the pod), not the CRD's
+                problems.append(f"{name}: env {var['name']} sets both value and valueFrom")
             if SECRETISH.search(var["name"]) and ("value" in var or "secretKeyRef" not in var.get("valueFrom", {})):
                 problems.append(f"{name}: env {var['name']} must come from a secretKeyRef, never a literal value")
         missing = REQUIRED_ENV - names
@@ -308,9 +288,11 @@ def rayjob_problems(doc: dict[str, Any]) -> list[str]:
     """The RayJob's own rules; the spec it runs must load and fit the cluster."""
     problems = []
     spec = doc["spec"]
-    if spec["shutdownAfterJobFinishes"] is not True:
+    if spec.get("shutdownAfterJobFinishes") is not True:
         problems.append("shutdownAfterJobFinishes must be true (free the GPUs when the sweep ends)")
-    if spec["backoffLimit"] < 1:
+    if not spec.get("activeDeadlineSeconds"):
+        problems.append("activeDeadlineSeconds must be set (a stuck sweep must not hold GPUs forever)")
+    if spec.get("backoffLimit", 0) < 1:
         problems.append("backoffLimit >= 1: a retry on a fresh cluster resumes from the store")
     argv = shlex.split(spec["entrypoint"])
     if argv[:2] != ["rmorch", "sweep"] or len(argv) < 3:
@@ -427,18 +409,67 @@ def _head_env(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return _cluster_spec(doc)["headGroupSpec"]["template"]["spec"]["containers"][0]["env"]
 
 
-@pytest.mark.parametrize("edit, expect", [
-    (lambda d: _cluster_spec(d)["autoscalerOptions"].update(upscalingMode="Fast"), "upscalingMode"),
-    (lambda d: _worker(d).update(minReplica=0), "minReplica"),
-    (lambda d: _worker(d).update(maxReplicas="4"), "maxReplicas"),
-    (lambda d: _worker(d)["rayStartParams"].update({"num-gpus": 1}), "num-gpus"),
-    (lambda d: _worker(d).pop("template"), "template"),
-    (lambda d: d.update(apiVersion="ray.io/v1alpha1"), "apiVersion"),
-    (lambda d: _head_env(d).append({"name": "X", "value": "1", "valueFrom": {"fieldRef": {}}}), "env"),
+def _head(doc: dict[str, Any]) -> dict[str, Any]:
+    return _cluster_spec(doc)["headGroupSpec"]["template"]["spec"]["containers"][0]
+
+
+@pytest.mark.parametrize("name", ["raycluster.yaml", "rayjob.yaml"])
+@pytest.mark.parametrize("edit, path, expect", [
+    # a misspelled field, at the top of a group and deep in a pod template: kubectl's strict validation refuses both
+    (lambda d: _worker(d).update(minReplica=0), "workerGroupSpecs.0", "'minReplica' was unexpected"),
+    (lambda d: _head(d).update(imagePullPolicyy="Always"), "containers.0", "'imagePullPolicyy' was unexpected"),
+    (lambda d: _cluster_spec(d).update(enableInTreeAutoscale=True), "", "'enableInTreeAutoscale' was unexpected"),
+    # wrong types and values
+    (lambda d: _worker(d).update(maxReplicas="4"), "maxReplicas", "'4' is not of type 'integer'"),
+    (lambda d: _worker(d).update(maxReplicas=2**31), "maxReplicas", "is not a 'int32'"),
+    (lambda d: _worker(d)["rayStartParams"].update({"num-gpus": 1}), "num-gpus", "1 is not of type 'string'"),
+    (lambda d: _head(d)["ports"][0].update(containerPort="6379"), "containerPort", "is not of type 'integer'"),
+    (lambda d: _head(d)["resources"]["limits"].update(cpu="8 cores"), "limits.cpu", "does not match"),
+    (lambda d: _head(d)["resources"]["limits"].update(cpu=[8]), "limits.cpu", "is not of type 'integer', 'string'"),
+    (lambda d: _cluster_spec(d)["autoscalerOptions"].update(upscalingMode="Fast"), "upscalingMode", "is not one of"),
+    (lambda d: _worker(d).pop("template"), "workerGroupSpecs.0", "'template' is a required property"),
+    (lambda d: _head(d)["env"].append({"name": "HF_TOKEN", "value": "x"}), "env", "duplicate entries"),
+    (lambda d: _cluster_spec(d).update(managedBy="someone"), "managedBy", "CEL rule"),
+    # what the CRD leaves to the API server: apiVersion, kind, metadata
+    (lambda d: d.update(apiVersion="ray.io/v1alpha1"), "apiVersion", "'ray.io/v1' was expected"),
+    (lambda d: d["metadata"].update(name="rmorch_sweep"), "metadata.name", "does not match"),
+    (lambda d: d["metadata"].update(label={"a": "b"}), "metadata", "'label' was unexpected"),
 ])
-def test_schema_rejects(raycluster: dict[str, Any], edit, expect: str) -> None:
-    errors = schema_errors(_broken(raycluster, edit))
-    assert errors and any(expect in e for e in errors), errors
+def test_schema_rejects(name: str, edit, path: str, expect: str) -> None:
+    """The real manifest, loaded and broken in one place: the CRD validation names that place and the fault."""
+    errors = schema_errors(_broken(_load(name), edit))
+    assert any(path in e.split(": ", 1)[0] and expect in e for e in errors), errors
+
+
+def test_kind_must_be_a_kuberay_one(rayjob: dict[str, Any]) -> None:
+    assert schema_errors(_broken(rayjob, lambda d: d.update(kind="RayService"))) == [
+        "kind: 'RayService' is not one of ['RayCluster', 'RayJob']"]
+    errors = schema_errors(_broken(rayjob, lambda d: d.update(kind="RayCluster")))  # a RayJob's spec is no cluster's
+    assert any("'entrypoint'" in e and "unexpected" in e for e in errors), errors
+
+
+def test_structural_schema_semantics() -> None:
+    """The Kubernetes extensions the KubeRay CRDs use, and preserve-unknown-fields (which v1.7.0 does not use)."""
+    schema = structural_to_json_schema({"type": "object", "properties": {
+        "port": {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]},
+        "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        "closed": {"type": "object"},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "maybe": {"type": "string", "nullable": True},
+        "tags": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"},
+    }})
+    validator = CRD_VALIDATOR(schema, format_checker=FORMATS)
+
+    def ok(doc: dict[str, Any]) -> bool:
+        return validator.is_valid(doc)
+
+    assert ok({"port": 80}) and ok({"port": "http"}) and not ok({"port": 1.5}) and not ok({"port": True})
+    assert ok({"free": {"anything": {"goes": [1]}}})
+    assert ok({"closed": {}}) and not ok({"closed": {"x": 1}})  # no properties, no preserve: every field is unknown
+    assert ok({"labels": {"a": "b"}}) and not ok({"labels": {"a": 1}})
+    assert ok({"maybe": None}) and ok({"maybe": "x"}) and not ok({"maybe": 1})
+    assert ok({"tags": ["a", "b"]}) and not ok({"tags": ["a", "a"]})
+    assert not ok({"typo": 1})
 
 
 def _literal_token(d: dict[str, Any]) -> None:
@@ -458,6 +489,8 @@ def _literal_token(d: dict[str, Any]) -> None:
     (lambda d: _cluster_spec(d)["headGroupSpec"]["template"]["spec"]["containers"][0].update(image="other"),
      "one image"),
     (lambda d: _cluster_spec(d)["headGroupSpec"].update(serviceType="LoadBalancer"), "ClusterIP"),
+    (lambda d: _head_env(d).append({"name": "X", "value": "1", "valueFrom": {"fieldRef": {}}}), "value and valueFrom"),
+    (lambda d: _head(d)["resources"]["limits"].pop("cpu"), "needs a cpu limit"),
 ])
 def test_rules_reject(raycluster: dict[str, Any], edit, expect: str) -> None:
     problems = cluster_problems(_broken(raycluster, edit))
@@ -475,6 +508,7 @@ def test_rayjob_rules_reject(rayjob: dict[str, Any], tmp_path: Path, monkeypatch
         (entry("rmorch sweep /app/examples/default.yaml"), "does not copy"),
         (lambda d: d["spec"].update(shutdownAfterJobFinishes=False), "shutdownAfterJobFinishes"),
         (lambda d: d["spec"].update(backoffLimit=0), "backoffLimit"),
+        (lambda d: d["spec"].pop("activeDeadlineSeconds"), "activeDeadlineSeconds"),
     ]:
         problems = rayjob_problems(_broken(rayjob, edit))
         assert any(expect in p for p in problems), (expect, problems)

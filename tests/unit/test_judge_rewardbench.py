@@ -547,9 +547,9 @@ def test_template_and_parser_are_in_the_settings_identity():
 
 
 def test_unknown_template_names_are_refused_clearly(tmp_path, monkeypatch):
-    with pytest.raises(SpecError, match=r"'rewardbnech' is neither a built-in template \(rewardbench\) nor a file"):
+    with pytest.raises(SpecError, match=r"'rewardbnech' is neither a built-in template \(rewardbench, arena_hard\) nor a file"):
         JudgeConfig(path="m", template="rewardbnech")
-    with pytest.raises(UserError, match=r"template 'rewardbnech' is neither a built-in template \(rewardbench\)"):
+    with pytest.raises(UserError, match=r"template 'rewardbnech' is neither a built-in template \(rewardbench, arena_hard\)"):
         load_template("pairwise", "rewardbnech", "j")
     path = tmp_path / "mine.yaml"  # a file still works
     path.write_text("user: 'Q: {{question}} A: {{response_a}} B: {{response_b}}'\n")
@@ -562,8 +562,9 @@ def test_unknown_template_names_are_refused_clearly(tmp_path, monkeypatch):
         load_template("rating", "missing.yaml", "j")
 
 
-def test_builtin_templates_cover_every_protocol():
+def test_builtin_templates_cover_their_protocols():
     for name, templates in BUILTIN.items():
-        assert set(templates) == {"pairwise", "nway", "rating"}, name
+        # arena_hard (JudgeBench's arena-hard prompt) is pairwise only: tests/unit/test_judgebench.py
+        assert set(templates) == ({"pairwise"} if name == "arena_hard" else {"pairwise", "nway", "rating"}), name
         for t in templates.values():
             assert dataclasses.is_dataclass(t) and t.source == f"builtin:{name}"

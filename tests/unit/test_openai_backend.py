@@ -16,15 +16,12 @@ import math
 import socket
 import threading
 import time
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler
 
-import httpx
 import pytest
 
 from rmorch.actors.backends.generation import Generation, SamplingConfig
-from rmorch.actors.backends.openai_http import OpenAIChatBackend, _parse_retry_after
+from rmorch.actors.backends.openai_http import OpenAIChatBackend
 from rmorch.core.errors import UserError
 from tests.local_http import serving
 
@@ -49,7 +46,9 @@ def _as_text(g: Generation) -> str:
 
 FAKE_KEY = "sk-fake-" + "0123456789abcdef" * 2
 FAKE_KEY_ENV = "RMORCH_TEST_FAKE_KEY"
-FAKE_MODELS = ["echo", "rate-limited", "broken", "slow", "bad-request", "echo-key", "retry-after-long", "logprobs"]
+FAKE_MODELS = ["echo", "rate-limited", "rate-limited-ms", "broken", "slow", "bad-request", "echo-key",
+               "retry-after-long", "logprobs"]
+RETRY_AFTER_S = 0.3  # what "rate-limited" asks to wait; the library's own backoff would be 0.375-0.5 s, then twice that
 
 
 class FakeAPI:
@@ -60,6 +59,7 @@ class FakeAPI:
         self.calls: dict[str, int] = {}
         self.slow_s = 1.0
         self.bodies: list[dict] = []  # the request bodies the "logprobs" model received
+        self.headers: list[dict[str, str]] = []  # the headers of every chat request, lower-case names
 
     def count(self, model: str) -> int:
         with self.lock:
@@ -97,7 +97,7 @@ def _handler(api: FakeAPI):
             if prefix == "/nomodels":
                 return self._send(404, {"detail": "Not Found"})
             if prefix == "/down":
-                return self._send(503, {"error": {"message": "starting up"}}, {"Retry-After": "0"})
+                return self._send(503, {"error": {"message": "starting up"}}, {"Retry-After": "0.01"})
             self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in FAKE_MODELS]})
 
         def do_POST(self):
@@ -107,6 +107,8 @@ def _handler(api: FakeAPI):
                 return self._send(401, {"error": {"message": "Incorrect API key provided: "
                                                   + self.headers.get("Authorization", "")}})
             n = api.count(model)
+            with api.lock:
+                api.headers.append({k.lower(): v for k, v in self.headers.items()})
             content = body["messages"][-1]["content"]
             ok = {
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": f"echo: {content}"},
@@ -123,10 +125,15 @@ def _handler(api: FakeAPI):
                 return self._send(200, ok)
             if model == "rate-limited":
                 if n <= 2:
-                    return self._send(429, {"error": {"message": "Rate limit reached"}}, {"Retry-After": "0"})
+                    return self._send(429, {"error": {"message": "Rate limit reached"}},
+                                      {"Retry-After": str(RETRY_AFTER_S)})
+                return self._send(200, ok)
+            if model == "rate-limited-ms":  # OpenAI's own header, in milliseconds
+                if n <= 1:
+                    return self._send(429, {"error": {"message": "Rate limit reached"}}, {"retry-after-ms": "50"})
                 return self._send(200, ok)
             if model == "broken":
-                return self._send(500, {"error": {"message": "internal error"}})
+                return self._send(500, {"error": {"message": "internal error"}}, {"retry-after-ms": "10"})
             if model == "slow":
                 time.sleep(api.slow_s)
                 return self._send(200, ok)
@@ -187,13 +194,13 @@ def fake(fake_server, monkeypatch):
     with api.lock:
         api.calls.clear()
         api.bodies.clear()
+        api.headers.clear()
     monkeypatch.setenv(FAKE_KEY_ENV, FAKE_KEY)
     return base, api
 
 
 def _fake_backend(base: str, model: str, **kw) -> OpenAIChatBackend:
-    kw = {"model_name": f"fake-{model}", "api_key_env": FAKE_KEY_ENV, "backoff_s": 0.01, "max_backoff_s": 0.05,
-          "max_retries": 3, **kw}
+    kw = {"model_name": f"fake-{model}", "api_key_env": FAKE_KEY_ENV, "max_retries": 3, **kw}
     return OpenAIChatBackend(f"{base}/v1", model, **kw)
 
 
@@ -216,13 +223,28 @@ def test_results_in_input_order_with_sampling_fields_and_isolated_failures(fake)
 
 def test_429_with_retry_after_then_success(fake):
     base, api = fake
-    with _fake_backend(base, "rate-limited", max_retries=5, backoff_s=5.0, max_backoff_s=60.0) as b:
+    with _fake_backend(base, "rate-limited", max_retries=5) as b:
         t0 = time.perf_counter()
         [g] = b.generate([_user("hello")], SamplingConfig(), seeds=[0])
         elapsed = time.perf_counter() - t0
     assert g.error is None and g.text.startswith("echo: hello")
     assert api.calls["rate-limited"] == 3
-    assert elapsed < 2.0  # Retry-After: 0 was honoured instead of the 5 s backoff
+    # Retry-After: 0.3 was honoured twice, instead of the library's own backoff (at least 0.375 + 0.75 s)
+    assert 2 * RETRY_AFTER_S <= elapsed < 1.0, elapsed
+    with _fake_backend(base, "rate-limited-ms", max_retries=5) as b:
+        t0 = time.perf_counter()
+        [g] = b.generate([_user("hello")], SamplingConfig(), seeds=[0])
+        elapsed = time.perf_counter() - t0
+    assert g.error is None and api.calls["rate-limited-ms"] == 2
+    assert 0.05 <= elapsed < 0.3, elapsed  # retry-after-ms: 50
+
+
+def test_429_retries_are_bounded_by_max_retries(fake):
+    base, api = fake
+    with _fake_backend(base, "rate-limited", max_retries=1) as b:
+        [g] = b.generate([_user("hello")], SamplingConfig(), seeds=[0])
+    assert api.calls["rate-limited"] == 2  # max_retries + 1 attempts, then an error row
+    assert g.text is None and g.error == "HTTP 429: Rate limit reached (after 2 attempts)"
 
 
 def test_always_500_gives_error_after_max_retries_plus_one_attempts(fake):
@@ -236,13 +258,13 @@ def test_always_500_gives_error_after_max_retries_plus_one_attempts(fake):
     assert api.calls["broken"] == 5 and g.error == "HTTP 500: internal error"
 
 
-def test_retry_after_is_capped_at_max_backoff(fake):
+def test_a_retry_after_beyond_two_minutes_is_not_waited_for(fake):
     base, api = fake
-    with _fake_backend(base, "retry-after-long", max_retries=2, max_backoff_s=0.05) as b:
+    with _fake_backend(base, "retry-after-long", max_retries=2) as b:
         t0 = time.perf_counter()
         [g] = b.generate([_user("hello")], SamplingConfig(), seeds=[0])
-        assert time.perf_counter() - t0 < 2.0
-    assert api.calls["retry-after-long"] == 3 and g.error.startswith("HTTP 503: overloaded")
+        assert time.perf_counter() - t0 < 1.0
+    assert api.calls["retry-after-long"] == 1 and g.error == "HTTP 503: overloaded"  # Retry-After: 3600
 
 
 def test_slow_server_times_out(fake):
@@ -255,7 +277,15 @@ def test_slow_server_times_out(fake):
     assert api.calls["slow"] == 4  # two items, each tried twice
     for g in out:
         assert g.text is None and "timed out after 0.3 s" in g.error and "after 2 attempts" in g.error, g.error
-    assert elapsed < 1.5  # the items waited concurrently, each for its own timeout
+    # the items waited concurrently, each for its own timeouts and one backoff (at most 0.5 s)
+    assert elapsed < 2 * 0.3 + 0.5 + 0.4, elapsed
+    # the bound holds with more retries: (max_retries + 1) timeouts and the backoffs (0.5, 1.0 s at most)
+    with _fake_backend(base, "slow", timeout_s=0.2, max_retries=2) as b:
+        t0 = time.perf_counter()
+        [g] = b.generate([_user("a")], SamplingConfig(), seeds=[0])
+        elapsed = time.perf_counter() - t0
+    assert g.error == "request timed out after 0.2 s (ReadTimeout) (after 3 attempts)", g.error
+    assert 3 * 0.2 + 0.375 + 0.75 <= elapsed < 3 * 0.2 + 0.5 + 1.0 + 0.4, elapsed
 
 
 def test_400_is_not_retried(fake):
@@ -275,6 +305,8 @@ def test_echoed_key_is_redacted_from_errors_and_logs(fake, caplog):
     assert api.calls["echo-key"] == 3
     assert out[0].error.startswith("HTTP 400: bad auth header") and out[1].error.startswith("HTTP 500")
     assert "***" in out[0].error
+    # the client library's and its HTTP stack's DEBUG records were captured and searched too
+    assert {"openai", "httpx2", "httpcore2"} <= {r.name.split(".")[0] for r in caplog.records}
     for text in [caplog.text, *shown, *map(_as_text, out)]:
         assert FAKE_KEY not in text
         assert FAKE_KEY[:13] not in text and FAKE_KEY[-10:] not in text  # the pieces the server quoted
@@ -283,12 +315,12 @@ def test_echoed_key_is_redacted_from_errors_and_logs(fake, caplog):
 def test_connection_refused_is_retried_then_an_error(fake):
     _base, _api = fake
     port = _free_port()  # nothing listens there
-    with OpenAIChatBackend(f"http://127.0.0.1:{port}/v1", "echo", model_name="gone", max_retries=2, backoff_s=0.01,
+    with OpenAIChatBackend(f"http://127.0.0.1:{port}/v1", "echo", model_name="gone", max_retries=2,
                            check_server=False) as b:
         [g] = b.generate([_user("hello")], SamplingConfig(), seeds=[0])
     assert g.text is None and g.error.startswith("connection error: ConnectError") and "after 3 attempts" in g.error
     with pytest.raises(UserError, match="cannot reach an OpenAI-compatible server"):
-        OpenAIChatBackend(f"http://127.0.0.1:{port}/v1", "echo", model_name="gone", max_retries=1, backoff_s=0.01)
+        OpenAIChatBackend(f"http://127.0.0.1:{port}/v1", "echo", model_name="gone", max_retries=1)
 
 
 def test_construction_checks(fake, monkeypatch):
@@ -341,6 +373,29 @@ def test_construction_checks(fake, monkeypatch):
         _fake_backend(base, "echo", timeout_s=0)
 
 
+def test_headers_organization_project_and_extra_headers_reach_the_server(fake, monkeypatch):
+    base, api = fake
+    # The library's environment conventions cannot add or replace a credential: the key is ours or none.
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment-" + "5" * 16)
+    monkeypatch.setenv("OPENAI_CUSTOM_HEADERS", "Authorization: Bearer sk-custom-env\nX-From-Env: yes")
+    with _fake_backend(base, "echo", organization="org-rmorch", project="proj_judges",
+                       extra_headers={"X-Trace-Id": "run-17", "X-Team": "evals"}) as b:
+        assert b.generate([_user("x")], SamplingConfig(), [0])[0].error is None
+    with OpenAIChatBackend(f"{base}/v1", "echo", model_name="no-key") as b:
+        assert b.generate([_user("y")], SamplingConfig(), [0])[0].error is None
+    keyed, keyless = api.headers
+    assert keyed["authorization"] == f"Bearer {FAKE_KEY}"
+    assert (keyed["openai-organization"], keyed["openai-project"]) == ("org-rmorch", "proj_judges")
+    assert (keyed["x-trace-id"], keyed["x-team"]) == ("run-17", "evals")
+    assert keyed["x-stainless-retry-count"] == "0"
+    assert "authorization" not in keyless  # no api_key_env: no key sent, not even OPENAI_API_KEY's
+    assert "openai-organization" not in keyless and "x-trace-id" not in keyless
+    with pytest.raises(UserError, match="extra_headers"):
+        _fake_backend(base, "echo", extra_headers={"X-Bad": "line\nbreak"})
+    with pytest.raises(UserError, match="organization"):
+        _fake_backend(base, "echo", organization="")
+
+
 def test_close_is_idempotent_and_final(fake):
     base, _ = fake
     b = _fake_backend(base, "echo")
@@ -349,17 +404,6 @@ def test_close_is_idempotent_and_final(fake):
     b.close()
     with pytest.raises(RuntimeError, match="after close"):
         b.generate([_user("x")], SamplingConfig(), [0])
-
-
-def test_retry_after_header_forms():
-    h = httpx.Headers
-    assert _parse_retry_after(h({})) is None
-    assert _parse_retry_after(h({"Retry-After": "2"})) == 2.0
-    assert _parse_retry_after(h({"Retry-After": "-3"})) == 0.0
-    assert _parse_retry_after(h({"Retry-After": "soon"})) is None
-    assert _parse_retry_after(h({"retry-after-ms": "250", "Retry-After": "1"})) == 0.25
-    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
-    assert 25 < _parse_retry_after(h({"Retry-After": later})) <= 30
 
 
 # -- probability verdicts (`verdict: logprobs`) ----------------------------------------------------------------------
@@ -496,3 +540,67 @@ def test_verdict_probs_http_errors_are_per_request_and_never_show_the_key(fake, 
     b.close()
     with pytest.raises(RuntimeError, match="after close"):
         b.verdict_probs([_user("a")], "[[", ["A", "B"])
+
+
+# -- the spec keys: the openai library's environment conventions, credentials kept out --------------------------------
+
+
+def _openai_judge(**model) -> dict:
+    return {"suites": [{"name": "rewardbench"}],
+            "models": [{"name": "j", "kind": "judge", "backend": "openai", "path": "m", **model}]}
+
+
+def test_base_url_organization_and_project_default_to_the_openai_environment(monkeypatch):
+    from rmorch.core.errors import SpecError
+    from rmorch.orchestrator.spec.parse import spec_from_dict
+
+    for name in ("OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SpecError, match=r"models\[0\]\.base_url'?: required with `backend: openai` \(or set "
+                                        r"OPENAI_BASE_URL\)"):
+        spec_from_dict(_openai_judge())
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1")
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-env")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj_env")
+    spec = spec_from_dict(_openai_judge())
+    config = spec.models[0].config
+    assert (config.base_url, config.organization, config.project) == ("http://127.0.0.1:8000/v1", "org-env",
+                                                                        "proj_env")
+    # recorded with the spec (spec.yaml), so a replica on any node gets them; the URL is part of the identity
+    recorded = spec.to_dict()["models"][0]
+    assert (recorded["base_url"], recorded["organization"], recorded["project"]) == (
+        "http://127.0.0.1:8000/v1", "org-env", "proj_env")
+    assert spec.models[0].settings()["base_url"] == "http://127.0.0.1:8000/v1"
+    # keys of the spec win over the environment
+    config = spec_from_dict(_openai_judge(base_url="http://10.0.0.2:9000/v1", organization="org-spec",
+                                          extra_headers={"X-Trace-Id": "1"})).models[0].config
+    assert (config.base_url, config.organization, config.project) == ("http://10.0.0.2:9000/v1", "org-spec",
+                                                                        "proj_env")
+    assert config.extra_headers == {"X-Trace-Id": "1"}
+    # a password in the environment's URL is refused, never repeated
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://user:hunter22@127.0.0.1:8000/v1")
+    with pytest.raises(SpecError, match=r"models\[0\]\.base_url'?: the URL in OPENAI_BASE_URL holds a password") as e:
+        spec_from_dict(_openai_judge())
+    assert "hunter22" not in str(e.value)
+
+
+@pytest.mark.parametrize("headers", [{"Authorization": "Bearer sk-x"}, {"api-key": "sk-x"}, {"X-API-Key": "sk-x"},
+                                     {"Cookie": "session=1"}, {"X-Auth-Token": "t"}, {"X-Ok": 3}, ["X-Ok: 1"]])
+def test_extra_headers_carry_no_credentials(headers, monkeypatch):
+    from rmorch.core.errors import SpecError
+    from rmorch.orchestrator.spec.parse import spec_from_dict
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1")
+    with pytest.raises(SpecError, match=r"models\[0\]\.extra_headers") as e:
+        spec_from_dict(_openai_judge(extra_headers=headers))
+    assert "sk-x" not in str(e.value)
+
+
+def test_openai_keys_only_with_the_openai_backend():
+    from rmorch.core.errors import SpecError
+    from rmorch.orchestrator.spec.parse import spec_from_dict
+
+    for key, value in (("organization", "org"), ("project", "p"), ("extra_headers", {"X-A": "1"}),
+                       ("api_key_env", "MY_KEY")):
+        with pytest.raises(SpecError, match=rf"models\[0\]\.{key}'?: only with `backend: openai`"):
+            spec_from_dict(_openai_judge(backend="vllm", **{key: value}))
