@@ -29,6 +29,7 @@ import tests.fault_kinds  # noqa: F401  (registers the test-faulty kind)
 from rmorch.orchestrator.plan.units import load_suite
 from rmorch.orchestrator.spec.parse import spec_from_dict
 from rmorch.orchestrator.store.results import ResultStore
+from rmorch.orchestrator.store.status import read_status
 from rmorch.orchestrator.sweep import SweepResult, run_sweep
 from tests.fault_kinds import crashes_so_far
 from tests.s3_server import s3_bucket
@@ -170,6 +171,7 @@ class TestOnCluster:
         assert _rows(out) == _rows(fault_free)
         run = json.loads((Path(out) / "run.json").read_text())
         assert run["last_run"]["replaced"] == {"faulty": result.stats.replaced["faulty"]}
+        assert read_status(out).replaced == run["last_run"]["replaced"]  # what `rmorch status` shows
 
     def test_hung_unit_times_out_and_is_retried_on_a_new_replica(self, cluster, fault_free, items, rewardbench_file,
                                                                 tmp_path):

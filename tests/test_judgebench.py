@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,7 +22,7 @@ import pytest
 from rmorch.actors.judge import ARENA_HARD_CONTINUE
 from rmorch.actors.judge_official_prompts import AH_SYSTEM, AH_USER
 from tests.conftest import SHARED_DATA
-from tests.local_http import serving
+from tests.local_http import JsonHandler, serving
 from tests.test_cli import rmorch, write_spec
 
 DATA = SHARED_DATA / "judgebench"
@@ -114,29 +113,17 @@ def scripted_reply(conversation: list[dict[str, str]]) -> str:
     return REPLIES[int(hashlib.sha256(conversation[1]["content"].encode()).hexdigest(), 16) % len(REPLIES)]
 
 
-class _ArenaHardAPI(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _ArenaHardAPI(JsonHandler):
     systems: ClassVar[set[str]] = set()
 
-    def log_message(self, *args) -> None:
-        pass
-
-    def _send(self, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
     def do_GET(self) -> None:
-        self._send({"object": "list", "data": [{"id": "scripted-judge", "object": "model"}]})
+        self.send_json({"object": "list", "data": [{"id": "scripted-judge", "object": "model"}]})
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
         type(self).systems.add(body["messages"][0]["content"])
         text = scripted_reply(body["messages"])
-        self._send({"choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+        self.send_json({"choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                                  "finish_reason": "stop"}],
                     "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})
 

@@ -9,7 +9,6 @@ import hashlib
 import json
 import shutil
 from collections import defaultdict
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from rmorch.orchestrator.report.export import export_reward_bench
 from rmorch.orchestrator.spec.parse import spec_from_dict
 from rmorch.orchestrator.store.results import ResultStore
 from rmorch.orchestrator.sweep import run_sweep
-from tests.local_http import serving
+from tests.local_http import JsonHandler, serving
 
 # The fast-tier half (no Ray, no vLLM engine, no child process): tests/unit/test_published.py
 
@@ -154,26 +153,14 @@ def test_published_replay_equals_the_live_model(exported, rewardbench_file, tmp_
 # ---- a generative judge: the Generative RM layout ---------------------------------------------------------------
 
 
-class _JudgeAPI(BaseHTTPRequestHandler):
+class _JudgeAPI(JsonHandler):
     """A deterministic OpenAI-compatible chat server on 127.0.0.1 (no hosted API is reachable here): from a hash of
     the prompt it answers a verdict ([[A]], [[B]] or none) and a rating ([[1]]..[[10]] or none), so that verdicts,
     unparsed verdicts, ratings and unparsed ratings all occur."""
 
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _send(self, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def do_GET(self) -> None:
-        self._send({"object": "list", "data": [{"id": "hash-judge", "object": "model"}]})
+        self.send_json({"object": "list", "data": [{"id": "hash-judge", "object": "model"}]})
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
@@ -181,7 +168,7 @@ class _JudgeAPI(BaseHTTPRequestHandler):
         verdict = ("[[A]]", "[[B]]", "no idea")[h % 3]
         rating = f"Rating: [[{h // 3 % 10 + 1}]]" if h // 30 % 4 else ""
         text = f"{verdict} {rating}"
-        self._send({"choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+        self.send_json({"choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                                  "finish_reason": "stop"}],
                     "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})
 

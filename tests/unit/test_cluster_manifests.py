@@ -371,7 +371,7 @@ def test_dockerfile_builds_what_the_cluster_runs(raycluster: dict[str, Any]) -> 
     users = re.findall(r"^USER (\S+)", text, re.MULTILINE)
     assert users and users[-1].split(":")[0] not in ("root", "0"), "the image must end as a non-root user"
     pip = [line for line in text.splitlines() if "pip install" in line]
-    assert any(re.search(r"""["']?\.\[vllm[^\]]*\]["']?""", line) for line in pip), "pip install .[vllm]"
+    assert any(re.search(r"""["']?\.\[gpu[^\]]*\]["']?""", line) for line in pip), "pip install .[gpu]"
     assert any("ray[default]==${RAY_VERSION}" in line for line in pip), "pin the Ray of the base image"
     # what `pip install .` reads, and the packages pyproject names
     package_dirs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
