@@ -16,8 +16,9 @@ Two ways an engine dies under a replica:
 A hung engine that is still alive (a stopped process, a deadlock) is caught by the unit's deadline: the scheduler
 sends each unit with its timeout (`unit_timeout_s`), the watchdog arms it while the unit runs and, when it passes,
 calls `on_fault` the same way. The replica itself must do it, not only the scheduler: killing the replica's
-process from outside leaves its engine's processes behind (a stopped engine core's worker spins on its queue,
-holding a core or a GPU's memory for good). The scheduler still kills a replica that has not gone a grace period
+process from outside leaves its engine's processes behind (a stopped engine core and its worker stay, holding
+memory, a GPU's included, for good; measured here: with them left behind, the replacement replica's first unit ran
+past its deadline too). The scheduler still kills a replica that has not gone a grace period
 after its deadline (a process too stuck to run its watchdog).
 """
 
