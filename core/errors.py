@@ -60,3 +60,9 @@ def read_yaml(path: str, what: str) -> Any:
         raise UserError(f"{what}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
     except RecursionError:
         raise UserError(f"{what}: invalid YAML: nested too deeply") from None
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's text (its type's name when it has none): for one-line messages."""
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

@@ -22,7 +22,7 @@ from typing import Any
 import ray
 from ray._private import services
 
-from rmorch.core.errors import UserError
+from rmorch.core.errors import UserError, first_line
 
 PROBE_S = 3.0  # TCP connect to the GCS port
 ANSWER_S = 8.0  # the GCS's first answer (its cluster id), authentication included
@@ -41,7 +41,7 @@ def join_cluster(address: str, **init_kwargs: Any) -> None:
     try:
         ray.init(address=gcs, **init_kwargs)
     except (ConnectionError, RuntimeError, ray.exceptions.AuthenticationError) as e:
-        raise UserError(f"cannot join the Ray cluster at {_shown(address, gcs)}: {_first_line(e)}") from None
+        raise UserError(f"cannot join the Ray cluster at {_shown(address, gcs)}: {first_line(e)}") from None
 
 
 def _gcs_address(address: str) -> str:
@@ -97,7 +97,7 @@ def _check_gcs(address: str, gcs: str) -> None:
         raise UserError(f"cannot join the Ray cluster at {where}: the head requires a Ray authentication token and "
                         f"{_token_problem()}. Set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH, a file) to the head's "
                         "token: `ray get-auth-token` on the head prints it")
-    raise UserError(f"cannot join the Ray cluster at {where}: {_first_line(error)}")
+    raise UserError(f"cannot join the Ray cluster at {where}: {first_line(error)}")
 
 
 def _first_answer(gcs: str) -> BaseException | None:
@@ -154,8 +154,3 @@ def _token_problem() -> str:
 
 def _shown(address: str, gcs: str) -> str:
     return address if address == gcs else f"{address} ({gcs})"
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]

@@ -56,6 +56,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from rmorch.actors import get_kind
 from rmorch.actors.engine_health import EngineFailure
 from rmorch.actors.worker import LoadFailure, ModelWorker, ShardResult, ShardTask, error_table
+from rmorch.core.errors import first_line
 from rmorch.core.model_spec import ModelSpec
 from rmorch.orchestrator.plan.costs import CostModel
 from rmorch.orchestrator.plan.items import ItemFile, item_rows
@@ -95,9 +96,6 @@ def _timed_out(limit: float) -> str:
     return f"unit timed out after {limit:.0f}s (unit_timeout_s)"
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:300] if text else type(e).__name__
 @dataclass
 class RunStats:
     computed: list[str] = field(default_factory=list)  # unit keys written in this run
@@ -447,7 +445,7 @@ class Scheduler:
             if limit is not None and now - head_started >= limit:  # its watchdog's deadline passed
                 self._lose(replica, head, _timed_out(limit))
             else:
-                self._lose(replica, head, f"replica died: {_first_line(e)}")
+                self._lose(replica, head, f"replica died: {first_line(e)[:300]}")
             return
         except RayTaskError as e:
             if isinstance(e.cause, EngineFailure):  # the engine is dead: a new replica retries the unit
@@ -514,7 +512,7 @@ class Scheduler:
             return
         items = item_rows(self.items[unit.suite], unit.start, unit.stop)
         message = f"unit failed {n} times; last: {reason}"
-        table = error_table(self._task(unit), items, self.models[unit.model], message)
+        table = error_table(unit.task(self.spec.seed), items, self.models[unit.model], message)
         self._write(unit, table, table.num_rows, 0.0)
 
     def _write(self, unit: WorkUnit, table: pa.Table, n_errors: int, seconds: float) -> None:
