@@ -7,10 +7,13 @@ different sizes and text lengths, on 64 logical GPUs: one Ray node (`--nodes 1`,
 ray.cluster_utils.Cluster of `--nodes` nodes sharing them. The time scale is set so that the lower bound is about
 `--seconds`.
 
-    .venv/bin/python bench/scheduler.py [--nodes 1|8] [--seconds 60] [--shard-size 32] [--no-reuse]
+    .venv/bin/python bench/scheduler.py [--nodes 1|8] [--seconds 60] [--shard-size 32] [--no-reuse] [--plan]
 
 `--no-reuse` sets `reuse_processes: false` (every replica in a new process; by default a finished replica's process
-may load the next model of its shape).
+may load the next model of its shape). `--plan` (issue 19) plans the sweep on the live cluster before running it
+(rmorch.orchestrator.plan.forecast.plan_sweep, nothing measured: assumed figures), then plans it again into a fresh
+store calibrated from the first run's measured rates and runs it there too; it prints each plan's makespan beside
+the run's (`run_sweep` from call to return; the scheduling part: first replica requested -> last released).
 
 Lower bound = max((GPU-seconds of all units + one load per model x its GPUs) / GPUs, the longest unit plus its
 model's load). Prints makespan, lower bound, GPU idle, loads; the last line is `makespan_ratio=X`.
@@ -19,6 +22,7 @@ model's load). Prints makespan, lower bound, GPU idle, loads; the last line is `
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -26,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -34,6 +39,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get
 import ray
 
 import bench.simulated_model  # noqa: F401  (registers the kind)
+from rmorch.orchestrator.plan.forecast import connected_cluster, plan_sweep
 from rmorch.orchestrator.plan.units import load_suite, make_units
 from rmorch.orchestrator.spec.parse import spec_from_dict
 from rmorch.orchestrator.sweep import run_sweep
@@ -114,6 +120,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0, help="target lower bound, simulated seconds")
     ap.add_argument("--shard-size", type=int, default=32)
     ap.add_argument("--no-reuse", action="store_true", help="reuse_processes: false (a new process per replica)")
+    ap.add_argument("--plan", action="store_true",
+                    help="plan before running (assumed), then plan calibrated from the run and run again")
     ap.add_argument("--keep", help="keep the suites and the result store in this directory (default: a temp dir)")
     args = ap.parse_args()
 
@@ -133,25 +141,58 @@ def main() -> None:
         t = time.perf_counter()
         cluster = start_ray(args.nodes)
         ray_start = time.perf_counter() - t
-        cpu0, machine0 = time.process_time(), machine_cpu_seconds()
+        plans = []
         try:
-            result = run_sweep(spec)
-            driver_cpu, machine_cpu = time.process_time() - cpu0, machine_cpu_seconds() - machine0
+            if args.plan:
+                shape = connected_cluster(f"{args.nodes} node(s)")
+                plans.append(("assumed", plan_sweep(spec, shape, calibrate_from=[])))
+            result, last, driver_cpu, machine_cpu = run_once(spec)
+            runs = [(result, last)]
+            if args.plan:
+                again = dataclasses.replace(spec, out=str(Path(tmp) / "out-calibrated"))
+                plans.append(("calibrated", plan_sweep(again, shape, calibrate_from=[spec.out])))
+                runs.append(run_once(again)[:2])
         finally:
             ray.shutdown()
             if cluster is not None:
                 cluster.shutdown()
-        last = json.loads((Path(tmp) / "out" / "run.json").read_text())["last_run"]
 
+    print(f"cluster: {args.nodes} node(s), {GPUS} logical GPUs; Ray start {ray_start:.1f} s")
+    print(f"plan: {len(spec.models)} models x {len(spec.suites)} suites = {result.n_units} units "
+          f"(shard_size {args.shard_size}); unit GPU-seconds {unit_gpu_seconds:.0f}")
+    describe(spec, result, last)
+    print(f"CPU during run_sweep: driver {driver_cpu:.0f} s, whole machine {machine_cpu:.0f} s of "
+          f"{result.seconds * os.cpu_count():.0f} s available")
+    print(f"lower bound {bound:.1f} s (area {area:.1f} s, longest unit + load {longest_unit:.1f} s); "
+          f"makespan {last['makespan_seconds']:.1f} s")
+    for (source, plan), (res, rec) in zip(plans, runs):
+        print("plan_vs_measured=" + json.dumps({
+            "estimate": source, "makespan_s": round(plan.makespan_s, 1), "measured_s": round(res.seconds, 1),
+            "error": round(plan.makespan_s / res.seconds - 1, 3), "schedule_s": round(plan.schedule_s, 1),
+            "measured_schedule_s": round(rec["makespan_seconds"], 1),
+            "schedule_error": round(plan.schedule_s / rec["makespan_seconds"] - 1, 3),
+            "lower_bound_s": round(plan.lower_bound_s, 1), "gpu_hours": round(plan.gpu_hours, 3),
+            "measured_gpu_hours": round(rec["gpu_seconds"]["held"] / 3600, 3),
+            "critical_path": (plan.critical_path or {}).get("model")}))
+    print(f"makespan_ratio={last['makespan_seconds'] / bound:.3f}")
+
+
+def run_once(spec) -> tuple[Any, dict, float, float]:
+    """run_sweep(spec) on the connected cluster: its result, run.json's last_run, and the CPU seconds of the driver
+    and of the whole machine during it."""
+    cpu0, machine0 = time.process_time(), machine_cpu_seconds()
+    result = run_sweep(spec)
+    driver_cpu, machine_cpu = time.process_time() - cpu0, machine_cpu_seconds() - machine0
+    last = json.loads((Path(spec.out) / "run.json").read_text())["last_run"]
     assert result.ok and last["units_computed"] == result.n_units, result.stats.failed_models
-    makespan = last["makespan_seconds"]
+    return result, last, driver_cpu, machine_cpu
+
+
+def describe(spec, result, last: dict) -> None:
     loads = last["loads"]
     gs = last["gpu_seconds"]
     load_of = {m.name: m.config.load_seconds for m in spec.models}
     overhead = [r["ready_at"] - r["requested_at"] - load_of[r["model"]] for r in last["replicas"]]
-    print(f"cluster: {args.nodes} node(s), {GPUS} logical GPUs; Ray start {ray_start:.1f} s")
-    print(f"plan: {len(spec.models)} models x {len(spec.suites)} suites = {result.n_units} units "
-          f"(shard_size {args.shard_size}); unit GPU-seconds {unit_gpu_seconds:.0f}")
     print(f"loads: {sum(loads.values())} for {len(loads)} models (max {max(loads.values())} for one model); "
           f"replica start overhead beyond the simulated load: mean {sum(overhead) / len(overhead):.2f} s, "
           f"max {max(overhead):.2f} s")
@@ -160,15 +201,10 @@ def main() -> None:
     print(f"GPU-seconds: total {gs['total']:.0f}, working {gs['working']:.0f}, loading {gs['loading']:.0f}, "
           f"held {gs['held']:.0f}")
     print(f"GPU idle: {last['gpu_idle_fraction']:.3f}")
-    print(f"CPU during run_sweep: driver {driver_cpu:.0f} s, whole machine {machine_cpu:.0f} s of "
-          f"{result.seconds * os.cpu_count():.0f} s available")
     walls = last["model_wall_seconds"]
     longest = sorted(walls.items(), key=lambda x: -x[1])[:5]
     print("longest model wall seconds: " + ", ".join(f"{m} {s:.1f}" for m, s in longest))
     print(f"whole run_sweep {result.seconds:.1f} s (suites, plan, store, report included)")
-    print(f"lower bound {bound:.1f} s (area {area:.1f} s, longest unit + load {longest_unit:.1f} s); "
-          f"makespan {makespan:.1f} s")
-    print(f"makespan_ratio={makespan / bound:.3f}")
 
 
 if __name__ == "__main__":

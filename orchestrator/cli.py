@@ -77,6 +77,7 @@ def sweep(spec_file: str | None, suites: tuple[str, ...], models: tuple[str, ...
           num_cpus: int | None, num_gpus: int | None, max_error_rate: str | None, keep_errors: bool,
           dashboard: bool, dashboard_host: str, quiet: bool) -> None:
     """Run a sweep: every model of SPEC_FILE (or --model) on every suite (or --suite)."""
+    from rmorch.orchestrator.plan.estimate import process_seconds
     from rmorch.orchestrator.progress import QuietDisplay, RichDisplay
     from rmorch.orchestrator.report.render import print_leaderboard
     from rmorch.orchestrator.spec.parse import load_spec, spec_from_dict
@@ -109,7 +110,7 @@ def sweep(spec_file: str | None, suites: tuple[str, ...], models: tuple[str, ...
     display = QuietDisplay() if quiet else RichDisplay(err_console)
     ray_options = RayOptions(address=address, num_cpus=num_cpus, num_gpus=num_gpus, dashboard=dashboard,
                              dashboard_host=dashboard_host)
-    result = run_sweep(spec, ray_options, display)
+    result = run_sweep(spec, ray_options, display, process_seconds=process_seconds())
     print_leaderboard(result.leaderboard, console)
     last = result.stats
     redone = f" ({result.errors_redone} earlier error rows redone)" if result.errors_redone else ""

@@ -22,7 +22,7 @@ from ray._private import ray_constants
 from rmorch.actors import get_kind
 from rmorch.core.errors import UserError
 from rmorch.orchestrator.join import join_cluster
-from rmorch.orchestrator.plan.estimate import process_seconds, record_measurements
+from rmorch.orchestrator.plan.estimate import record_measurements
 from rmorch.orchestrator.plan.items import spool_directory
 from rmorch.orchestrator.plan.provenance import ModelIdentity, model_identities
 from rmorch.orchestrator.plan.redo import pending_units
@@ -77,9 +77,12 @@ class RayOptions:
     dashboard_host: str = "127.0.0.1"  # where the dashboard listens; 0.0.0.0 opens it to the network
 
 
-def run_sweep(spec: SweepSpec, ray_options: RayOptions | None = None, display: Display | None = None) -> SweepResult:
+def run_sweep(spec: SweepSpec, ray_options: RayOptions | None = None, display: Display | None = None,
+              process_seconds: float | None = None) -> SweepResult:
+    """Run `spec` to its end (see the module docstring). `process_seconds`: what the calling command spent before
+    this call (its imports; rmorch.orchestrator.plan.estimate.process_seconds), recorded as part of the sweep's
+    start-up for `rmorch plan`; None from Python, where the caller's time is not the sweep's."""
     t0 = time.perf_counter()
-    process_age = process_seconds()  # the CLI's start before this call (None in a notebook)
     display = display or QuietDisplay()
     store = ResultStore(spec.out)
     with spool_directory() as spool:  # the suites' item files (rmorch.orchestrator.plan.items)
@@ -129,7 +132,7 @@ def run_sweep(spec: SweepSpec, ray_options: RayOptions | None = None, display: D
                         for m, s in stats.stopped_models.items()},
         seconds=time.perf_counter() - t0,
     )
-    record_measurements(run, spec, units, store, stats, process_age)  # what `rmorch plan` and `status` learn from
+    record_measurements(run, spec, units, store, stats, process_seconds)  # what `rmorch plan` and `status` learn from
     write_run(store, run)
     del suites, cache  # the report reads what it needs back from the store
     t_report = time.perf_counter()

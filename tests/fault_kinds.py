@@ -11,6 +11,8 @@ for a GPU like a real model, so replicas land on GPU nodes (logical GPUs on a te
   all (counted by files in `crash_dir`, so the count holds across replicas and nodes of one machine);
 - `hang_on`: item ids whose shard blocks the replica forever (a hung engine), at most `hang_times` times in all
   (counted by files in `crash_dir`, like crashes);
+- `hang_load_times`: the first this many loads in all block forever (a download or an engine start that never ends;
+  counted in `crash_dir`);
 - `dead_on`: item ids whose shard raises an `EngineDeadError` (what vLLM raises once its engine process is gone), at
   most `dead_times` times in all (counted in `crash_dir`);
 - `flaky_on`: item ids whose requests raise ValueError while the file `flaky_while` exists (a transient fault:
@@ -48,6 +50,7 @@ class FaultyConfig:
     crash_dir: str = field(default="", metadata=NOT_SCORING)
     hang_on: tuple[str, ...] = field(default=(), metadata=NOT_SCORING)
     hang_times: int = field(default=1, metadata=NOT_SCORING)
+    hang_load_times: int = field(default=0, metadata=NOT_SCORING)
     dead_on: tuple[str, ...] = field(default=(), metadata=NOT_SCORING)
     dead_times: int = field(default=1, metadata=NOT_SCORING)
     flaky_on: tuple[str, ...] = field(default=(), metadata=NOT_SCORING)
@@ -98,6 +101,10 @@ class Faulty(ModelKind):
 
     def __init__(self, config: FaultyConfig, ctx: ActorContext, name: str):
         super().__init__(config, ctx, name)
+        if config.hang_load_times and crashes_so_far(config.crash_dir, "hangload") < config.hang_load_times:
+            _count_fault(config.crash_dir, "hangload")
+            while True:  # a load that never ends
+                time.sleep(3600)
         if config.fail_load:
             raise LoadRefused(config.fail_load)
 

@@ -42,7 +42,7 @@ SHARD = 2  # items per unit: 23 units
 
 
 def _doc(out: str, data: Path, **model: Any) -> dict[str, Any]:
-    timeout = {"unit_timeout_s": model.pop("unit_timeout_s")} if "unit_timeout_s" in model else {}
+    timeout = {k: model.pop(k) for k in ("unit_timeout_s", "load_timeout_s") if k in model}
     return {"seed": 1, "out": out, "shard_size": SHARD, "max_retries": model.pop("max_retries", 2), "resamples": 0,
             **timeout,
             "suites": [{"name": "rewardbench", "data": str(data), "limit_per_subset": LIMIT}],
@@ -185,6 +185,21 @@ class TestOnCluster:
         assert result.stats.replaced["faulty"] == ["unit timed out after 3s (unit_timeout_s)"]
         assert _rows(out) == _rows(fault_free)
         assert time.monotonic() - t0 < 60  # not waiting on the hung replica
+
+    def test_hung_load_times_out_and_a_new_replica_loads(self, cluster, fault_free, rewardbench_file, tmp_path):
+        """A load that never ends (a stalled download, an engine start that hangs): after `load_timeout_s` the
+        replica is killed and a new one started, as for a replica that died starting."""
+        out, crash_dir = str(tmp_path / "out"), str(tmp_path / "faults")
+        t0 = time.monotonic()
+        result = _sweep(out, rewardbench_file.parent, hang_load_times=1, crash_dir=crash_dir, replicas=1,
+                        load_timeout_s=3)
+        assert crashes_so_far(crash_dir, "hangload") == 1
+        assert result.ok and result.stats.error_rows == 0 and result.stats.retries == 1
+        assert result.stats.loads["faulty"] == 1  # the hung one never finished loading
+        assert result.stats.replaced["faulty"] == [
+            "load timed out: not loaded 3s after it was requested (load_timeout_s)"]
+        assert _rows(out) == _rows(fault_free)
+        assert time.monotonic() - t0 < 60  # not waiting on the hung load
 
     def test_replica_that_always_dies_ends_in_error_rows_after_bounded_retries(self, cluster, items, expected,
                                                                               rewardbench_file, tmp_path):

@@ -30,6 +30,9 @@ def test_plan_before_and_after_a_sweep(tmp_path: Path, rewardbench_file: Path, t
 
     swept = rmorch("sweep", spec, "--quiet", "--num-gpus", "0")
     assert swept.returncode == 0, swept.stderr
+    overheads = json.loads((tmp_path / "out" / "run.json").read_text())["overheads"]
+    assert overheads["startup_seconds"] > 0 and overheads["report_seconds"] > 0
+    assert 0 < overheads["process_seconds"] < 60  # the command's own start before the sweep (imports, spec)
 
     after = plan()
     done = {m["name"]: m for m in after["models"]}

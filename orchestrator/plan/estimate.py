@@ -2,8 +2,9 @@
 `rmorch plan` (before a sweep) and `rmorch status` (during one).
 
 A model's speed is input tokens per second of one replica. Measured, it comes from a store: a sweep records, per
-model, the tokens of the units it computed over their scoring seconds, and the seconds from requesting a replica to
-its first unit (`run.json` `rates`, written by `measured_rates`). Without a measurement of the same kind of replica
+model, the tokens of the units it computed over their scoring seconds, the seconds from requesting a replica to
+its first unit, and the seconds per unit its replicas were held beyond scoring (the driver's dispatch, results
+written, the release) (`run.json` `rates`, written by `measured_rates`). Without a measurement of the same kind of replica
 (on GPUs, or on CPUs), it is assumed from the model's size (rmorch.orchestrator.plan.costs.param_hint_b): a forward
 pass costs 2 x params FLOPs per token, at ASSUMED_GPU_FLOPS per GPU or ASSUMED_CPU_FLOPS per CPU of the replica;
 a judge that generates its verdict adds ASSUMED_GENERATED_TOKENS per request at DECODE_COST times the price of an
@@ -62,6 +63,7 @@ class ModelEstimate:
     start_source: str
     memory_gb_per_gpu: float  # what one GPU of a replica must hold (0 on CPUs)
     generated_tokens: float = 0.0  # per request, priced at DECODE_COST (generating judges)
+    unit_overhead_seconds: float = 0.0  # per unit, beyond its scoring (measured; 0 when not)
 
     @property
     def estimate_source(self) -> str:
@@ -69,13 +71,17 @@ class ModelEstimate:
         return self.rate_source
 
     def unit_seconds(self, tokens: float, n_requests: int) -> float:
-        """Scoring seconds of one replica on a unit of `tokens` input tokens and `n_requests` requests."""
+        """Seconds one replica spends on a unit of `tokens` input tokens and `n_requests` requests: its scoring, and
+        the measured overhead of a unit around it."""
         work = tokens + n_requests * self.generated_tokens * DECODE_COST
-        return work / self.tokens_per_second if self.tokens_per_second > 0 else 0.0
+        return (work / self.tokens_per_second if self.tokens_per_second > 0 else 0.0) + self.unit_overhead_seconds
 
 
 def has_weights(spec: ModelSpec) -> bool:
-    return bool(get_kind(spec.kind).capabilities(spec.config).weights)
+    """Whether the model computes with parameters of its own: it names weight files, or its kind says its size
+    (a kind that loads its weights its own way); baselines and API clients do neither."""
+    caps = get_kind(spec.kind).capabilities(spec.config)
+    return bool(caps.weights or caps.param_count)
 
 
 def backend(spec: ModelSpec) -> str:
@@ -138,14 +144,16 @@ def estimate_model(spec: ModelSpec, gpus: float, measured: MeasuredRate | None =
     cpus = spec.resources.num_cpus
     rate, rate_source = assumed_tokens_per_second(spec, params_b, gpus), "assumed"
     start, start_source = assumed_start_seconds(spec, params_b), "assumed"
+    overhead = 0.0
     if measured is not None and measured.tokens_per_second > 0 and (measured.gpus > 0) == (gpus > 0):
         scale = gpus / measured.gpus if gpus > 0 else cpus / measured.cpus if measured.cpus > 0 else 1.0
         rate, rate_source = measured.tokens_per_second * scale, "measured"
+        overhead = measured.unit_overhead_seconds or 0.0
         if measured.start_seconds is not None:
             start, start_source = measured.start_seconds, "measured"
     return ModelEstimate(spec.name, params_b, gpus, cpus, rate, start, rate_source, start_source,
                          memory_gb_per_gpu(spec, params_b, gpus),
-                         0.0 if rate_source == "measured" else generated_tokens(spec))
+                         0.0 if rate_source == "measured" else generated_tokens(spec), overhead)
 
 
 # ---- measuring: what a sweep records at its end ----------------------------------------------------------------
@@ -155,9 +163,10 @@ def measured_rates(units: Iterable[Any], entries: Mapping[str, ManifestEntry], c
                    replicas: list[dict[str, Any]], engine_starts: Mapping[str, int], gpus: Mapping[str, float],
                    cpus: Mapping[str, float], run_id: str | None) -> dict[str, MeasuredRate]:
     """Per model, the rate of the units this run computed (`computed`: their keys; a unit's scoring seconds from
-    its manifest entry, its tokens from the plan's `units`), and the mean start of its replicas (`replicas`:
-    RunStats.replicas, with requested_at, ready_at, load_seconds). Units that took no time (error rows of a unit
-    that kept failing) say nothing about speed and are left out."""
+    its manifest entry, its tokens from the plan's `units`), the mean start of its replicas (`replicas`:
+    RunStats.replicas, with requested_at, ready_at, released_at, load_seconds), and the overhead per unit: the
+    seconds its replicas were held after their start beyond their units' scoring, over its units. Units that took
+    no time (error rows of a unit that kept failing) say nothing about speed and are left out."""
     done = set(computed)
     tokens: dict[str, float] = {}
     seconds: dict[str, float] = {}
@@ -171,9 +180,12 @@ def measured_rates(units: Iterable[Any], entries: Mapping[str, ManifestEntry], c
         count[u.model] = count.get(u.model, 0) + 1
     starts: dict[str, list[float]] = {}
     loads: dict[str, list[float]] = {}
+    held: dict[str, float] = {}
     for r in replicas:
         if r.get("ready_at") is not None and r.get("requested_at") is not None:
             starts.setdefault(r["model"], []).append(float(r["ready_at"]) - float(r["requested_at"]))
+        if r.get("ready_at") is not None and r.get("released_at") is not None:
+            held[r["model"]] = held.get(r["model"], 0.0) + float(r["released_at"]) - float(r["ready_at"])
         if r.get("load_seconds") is not None:
             loads.setdefault(r["model"], []).append(float(r["load_seconds"]))
     out = {}
@@ -183,7 +195,8 @@ def measured_rates(units: Iterable[Any], entries: Mapping[str, ManifestEntry], c
             units=count[model], tokens=tokens[model], seconds=s,
             start_seconds=statistics.fmean(starts[model]) if starts.get(model) else None,
             load_seconds=statistics.fmean(loads[model]) if loads.get(model) else None,
-            engine_starts=int(engine_starts.get(model, 0)), run_id=run_id)
+            engine_starts=int(engine_starts.get(model, 0)), run_id=run_id,
+            unit_overhead_seconds=max(0.0, held[model] - s) / count[model] if model in held else None)
     return out
 
 
@@ -237,8 +250,8 @@ def record_measurements(run: RunRecord, spec: SweepSpec, units: list[Any], store
 
 
 def process_seconds() -> float | None:
-    """Seconds this process lived before now, when it is a command's short-lived process (under a minute: the CLI's
-    imports before the sweep); None in a long-lived one (a notebook), where they are not the sweep's."""
+    """Seconds this process lived before now: what `rmorch sweep` spent before calling run_sweep (its imports and
+    the spec); None when unknown (no psutil, no /proc) or implausible for a command (over a minute)."""
     try:
         import psutil
 

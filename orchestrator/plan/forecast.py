@@ -94,11 +94,18 @@ def ray_cluster(address: str, gpu_memory_gb: float = DEFAULT_GPU_MEMORY_GB) -> C
 
     join_cluster(address, log_to_driver=False, logging_level="ERROR")  # a UserError naming the address if it cannot
     try:
-        nodes = tuple(NodeShape(float(n["Resources"].get("GPU", 0)), float(n["Resources"].get("CPU", 0)),
-                                gpu_memory_gb, float(n["Resources"].get("memory", 0)) / 1e9 or None)
-                      for n in ray.nodes() if n.get("Alive"))
+        return connected_cluster(address, gpu_memory_gb)
     finally:
         ray.shutdown()
+
+
+def connected_cluster(address: str, gpu_memory_gb: float = DEFAULT_GPU_MEMORY_GB) -> ClusterShape:
+    """The live nodes of the Ray cluster this process is connected to (`address`: how to name it)."""
+    import ray
+
+    nodes = tuple(NodeShape(float(n["Resources"].get("GPU", 0)), float(n["Resources"].get("CPU", 0)),
+                            gpu_memory_gb, float(n["Resources"].get("memory", 0)) / 1e9 or None)
+                  for n in ray.nodes() if n.get("Alive"))
     if not nodes:
         raise UserError(f"the Ray cluster at {address} has no live node")
     gpus = sum(n.gpus for n in nodes)

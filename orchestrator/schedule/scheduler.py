@@ -26,8 +26,9 @@ engine raises that it is dead, or its process vanishes and the replica exits), o
 running is charged an attempt, the units queued behind it are requeued, nothing is bisected into error rows;
 a unit that fails more than `max_retries` times becomes error rows (a unit redone for the error rows of an earlier
 run, `WorkUnit.requests`, covers only those: rmorch.orchestrator.plan.redo writes them back among its good rows).
-A model that cannot load (its replica answers `ready` or `reload` with a LoadFailure) is reported and skipped; the
-rest of the sweep goes on. Error cap (rmorch.orchestrator.schedule.error_cap): once ERROR_CAP_MIN_ROWS result rows
+A replica that dies while starting, or is still loading `load_timeout_s` after it was requested, is killed and
+replaced too; after `max_retries` such starts its model fails. A model that cannot load (its replica answers
+`ready` or `reload` with a LoadFailure) is reported and skipped; the rest of the sweep goes on. Error cap (rmorch.orchestrator.schedule.error_cap): once ERROR_CAP_MIN_ROWS result rows
 are written in this run and more than the spec's `max_error_rate` of them (all models and suites together) are error
 rows, the sweep stops: nothing more is submitted, every replica is killed, units in flight are dropped; what was
 written stays (a rerun resumes), and RunStats.stopped says why (ErrorCapStop.message names the worst models). The
@@ -119,7 +120,7 @@ class RunStats:
     gpu_idle_fraction: float | None = None  # 1 - working / total; None without GPUs
     stopped: ErrorCapStop | None = None  # the sweep was stopped early (max_error_rate)
     stopped_models: dict[str, ModelErrorStop] = field(default_factory=dict)  # models stopped by max_error_rate
-    # model -> why each of its replicas was lost while working and replaced (process died, engine died, timed out)
+    # model -> why each of its replicas was lost and replaced (process or engine died, unit or load timed out)
     replaced: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -221,6 +222,7 @@ class Scheduler:
                 elif ref in self.closing:
                     self._kill(self.closing.pop(ref))
             self._time_out_hung()
+            self._time_out_loads()
             if time.monotonic() - last_refresh > REFRESH_NODES_SECONDS:
                 self._refresh_nodes()
                 last_refresh = time.monotonic()
@@ -393,19 +395,8 @@ class Scheduler:
         try:
             info = ray.get(ref)
         except RayError as e:  # the process died, or a reload raised something else than a UserError
-            ray.kill(replica.actor)  # a reused process whose reload failed is still alive
-            self._release(replica)
-            self.view.refresh()
-            if replica.node_id is not None and replica.node_id not in self.view.nodes:
-                return  # its node died before it started: not the model's fault; the policy places it again
-            deaths = self.start_failures.get(replica.model, 0) + 1
-            self.start_failures[replica.model] = deaths
-            if deaths > self.spec.max_retries:
-                self.stats.failed_models[replica.model] = f"replicas died while starting {deaths} times: {e}"[:1000]
-                self.queues.pop(replica.model, None)
-                return
-            self.stats.retries += 1
-            return  # the policy starts a replacement if the model still has work
+            self._start_failed(replica, "replicas died while starting", str(e))
+            return
         if isinstance(info, LoadFailure):  # the model itself cannot load: retrying will not help
             ray.kill(replica.actor)
             self._release(replica)
@@ -427,6 +418,39 @@ class Scheduler:
         log.info("replica of %s ready on %s (gpus %s) in %.1fs", replica.model, info["host"], info["gpu_ids"],
                  info["load_seconds"])
         self._submit(replica)
+
+    def _start_failed(self, replica: Replica, what: str, detail: str) -> None:
+        """A replica that died or hung before it was ready: kill it (a reused process whose reload failed, or one
+        still loading, is alive) and give its resources back. After `max_retries` such starts the model fails with
+        `what` and the last `detail`; until then the policy starts a replacement while the model has work."""
+        ray.kill(replica.actor)
+        self._release(replica)
+        self.view.refresh()
+        if replica.node_id is not None and replica.node_id not in self.view.nodes:
+            return  # its node died before it started: not the model's fault; the policy places it again
+        failures = self.start_failures.get(replica.model, 0) + 1
+        self.start_failures[replica.model] = failures
+        if failures > self.spec.max_retries:
+            self.stats.failed_models[replica.model] = f"{what} {failures} times: {detail}"[:1000]
+            self.queues.pop(replica.model, None)
+            return
+        self.stats.retries += 1
+        self.stats.replaced.setdefault(replica.model, []).append(f"{what}: {detail}"[:500])
+
+    def _time_out_loads(self) -> None:
+        """Kill every replica still loading `load_timeout_s` after it was requested (a download, a file read or an
+        engine start that never ends), as a start that failed."""
+        limit = self.spec.load_timeout_s
+        if limit is None:
+            return
+        now = time.time()
+        for ref, replica in list(self.ready_refs.items()):
+            if now - replica.requested_at > limit:
+                del self.ready_refs[ref]
+                log.warning("replica of %s still loading after %.0f s (load_timeout_s): replaced", replica.model,
+                            limit)
+                self._start_failed(replica, "load timed out",
+                                   f"not loaded {limit:.0f}s after it was requested (load_timeout_s)")
 
     def _on_shard(self, ref: Any, replica: Replica) -> None:
         head = next(iter(replica.inflight.values()))  # the unit the replica was running (one at a time, in order)

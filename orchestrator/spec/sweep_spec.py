@@ -67,6 +67,10 @@ class SweepSpec:
     # expected time from the model's measured rate, at least 300 s (an hour before anything of it is measured);
     # None: never (rmorch.orchestrator.schedule.scheduler.Scheduler.unit_timeout)
     unit_timeout_s: float | Literal["auto"] | None = "auto"
+    # seconds from requesting a replica to its model being loaded (process start, weights downloaded and read,
+    # engine started) before the load counts as hung: the replica is killed and a new one started, as for a replica
+    # that died starting (`max_retries`); None: never
+    load_timeout_s: float | None = 7200.0
     resamples: int = DEFAULT_RESAMPLES  # bootstrap resamples of the report's intervals and paired tests (0: none)
     # stop the sweep once more than this share of the result rows written in this run are error rows (checked from
     # rmorch.orchestrator.schedule.error_cap.ERROR_CAP_MIN_ROWS rows on); None: never stop for errors
@@ -96,6 +100,10 @@ class SweepSpec:
                 isinstance(self.unit_timeout_s, bool) or not isinstance(self.unit_timeout_s, int | float)
                 or self.unit_timeout_s <= 0):
             raise SpecError("unit_timeout_s", "a number of seconds > 0, auto, or null (never time a unit out)")
+        if self.load_timeout_s is not None and (isinstance(self.load_timeout_s, bool)
+                                                or not isinstance(self.load_timeout_s, int | float)
+                                                or self.load_timeout_s <= 0):
+            raise SpecError("load_timeout_s", "a number of seconds > 0, or null (never time a load out)")
         if self.resamples < 0:
             raise SpecError("resamples", "must be >= 0")
         if self.max_error_rate is not None and not 0 < self.max_error_rate <= 1:

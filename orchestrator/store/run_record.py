@@ -90,6 +90,8 @@ class MeasuredRate:
     load_seconds: float | None = None  # mean seconds the replica itself spent loading (model files, engine start)
     engine_starts: int = 0  # inference engines started (vLLM)
     run_id: str | None = None  # the sweep that measured it
+    unit_overhead_seconds: float | None = None  # per unit, a replica's time held beyond its start and its units'
+    # scoring: the driver's dispatch, results written, the release (what scoring seconds alone do not show)
 
 
 @dataclass

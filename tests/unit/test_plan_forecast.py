@@ -178,12 +178,20 @@ def test_measured_rates_from_a_runs_units() -> None:
 
     units = [U("a", "m", 1000.0), U("b", "m", 3000.0), U("c", "m", 500.0), U("d", "m", 100.0)]
     entries: Any = {"a": E(1.0), "b": E(3.0), "c": E(0.0), "d": E(5.0)}  # c: error rows, no time
-    replicas = [{"model": "m", "requested_at": 10.0, "ready_at": 30.0, "load_seconds": 12.0},
-                {"model": "m", "requested_at": 10.0, "ready_at": 20.0, "load_seconds": 8.0}]
+    replicas = [{"model": "m", "requested_at": 10.0, "ready_at": 30.0, "load_seconds": 12.0, "released_at": 33.0},
+                {"model": "m", "requested_at": 10.0, "ready_at": 20.0, "load_seconds": 8.0, "released_at": 23.0}]
     rates = measured_rates(units, entries, ["a", "b", "c"], replicas, {"m": 2}, {"m": 1.0}, {"m": 4.0}, "r")
     r = rates["m"]
     assert (r.tokens_per_second, r.units, r.start_seconds, r.load_seconds) == (1000.0, 2, 15.0, 10.0)
     assert (r.gpus, r.cpus, r.engine_starts, r.run_id) == (1.0, 4.0, 2, "r")
+    assert r.unit_overhead_seconds == 1.0  # held 3 + 3 s after their starts, 4 s of it scoring, over 2 units
+    est = estimate_model(_spec_of_one_classifier(), 1.0, r)
+    assert est.unit_seconds(2000.0, 4) == 2.0 + 1.0  # the measured rate, and the overhead around each unit
+
+
+def _spec_of_one_classifier() -> Any:
+    return spec_from_dict({"out": "unused", "suites": [{"name": "rewardbench"}],
+                           "models": [{"name": "m", "kind": "classifier", "path": "org/rm-8B"}]}).models[0]
 
 
 def test_progress_rate_eta_and_stall() -> None:
@@ -216,3 +224,36 @@ def test_estimates_scale_and_baselines_cost_nothing(tmp_path: Path, rewardbench_
     assert two.tokens_per_second == pytest.approx(2 * one.tokens_per_second)
     measured = MeasuredRate(tokens_per_second=500.0, gpus=1.0, cpus=1.0)
     assert estimate_model(rm, 2.0, measured).tokens_per_second == 1000.0
+
+
+def test_a_kind_that_states_its_size_is_priced_by_it(tmp_path: Path, rewardbench_file: Path) -> None:
+    """A plugin kind that loads its weights its own way and says its size (`Capabilities.param_count`, no weight
+    files) is priced like a model of that size, not like a baseline."""
+    from dataclasses import dataclass
+
+    from rmorch.actors import KINDS, register_kind
+    from rmorch.actors.base import Capabilities, ModelKind
+
+    @dataclass(frozen=True)
+    class SizedConfig:
+        size_b: float = 8.0
+
+    with KINDS.scoped():
+        @register_kind
+        class Sized(ModelKind):
+            kind = "sized-for-test"
+            Config = SizedConfig
+            uses_gpu = True
+            description = "test kind with a stated size"
+
+            @classmethod
+            def capabilities(cls, config: SizedConfig) -> Capabilities:
+                return Capabilities(param_count=config.size_b * 1e9)
+
+        spec = _spec(tmp_path, rewardbench_file.parent, [{"name": "sized", "kind": "sized-for-test", "size_b": 8.0},
+                                                         {"name": "rm-8b", "kind": "classifier", "path": "org/rm-8B"}])
+        sized, rm = (estimate_model(m, 1.0) for m in spec.models)
+    assert sized.params_b == 8.0
+    assert sized.tokens_per_second == pytest.approx(rm.tokens_per_second)  # both 8B on one GPU
+    assert sized.memory_gb_per_gpu > 16.0  # its bf16 weights and the engine's share
+    assert sized.start_seconds == pytest.approx(rm.start_seconds)  # reads 16 GB of weights, unlike a baseline

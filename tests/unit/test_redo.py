@@ -184,7 +184,7 @@ def test_keep_errors_is_a_spec_key_and_a_sweep_flag(tmp_path: Path, monkeypatch:
 
     specs: list[SweepSpec] = []
 
-    def fake_run_sweep(spec: SweepSpec, *args: Any) -> sweep_module.SweepResult:
+    def fake_run_sweep(spec: SweepSpec, *args: Any, **kwargs: Any) -> sweep_module.SweepResult:
         specs.append(spec)
         return sweep_module.SweepResult(spec.out, [], RunStats(), 0, 0, 0.0)
 

@@ -256,6 +256,18 @@ def test_load_spec_reads_a_valid_file(tmp_path: Path) -> None:
 # ---- valid specs --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("key,value", [("unit_timeout_s", 0), ("unit_timeout_s", "soon"), ("unit_timeout_s", True),
+                                       ("load_timeout_s", -1), ("load_timeout_s", "auto"), ("load_timeout_s", True)])
+def test_timeouts_are_positive_seconds(key: str, value: Any) -> None:
+    assert _spec_error(_doc(**{key: value})).key == key
+
+
+def test_timeouts_may_be_null() -> None:
+    spec = spec_from_dict(_doc(unit_timeout_s=None, load_timeout_s=None))
+    assert (spec.unit_timeout_s, spec.load_timeout_s) == (None, None)
+    assert spec_from_dict(_doc()).load_timeout_s == 7200.0
+
+
 def test_valid_spec_values() -> None:
     spec = spec_from_dict(_doc())
     assert spec.seed == 3 and spec.out == "runs/test"
@@ -328,16 +340,18 @@ def test_specs_are_frozen() -> None:
 
 
 def test_example_specs_are_valid() -> None:
-    """Every spec in examples/ loads (hub ids are not contacted: models and suites load only when a sweep runs)."""
+    """Every spec in examples/ and bench/ loads (hub ids are not contacted: models and suites load only when a sweep
+    runs)."""
     import collections
 
     from rmorch.orchestrator.schedule.scheduler import tensor_parallel_size
 
-    examples = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
-    assert examples
+    root = Path(__file__).parents[2]
+    examples = sorted((root / "examples").glob("*.yaml")) + sorted((root / "bench").glob("*.yaml"))
+    assert len(examples) >= 3
     for path in examples:
         load_spec(str(path))
-    overnight = load_spec(str(path.parent / "overnight-45.yaml"))
+    overnight = load_spec(str(root / "examples" / "overnight-45.yaml"))
     gpus = collections.Counter(tensor_parallel_size(m) for m in overnight.models if m.kind not in ("length", "random"))
     assert gpus == {1: 30, 2: 10, 8: 5}
 
