@@ -94,7 +94,14 @@ def test_judge_outputs_do_not_depend_on_shards_replicas_or_store(local_ray, rewa
 
 def _engine_cores() -> list[psutil.Process]:
     """The vLLM engine-core processes under this test process (its Ray instance's replicas), no one else's."""
-    return [p for p in psutil.Process().children(recursive=True) if p.name() == "VLLM::EngineCore"]
+    cores = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if p.name() == "VLLM::EngineCore":
+                cores.append(p)
+        except psutil.Error:  # a process that ended between the listing and the look (Ray starts and ends many)
+            continue
+    return cores
 
 
 def _signal_engine_after(out, n_units: int, sig: int, hit: list[int]) -> threading.Thread:
@@ -107,9 +114,13 @@ def _signal_engine_after(out, n_units: int, sig: int, hit: list[int]) -> threadi
             manifest = out / "manifest"
             if manifest.is_dir() and len(os.listdir(manifest)) >= n_units:
                 for p in _engine_cores():
-                    hit.extend([p.pid] + [c.pid for c in p.children(recursive=True)])
-                    p.send_signal(sig)
-                return
+                    try:
+                        hit.extend([p.pid] + [c.pid for c in p.children(recursive=True)])
+                        p.send_signal(sig)
+                    except psutil.Error:  # it ended just now: nothing to signal
+                        continue
+                if hit:
+                    return
             time.sleep(0.1)
 
     t = threading.Thread(target=watch, daemon=True)

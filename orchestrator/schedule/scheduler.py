@@ -28,11 +28,13 @@ a unit that fails more than `max_retries` times becomes error rows (a unit redon
 run, `WorkUnit.requests`, covers only those: rmorch.orchestrator.plan.redo writes them back among its good rows).
 A replica that dies while starting, or is still loading `load_timeout_s` after it was requested, is killed and
 replaced too; after `max_retries` such starts its model fails. A model that cannot load (its replica answers
-`ready` or `reload` with a LoadFailure) is reported and skipped; the rest of the sweep goes on. Error cap (rmorch.orchestrator.schedule.error_cap): once ERROR_CAP_MIN_ROWS result rows
-are written in this run and more than the spec's `max_error_rate` of them (all models and suites together) are error
-rows, the sweep stops: nothing more is submitted, every replica is killed, units in flight are dropped; what was
-written stays (a rerun resumes), and RunStats.stopped says why (ErrorCapStop.message names the worst models). The
-same cap per model: once a model has ERROR_CAP_MIN_ROWS rows in this run and more than `max_error_rate` of them are
+`ready` or `reload` with a LoadFailure) is reported and skipped; the rest of the sweep goes on.
+
+Error cap (rmorch.orchestrator.schedule.error_cap): once ERROR_CAP_MIN_ROWS result rows are written in this run
+and more than the spec's `max_error_rate` of them (all models and suites together) are error rows, the sweep
+stops: nothing more is submitted, every replica is killed, units in flight are dropped; what was written stays (a
+rerun resumes), and RunStats.stopped says why (ErrorCapStop.message names the worst models). The same cap per
+model: once a model has ERROR_CAP_MIN_ROWS rows in this run and more than `max_error_rate` of them are
 errors, that model alone stops the same way (RunStats.stopped_models) and the others go on.
 
 Run metadata: loads and engine starts per model, where each replica ran, per-model wall time, and GPU time split
@@ -395,7 +397,7 @@ class Scheduler:
         try:
             info = ray.get(ref)
         except RayError as e:  # the process died, or a reload raised something else than a UserError
-            self._start_failed(replica, "replicas died while starting", str(e))
+            self._start_failed(replica, "replica died while starting", str(e))
             return
         if isinstance(info, LoadFailure):  # the model itself cannot load: retrying will not help
             ray.kill(replica.actor)
@@ -420,9 +422,9 @@ class Scheduler:
         self._submit(replica)
 
     def _start_failed(self, replica: Replica, what: str, detail: str) -> None:
-        """A replica that died or hung before it was ready: kill it (a reused process whose reload failed, or one
-        still loading, is alive) and give its resources back. After `max_retries` such starts the model fails with
-        `what` and the last `detail`; until then the policy starts a replacement while the model has work."""
+        """A replica that died or hung before it was ready (`what`, `detail`: why): kill it (a reused process whose
+        reload failed, or one still loading, is alive) and give its resources back. After `max_retries` such starts
+        the model fails; until then the policy starts a replacement while the model has work."""
         ray.kill(replica.actor)
         self._release(replica)
         self.view.refresh()
@@ -431,7 +433,8 @@ class Scheduler:
         failures = self.start_failures.get(replica.model, 0) + 1
         self.start_failures[replica.model] = failures
         if failures > self.spec.max_retries:
-            self.stats.failed_models[replica.model] = f"{what} {failures} times: {detail}"[:1000]
+            self.stats.failed_models[replica.model] = (f"{failures} replicas failed to start, the last: {what}: "
+                                                       f"{detail}")[:1000]
             self.queues.pop(replica.model, None)
             return
         self.stats.retries += 1
