@@ -106,7 +106,9 @@ def _engine_cores() -> list[psutil.Process]:
 
 def _signal_engine_after(out, n_units: int, sig: int, hit: list[int]) -> threading.Thread:
     """Send `sig` to the judge's engine core once `n_units` units of the sweep writing `out` are in its store;
-    `hit` gets the pids of the engine core and its workers."""
+    `hit` gets the pids of the engine core and its workers. Engine cores alive before the sweep (none should be:
+    an earlier test's left behind) are not this sweep's and are left alone."""
+    earlier = {p.pid for p in _engine_cores()}
 
     def watch() -> None:
         deadline = time.time() + 600
@@ -114,6 +116,8 @@ def _signal_engine_after(out, n_units: int, sig: int, hit: list[int]) -> threadi
             manifest = out / "manifest"
             if manifest.is_dir() and len(os.listdir(manifest)) >= n_units:
                 for p in _engine_cores():
+                    if p.pid in earlier:
+                        continue
                     try:
                         hit.extend([p.pid] + [c.pid for c in p.children(recursive=True)])
                         p.send_signal(sig)
