@@ -92,44 +92,60 @@ def test_judge_outputs_do_not_depend_on_shards_replicas_or_store(local_ray, rewa
     assert run["models"]["judge"]["batch_invariant"] is True
 
 
-def _engine_cores() -> list[psutil.Process]:
-    """The vLLM engine-core processes under this test process (its Ray instance's replicas), no one else's."""
+def _engine_cores(since: float) -> list[psutil.Process]:
+    """The vLLM engine-core processes (`VLLM::EngineCore`) started at `since` or later: this test's sweep's (tests run
+    one at a time; one started before it, an earlier test's left behind, is not this sweep's). Every process of the
+    machine is looked at, not only this process's descendants: a process whose parent ended is re-parented out of
+    the tree."""
     cores = []
-    for p in psutil.Process().children(recursive=True):
-        try:
-            if p.name() == "VLLM::EngineCore":
-                cores.append(p)
-        except psutil.Error:  # a process that ended between the listing and the look (Ray starts and ends many)
-            continue
+    for p in psutil.process_iter(["name", "create_time"]):
+        if p.info["name"] == "VLLM::EngineCore" and (p.info["create_time"] or 0) >= since:
+            cores.append(p)
     return cores
 
 
-def _signal_engine_after(out, n_units: int, sig: int, hit: list[int]) -> threading.Thread:
-    """Send `sig` to the judge's engine core once `n_units` units of the sweep writing `out` are in its store;
-    `hit` gets the pids of the engine core and its workers. Engine cores alive before the sweep (none should be:
-    an earlier test's left behind) are not this sweep's and are left alone."""
-    earlier = {p.pid for p in _engine_cores()}
+class EngineSignaller:
+    """Sends `sig` to the judge's engine core once `n_units` units of the sweep writing `out` are in its store;
+    `hit` gets the pids of the engine core and its workers. `stop()` ends the watching: a watcher left running
+    would signal the engine of the next test's sweep. `seen` says what it saw, for a failure message."""
 
-    def watch() -> None:
-        deadline = time.time() + 600
-        while time.time() < deadline:
-            manifest = out / "manifest"
-            if manifest.is_dir() and len(os.listdir(manifest)) >= n_units:
-                for p in _engine_cores():
-                    if p.pid in earlier:
-                        continue
-                    try:
-                        hit.extend([p.pid] + [c.pid for c in p.children(recursive=True)])
-                        p.send_signal(sig)
-                    except psutil.Error:  # it ended just now: nothing to signal
-                        continue
-                if hit:
-                    return
-            time.sleep(0.1)
+    def __init__(self, out, n_units: int, sig: int) -> None:
+        self.out, self.n_units, self.sig = out, n_units, sig
+        self.hit: list[int] = []
+        self.seen: dict[str, object] = {"units": 0, "engine_cores": {}}
+        self._since = time.time() - 0.05  # create_time is in clock ticks
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
 
-    t = threading.Thread(target=watch, daemon=True)
-    t.start()
-    return t
+    def _watch(self) -> None:
+        manifest = self.out / "manifest"
+        while not self._stop.wait(0.1):
+            try:
+                self.seen["units"] = units = len(os.listdir(manifest)) if manifest.is_dir() else 0
+                cores = _engine_cores(self._since)
+            except (OSError, psutil.Error) as e:  # a file or process that went away while looked at
+                self.seen["last_error"] = repr(e)
+                continue
+            for p in cores:
+                self.seen["engine_cores"][p.pid] = units
+            if units < self.n_units:
+                continue
+            for p in cores:
+                try:
+                    pids = [p.pid] + [c.pid for c in p.children(recursive=True)]
+                    p.send_signal(self.sig)
+                except psutil.Error as e:  # it ended just now: nothing to signal
+                    self.seen["last_error"] = repr(e)
+                    continue
+                self.hit.extend(pids)
+            if self.hit:
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        assert not self._thread.is_alive(), "the engine watcher did not stop"
 
 
 def _running(pid: int) -> bool:
@@ -154,18 +170,18 @@ def test_dead_or_hung_engine_is_replaced_and_outputs_equal_a_fault_free_run(loca
                                                                            tmp_path):
     # killed: the replica sees its engine process gone and exits; stopped: the engine lives but never answers,
     # and the unit's timeout (unit_timeout_s) kills the replica. Either way: a new replica, the unit retried.
-    out, hit = tmp_path / "out", []
+    out = tmp_path / "out"
     subsets = sorted({r[0]["subset"] for r in part[1].values()})[:8]  # 16 of the reference's judgments
-    watcher = _signal_engine_after(out, 2, sig, hit)
+    watcher = EngineSignaller(out, 2, sig)
     try:
         result, rows = _sweep(out, rewardbench_file.parent, limit=1, shard_size=2, replicas=1, subsets=subsets,
                               unit_timeout_s=20, max_retries=2)
     finally:
-        left = [pid for pid in hit if _running(pid)]  # the replica took its engine with it, stopped or not
+        watcher.stop()
+        left = [pid for pid in watcher.hit if _running(pid)]  # the replica took its engine with it, stopped or not
         for pid in left:
             psutil.Process(pid).kill()
-    watcher.join(timeout=1)
-    assert len(hit) == 2, hit  # the engine core and its worker
+    assert len(watcher.hit) == 2, (watcher.hit, watcher.seen)  # the engine core and its worker
     assert not left
     assert result.ok and result.stats.error_rows == 0 and result.stats.retries == 1
     assert result.stats.engine_starts == {"judge": 2}  # the first engine and its replacement's
