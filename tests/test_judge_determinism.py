@@ -113,7 +113,8 @@ class EngineSignaller:
         self.out, self.n_units, self.sig = out, n_units, sig
         self.hit: list[int] = []
         self.seen: dict[str, object] = {"units": 0, "engine_cores": {}}
-        self._since = time.time() - 0.05  # create_time is in clock ticks
+        # psutil adds a process's start (in clock ticks) to the boot time in whole seconds: up to 1 s early
+        self._since = time.time() - 1.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
