@@ -96,13 +96,9 @@ class SweepSpec:
             raise SpecError("seed", "must be >= 0")
         if self.max_retries < 0:
             raise SpecError("max_retries", "must be >= 0")
-        if self.unit_timeout_s != "auto" and self.unit_timeout_s is not None and (
-                isinstance(self.unit_timeout_s, bool) or not isinstance(self.unit_timeout_s, int | float)
-                or self.unit_timeout_s <= 0):
+        if self.unit_timeout_s != "auto" and not _seconds_or_none(self.unit_timeout_s):
             raise SpecError("unit_timeout_s", "a number of seconds > 0, auto, or null (never time a unit out)")
-        if self.load_timeout_s is not None and (isinstance(self.load_timeout_s, bool)
-                                                or not isinstance(self.load_timeout_s, int | float)
-                                                or self.load_timeout_s <= 0):
+        if not _seconds_or_none(self.load_timeout_s):
             raise SpecError("load_timeout_s", "a number of seconds > 0, or null (never time a load out)")
         if self.resamples < 0:
             raise SpecError("resamples", "must be >= 0")
@@ -140,6 +136,11 @@ ENTRY_LISTS = ("suites", "models", "ensembles")  # top-level keys that hold list
 TOP_KEYS = tuple(f.name for f in dataclasses.fields(SweepSpec))
 SCALAR_KEYS = tuple(k for k in TOP_KEYS if k not in ENTRY_LISTS)  # seed, out, shard_size, ...
 SUITE_KEYS = tuple(f.name for f in dataclasses.fields(SuiteSpec) if f.name != "options")  # beside a suite's options
+
+
+def _seconds_or_none(value: Any) -> bool:
+    """A timeout as the spec may give it: a number of seconds > 0 (not a bool), or None (never)."""
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool) and value > 0)
 
 
 def _suite_to_dict(s: SuiteSpec) -> dict[str, Any]:
